@@ -1,0 +1,1 @@
+"""Built-in chisels: one module per chisel (see tracer.chisel for the contract)."""

@@ -1,0 +1,150 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Batch scanner: walk the records of a batch, pick the few that Python must look at.
+
+A record is selected when its event changes state (SEL_STATE) or may pass the filter (SEL_MATCH):
+its event id is in the match mask and, when a thread check is set, its thread passes it. Everything
+else is counted and skipped in C, never becoming a Python object.
+"""
+
+from cpython.array cimport array, resize_smart
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+from array import array as _array
+
+DEF REC_FIXED = 88
+SEL_STATE = 1
+SEL_MATCH = 2
+
+
+class BatchError(ValueError):
+    """A record whose length field cannot be right; ``offset`` is where the walk stopped."""
+
+    def __init__(self, message, offset):
+        super().__init__(message)
+        self.offset = offset
+
+
+cdef packed struct rec_head:
+    uint64_t ts
+    uint32_t tid
+    uint32_t pid
+    uint16_t evt
+    uint16_t cpu
+    uint32_t length
+
+
+cdef class Scanner:
+    """Selects records of interest from batches.
+
+    ``state_mask`` and ``match_mask`` are bytes indexed by event id (non-zero = yes).
+    ``tid_check(tid) -> bool | None`` narrows SEL_MATCH by thread (e.g. proc.name); True and False
+    are cached until ``reset_tids()``, None (thread not known yet) is asked again. A thread whose
+    state changes inside a batch (exec, thread info) is not narrowed for the rest of that batch,
+    since its answer may change: Python's full filter decides for it.
+    """
+
+    cdef bytes _smask
+    cdef bytes _mmask
+    cdef public object tid_check
+    cdef dict _tids
+    cdef public uint64_t first_ts
+    cdef public uint64_t last_ts
+
+    def __init__(self, state_mask, match_mask, tid_check=None):
+        self._smask = bytes(state_mask)
+        self._mmask = bytes(match_mask)
+        self.tid_check = tid_check
+        self._tids = {}
+        self.first_ts = 0
+        self.last_ts = 0
+
+    @property
+    def state_mask(self):
+        return self._smask
+
+    @property
+    def match_mask(self):
+        return self._mmask
+
+    def reset_tids(self):
+        """Forget cached thread answers (a thread's name or container changed)."""
+        self._tids.clear()
+
+    def scan(self, batch):
+        """Return (selection, record count); selection holds (index, offset, why) triples."""
+        cdef const uint8_t[:] view = batch
+        cdef Py_ssize_t end = view.shape[0]
+        cdef Py_ssize_t off = 0
+        cdef uint64_t n = 0
+        cdef rec_head h
+        cdef const uint8_t *base
+        cdef const uint8_t *smask = <const uint8_t *><char *>self._smask
+        cdef const uint8_t *mmask = <const uint8_t *><char *>self._mmask
+        cdef Py_ssize_t nmask = len(self._mmask)
+        cdef Py_ssize_t nsmask = len(self._smask)
+        cdef bint has_check = self.tid_check is not None
+        cdef int why
+        cdef int ok
+        cdef uint32_t last_tid = 0xFFFFFFFF
+        cdef int last_ok = 0
+        cdef set dirty = set()
+        cdef array sel = _array("Q")
+        cdef Py_ssize_t nsel = 0
+        cdef uint64_t *out
+        if end == 0:
+            return sel, 0
+        base = &view[0]
+        while off < end:
+            if end - off < REC_FIXED:
+                raise BatchError(f"truncated record at byte {off}", off)
+            memcpy(&h, base + off, sizeof(rec_head))
+            if h.length < REC_FIXED or (h.length & 7) or off + h.length > end:
+                raise BatchError(f"bad record length {h.length} at byte {off}", off)
+            if n == 0:
+                self.first_ts = h.ts
+            self.last_ts = h.ts
+            why = 0
+            if h.evt < nsmask and smask[h.evt]:
+                why = 1
+                if has_check:
+                    self._tids.pop(h.tid, None)
+                    dirty.add(h.tid)
+                    last_tid = 0xFFFFFFFF
+            if h.evt < nmask and mmask[h.evt]:
+                if not has_check:
+                    why |= 2
+                elif h.tid == last_tid:
+                    if last_ok:
+                        why |= 2
+                else:
+                    ok = self._thread_ok(h.tid, dirty)
+                    if ok >= 0:
+                        last_tid = h.tid
+                        last_ok = ok
+                    if ok != 0:
+                        why |= 2
+            if why:
+                if nsel + 3 > len(sel):
+                    resize_smart(sel, nsel + 3)
+                out = <uint64_t *>sel.data.as_voidptr
+                out[nsel] = n
+                out[nsel + 1] = off
+                out[nsel + 2] = why
+                nsel += 3
+            off += h.length
+            n += 1
+        resize_smart(sel, nsel)
+        return sel, n
+
+    cdef int _thread_ok(self, uint32_t tid, set dirty):
+        """1 yes, 0 no (both cacheable), -1 unknown or dirty (select, do not cache)."""
+        if tid in dirty:
+            return -1
+        cached = self._tids.get(tid)
+        if cached is None:
+            cached = self.tid_check(tid)
+            if cached is None:
+                return -1
+            self._tids[tid] = bool(cached)
+        return 1 if cached else 0

@@ -1,0 +1,545 @@
+"""``ktrace doctor``: can this node trace live?  One line per check, with the fix for what is missing.
+
+Each check gives a status:
+
+- ``OK``       in place;
+- ``WARN``     live tracing works, something around it is degraded (e.g. no container names);
+- ``MISSING``  live tracing cannot work until it is fixed; the line after it gives the fix;
+- ``INFO``     a fact worth knowing, never a problem.
+
+The exit code is 0 when live tracing can work (no MISSING line) and 2 otherwise; offline reading of a
+capture (``ktrace -r``) needs none of this.
+
+Paths: ``/proc`` and ``/run`` are the host's, found under ``$KTRACE_HOST_ROOT`` (default ``/``), as
+in a debug pod that mounts the host's root elsewhere.  ``/sys``, ``/lib/modules``, ``/usr/src`` and
+this process's own ``/proc/self`` are read where bcc and the kernel see them, at ``/``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import re
+import stat
+import sys
+import sysconfig
+import textwrap
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+OK = "OK"
+WARN = "WARN"
+MISSING = "MISSING"
+INFO = "INFO"
+
+HOST_ROOT_ENV = "KTRACE_HOST_ROOT"
+
+# Capability bits (linux/capability.h).
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+CAP_BPF = 39
+
+# The BPF ring buffer (BPF_MAP_TYPE_RINGBUF) arrived in Linux 5.8.
+RINGBUF_KERNEL = (5, 8)
+
+# bpf(2) syscall numbers by machine.
+_NR_BPF = {"x86_64": 321, "aarch64": 280}
+
+# Debian's architecture names, as in linux-headers-<arch>.
+_DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+RUNTIME_SOCKETS: tuple[tuple[str, str], ...] = (
+    ("docker", "/run/docker.sock"),
+    ("containerd", "/run/containerd/containerd.sock"),
+    ("cri-o", "/run/crio/crio.sock"),
+    ("podman", "/run/podman/podman.sock"),
+    ("k3s containerd", "/run/k3s/containerd/containerd.sock"),
+)
+
+DEBIAN_BCC = "/usr/lib/python3/dist-packages/bcc"
+
+WHY_OTHER_HEADERS_ARE_FINE = (
+    "that is fine: the probe reads tracepoint arguments, BPF helpers and user memory only, "
+    "no kernel struct whose layout differs between versions"
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding: ``status`` is OK, WARN, MISSING or INFO; ``fix`` is a command or an instruction;
+    ``note`` explains a finding that looks wrong but is not."""
+
+    status: str
+    name: str
+    detail: str
+    fix: str = ""
+    note: str = ""
+
+    def lines(self) -> list[str]:
+        out = [f"{self.status:<8} {self.name}: {self.detail}"]
+        if self.note:  # prose: wrapped; a fix is a command to copy, so it stays on one line
+            out.extend(
+                textwrap.wrap(
+                    self.note, 100, initial_indent=f"{'':<8} note: ", subsequent_indent=f"{'':<8}       "
+                )
+            )
+        if self.fix:
+            out.append(f"{'':<8} fix: {self.fix}")
+        return out
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where the checks look: ``host`` prefixes /proc and /run, ``local`` prefixes the rest."""
+
+    host: str = "/"
+    local: str = "/"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Roots:
+        env = os.environ if env is None else env
+        return cls(host=env.get(HOST_ROOT_ENV) or "/")
+
+    def host_path(self, path: str) -> str:
+        return os.path.join(self.host, path.lstrip("/"))
+
+    def local_path(self, path: str) -> str:
+        return os.path.join(self.local, path.lstrip("/"))
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def kernel_version(release: str) -> tuple[int, int] | None:
+    """(major, minor) of a kernel release string such as ``6.1.0-56-amd64``; None if unreadable."""
+    m = re.match(r"(\d+)\.(\d+)", release)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _version_key(text: str) -> list[tuple[int, int | str]]:
+    """Natural sort key: ``6.1.0-10`` sorts after ``6.1.0-9``."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", text) if p]
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _debian_arch() -> str:
+    return _DEBIAN_ARCH.get(platform.machine(), platform.machine())
+
+
+def _site_packages() -> str:
+    return sysconfig.get_paths()["purelib"]
+
+
+# --- the checks ------------------------------------------------------------------------------------
+
+
+def check_privileges(roots: Roots, euid: int | None = None) -> Check:
+    """Root, or the capabilities a BPF tracer needs: CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN."""
+    euid = os.geteuid() if euid is None else euid
+    name = "privileges"
+    status_text = _read(roots.local_path("/proc/self/status"))
+    cap_eff: int | None = None
+    if status_text is not None:
+        m = re.search(r"^CapEff:\s*([0-9a-fA-F]+)", status_text, re.MULTILINE)
+        if m:
+            cap_eff = int(m.group(1), 16)
+    fix = "run as root (sudo ktrace ...); in a pod: securityContext.privileged: true"
+    who = "root" if euid == 0 else f"euid {euid}"
+    if cap_eff is None:
+        if euid == 0:
+            return Check(WARN, name, "root, but capabilities unknown (no CapEff in /proc/self/status)")
+        return Check(MISSING, name, f"{who}, capabilities unknown", fix)
+    held = [
+        n
+        for n, bit in (("CAP_SYS_ADMIN", CAP_SYS_ADMIN), ("CAP_BPF", CAP_BPF), ("CAP_PERFMON", CAP_PERFMON))
+        if cap_eff >> bit & 1
+    ]
+    enough = cap_eff >> CAP_SYS_ADMIN & 1 or (cap_eff >> CAP_BPF & 1 and cap_eff >> CAP_PERFMON & 1)
+    caps = " ".join(held) or "none of CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON"
+    if enough and euid == 0:
+        return Check(OK, name, f"root; effective {caps}")
+    if enough:
+        return Check(
+            WARN, name, f"{who} with {caps}; tracefs and other users' /proc may be unreadable", "run as root"
+        )
+    return Check(MISSING, name, f"{who}; effective capabilities: {caps}", fix)
+
+
+def check_kernel(release: str) -> Check:
+    if kernel_version(release) is None:
+        return Check(WARN, "kernel", f"unrecognised release {release!r}")
+    return Check(OK, "kernel", f"Linux {release} ({platform.machine()})")
+
+
+def check_ringbuf(release: str) -> Check:
+    version = kernel_version(release)
+    if version is None:
+        return Check(WARN, "ring buffer", f"cannot tell from kernel release {release!r}")
+    if version >= RINGBUF_KERNEL:
+        return Check(OK, "ring buffer", "BPF ring buffer supported (kernel >= 5.8)")
+    return Check(
+        MISSING,
+        "ring buffer",
+        "kernel {}.{} predates the BPF ring buffer (5.8)".format(*version),
+        "boot a kernel >= 5.8 (Debian 12's linux-image-amd64 is 6.1)",
+    )
+
+
+def bpf_syscall_errno(machine: str | None = None) -> int | None:
+    """errno of bpf() called with a command that does not exist; None if bpf() is unknown here.
+
+    EINVAL: the syscall is there and reachable.  ENOSYS: kernel without CONFIG_BPF_SYSCALL.
+    EPERM: blocked before the kernel saw the command (seccomp profile, LSM).
+    """
+    nr = _NR_BPF.get(machine or platform.machine())
+    if nr is None:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    ctypes.set_errno(0)
+    # cmd 0x7fffffff is no BPF command: the kernel answers EINVAL without doing anything.
+    ret = libc.syscall(ctypes.c_long(nr), ctypes.c_int(0x7FFFFFFF), None, ctypes.c_uint(0))
+    return ctypes.get_errno() if ret == -1 else 0
+
+
+def check_bpf_syscall(err: int | None) -> Check:
+    name = "bpf() syscall"
+    if err is None:
+        return Check(WARN, name, f"not probed on {platform.machine()}")
+    if err == errno.ENOSYS:
+        return Check(
+            MISSING,
+            name,
+            "kernel built without CONFIG_BPF_SYSCALL",
+            "boot a kernel with CONFIG_BPF_SYSCALL=y (every Debian kernel has it)",
+        )
+    if err == errno.EPERM:
+        return Check(
+            MISSING,
+            name,
+            "blocked by a seccomp profile or an LSM",
+            "docker run --privileged (or --security-opt seccomp=unconfined); "
+            "in a pod: securityContext.privileged: true",
+        )
+    return Check(OK, name, "available")
+
+
+def check_unprivileged_bpf(roots: Roots) -> Check:
+    path = roots.host_path("/proc/sys/kernel/unprivileged_bpf_disabled")
+    text = _read(path)
+    meaning = {
+        "0": "unprivileged users may use BPF",
+        "1": "unprivileged BPF off until reboot",
+        "2": "unprivileged BPF off",
+    }
+    if text is None:
+        return Check(INFO, "unprivileged bpf", f"{path} not readable")
+    value = text.strip()
+    return Check(
+        INFO,
+        "unprivileged bpf",
+        f"kernel.unprivileged_bpf_disabled={value} ({meaning.get(value, 'unknown')}); ktrace runs privileged",
+    )
+
+
+def tracefs_dirs(roots: Roots) -> list[str]:
+    return [roots.local_path("/sys/kernel/tracing"), roots.local_path("/sys/kernel/debug/tracing")]
+
+
+def check_tracefs(roots: Roots) -> Check:
+    name = "tracefs"
+    unreadable = []
+    for base in tracefs_dirs(roots):
+        events = os.path.join(base, "events")
+        if os.path.isdir(os.path.join(events, "raw_syscalls")):
+            sched = os.path.isdir(os.path.join(events, "sched", "sched_process_exec"))
+            return Check(
+                OK,
+                name,
+                f"{base}; raw_syscalls events present" + ("" if sched else " (sched_process_* missing)"),
+            )
+        if os.path.isdir(base) and not os.access(base, os.R_OK | os.X_OK):
+            unreadable.append(base)
+    if unreadable:
+        return Check(MISSING, name, f"{unreadable[0]} not readable", "run as root")
+    return Check(
+        MISSING,
+        name,
+        "no tracefs with raw_syscalls events at /sys/kernel/tracing or /sys/kernel/debug/tracing",
+        "mount -t tracefs nodev /sys/kernel/tracing",
+    )
+
+
+def check_btf(roots: Roots) -> Check:
+    path = roots.local_path("/sys/kernel/btf/vmlinux")
+    if os.path.exists(path):
+        return Check(OK, "BTF", "/sys/kernel/btf/vmlinux present")
+    return Check(
+        WARN,
+        "BTF",
+        "/sys/kernel/btf/vmlinux missing: bcc works without it, CO-RE tools do not",
+        "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian 12's is)",
+    )
+
+
+def check_bcc(importer: Callable[[], object] | None = None) -> Check:
+    """Debian's bcc (python3-bpfcc) importable from this interpreter, not PyPI's unrelated "bcc"."""
+    name = "bcc"
+    link_fix = f"apt-get install python3-bpfcc && ln -s {DEBIAN_BCC} {_site_packages()}/bcc"
+    try:
+        module = importer() if importer is not None else __import__("bcc")
+    except ImportError as e:
+        return Check(MISSING, name, f"python module not importable ({e})", link_fix)
+    except Exception as e:  # libbcc.so missing or broken: bcc raises OSError or others at import
+        return Check(
+            MISSING,
+            name,
+            f"python module fails to load libbcc ({type(e).__name__}: {e})",
+            "apt-get install --reinstall libbpfcc python3-bpfcc",
+        )
+    where = os.path.dirname(os.path.realpath(getattr(module, "__file__", "") or ""))
+    if not hasattr(module, "BPF"):
+        return Check(
+            MISSING,
+            name,
+            f"the 'bcc' at {where} is not the BPF compiler collection (PyPI's 'bcc' is an unrelated project)",
+            f"pip uninstall bcc && {link_fix}",
+        )
+    version = getattr(module, "__version__", "unknown version")
+    return Check(OK, name, f"{version} ({where})")
+
+
+def _tree_release(tree: str) -> str | None:
+    """Kernel release a headers tree was made for, as uname shows it: from its Debian directory name
+    (linux-headers-6.1.0-56-amd64), else its include/config/kernel.release."""
+    m = re.fullmatch(r"linux-headers-(.+)", os.path.basename(tree.rstrip("/")))
+    if m:
+        return m.group(1)
+    text = _read(os.path.join(tree, "include", "config", "kernel.release"))
+    return text.strip() if text and text.strip() else None
+
+
+def newest_debian_headers(roots: Roots, arch: str | None = None) -> str | None:
+    """The newest installed /usr/src/linux-headers-*-<arch> tree (a path as seen from ``/``)."""
+    arch = arch or _debian_arch()
+    src = roots.local_path("/usr/src")
+    try:
+        names = [n for n in os.listdir(src) if n.startswith("linux-headers-") and n.endswith(f"-{arch}")]
+    except OSError:
+        return None
+    names = [n for n in names if os.path.isdir(os.path.join(src, n))]
+    if not names:
+        return None
+    return "/usr/src/" + max(names, key=_version_key)
+
+
+def headers_fix(release: str, roots: Roots, arch: str | None = None) -> str:
+    """The exact command that gives bcc a headers tree for kernel ``release``."""
+    arch = arch or _debian_arch()
+    moddir = f"/lib/modules/{release}"
+    if release.endswith(f"-{arch}"):  # a Debian kernel: its own headers package exists
+        return f"apt-get install linux-headers-{release}"
+    tree = newest_debian_headers(roots, arch)
+    if tree is None:
+        tree = f'"$(ls -d /usr/src/linux-headers-*-{arch} | sort -V | tail -n 1)"'
+        common: str | None = '"$(ls -d /usr/src/linux-headers-*-common | sort -V | tail -n 1)"'
+    else:
+        common = tree[: -len(arch)] + "common"
+        if not os.path.isdir(roots.local_path(common)):
+            common = None
+    fix = f"apt-get install linux-headers-{arch} && mkdir -p {moddir} && ln -s {tree} {moddir}/build"
+    return fix + (f" && ln -s {common} {moddir}/source" if common else "")
+
+
+def check_headers(roots: Roots, release: str, env: Mapping[str, str] | None = None) -> Check:
+    """Which kernel headers bcc will compile the probe against, and whether that is fine."""
+    env = os.environ if env is None else env
+    name = "kernel headers"
+    bcc_src = env.get("BCC_KERNEL_SOURCE")
+    if bcc_src:
+        tree = roots.local_path(bcc_src)
+        if not os.path.isdir(tree):
+            return Check(
+                MISSING,
+                name,
+                f"BCC_KERNEL_SOURCE={bcc_src} does not exist",
+                "unset BCC_KERNEL_SOURCE, or point it at a /usr/src/linux-headers-* tree",
+            )
+        return Check(
+            OK,
+            name,
+            f"BCC_KERNEL_SOURCE={bcc_src} (bcc uses it instead of /lib/modules)",
+            note=_version_note(tree, release),
+        )
+    build = roots.local_path(f"/lib/modules/{release}/build")
+    shown = f"/lib/modules/{release}/build"
+    if os.path.isdir(build):
+        target = os.path.realpath(build)
+        arrow = f" -> {os.path.realpath(build)}" if os.path.islink(build) else ""
+        return Check(OK, name, f"{shown}{arrow}", note=_version_note(target, release))
+    if os.path.islink(build):
+        return Check(
+            MISSING,
+            name,
+            f"{shown} -> {os.readlink(build)}, which does not exist",
+            headers_fix(release, roots).replace("ln -s ", "ln -sfn "),
+        )
+    if os.path.exists(roots.local_path("/sys/kernel/kheaders.tar.xz")):
+        return Check(OK, name, f"no {shown}; bcc uses the kernel's own /sys/kernel/kheaders.tar.xz")
+    return Check(
+        MISSING, name, f"no {shown} (bcc compiles the probe against it)", headers_fix(release, roots)
+    )
+
+
+def _version_note(tree: str, release: str) -> str:
+    """Empty when the tree is the running kernel's; else which it is and why that is fine."""
+    tree_release = _tree_release(tree)
+    if tree_release is None or tree_release == release:
+        return ""
+    debian = "Debian " if re.fullmatch(r"linux-headers-.+-(amd64|arm64)", os.path.basename(tree)) else ""
+    return f"{debian}headers of {tree_release}, not of the running {release}; " + WHY_OTHER_HEADERS_ARE_FINE
+
+
+def headers_status() -> tuple[bool, str]:
+    """(usable, message) about the kernel headers bcc will use; the message includes the fix if any.
+
+    For the probe loader's error message when compilation fails.
+    """
+    check = check_headers(Roots.from_env(), os.uname().release)
+    message = check.detail + (f" ({check.note})" if check.note else "")
+    return check.status != MISSING, message + (f"; fix: {check.fix}" if check.fix else "")
+
+
+def check_host_proc(roots: Roots) -> Check:
+    proc = roots.host_path("/proc")
+    where = proc if roots.host == "/" else f"{proc} ({HOST_ROOT_ENV}={roots.host})"
+    if os.path.exists(os.path.join(proc, "stat")) and os.path.isdir(os.path.join(proc, "1")):
+        return Check(OK, "host /proc", where)
+    return Check(
+        MISSING,
+        "host /proc",
+        f"no procfs at {where}: no process, fd or container context",
+        f"mount the host's /proc at {proc} (hostPID: true and a hostPath volume), "
+        f"or set {HOST_ROOT_ENV} to where the host's root is mounted",
+    )
+
+
+def check_runtime_sockets(roots: Roots) -> list[Check]:
+    """One line per runtime socket found; the absent ones together on one line."""
+    found: list[Check] = []
+    absent: list[str] = []
+    for runtime, path in RUNTIME_SOCKETS:
+        full = roots.host_path(path)
+        try:
+            st = os.stat(full)
+        except PermissionError:
+            found.append(Check(WARN, f"runtime {runtime}", f"{full}: permission denied", "run as root"))
+            continue
+        except OSError:
+            absent.append(runtime)
+            continue
+        if not stat.S_ISSOCK(st.st_mode):
+            found.append(Check(WARN, f"runtime {runtime}", f"{full} is not a socket"))
+        elif not os.access(full, os.R_OK | os.W_OK):
+            found.append(
+                Check(
+                    WARN,
+                    f"runtime {runtime}",
+                    f"{full}: permission denied (container names and images unavailable)",
+                    "run as root",
+                )
+            )
+        else:
+            found.append(Check(OK, f"runtime {runtime}", full))
+    if not found:
+        return [
+            Check(
+                WARN,
+                "container runtimes",
+                "no runtime socket under "
+                f"{roots.host_path('/run')}: container ids only (from cgroups), no names or images",
+                f"mount the runtime's socket, or set {HOST_ROOT_ENV}",
+            )
+        ]
+    if absent:
+        found.append(Check(INFO, "container runtimes", "absent: " + ", ".join(absent)))
+    return found
+
+
+def check_cgroup(roots: Roots) -> Check:
+    base = roots.local_path("/sys/fs/cgroup")
+    if os.path.exists(os.path.join(base, "cgroup.controllers")):
+        return Check(OK, "cgroup", "v2 (unified)")
+    if os.path.exists(os.path.join(base, "unified", "cgroup.controllers")):
+        return Check(OK, "cgroup", "v1 with a v2 hierarchy at /sys/fs/cgroup/unified (hybrid)")
+    try:
+        v1 = sorted(n for n in os.listdir(base) if os.path.isdir(os.path.join(base, n)))
+    except OSError:
+        v1 = []
+    if v1:
+        return Check(OK, "cgroup", "v1 (" + ", ".join(v1[:4]) + (", ..." if len(v1) > 4 else "") + ")")
+    return Check(
+        WARN, "cgroup", f"no cgroup filesystem at {base}: container ids come from /proc/PID/cgroup only"
+    )
+
+
+# --- the whole -------------------------------------------------------------------------------------
+
+
+def check_all(roots: Roots | None = None, env: Mapping[str, str] | None = None) -> list[Check]:
+    """Every check, in the order ``ktrace doctor`` prints them."""
+    roots = Roots.from_env(env) if roots is None else roots
+    release = os.uname().release
+    checks = [
+        check_privileges(roots),
+        check_kernel(release),
+        check_ringbuf(release),
+        check_bpf_syscall(bpf_syscall_errno()),
+        check_unprivileged_bpf(roots),
+        check_btf(roots),
+        check_tracefs(roots),
+        check_bcc(),
+        check_headers(roots, release, env),
+        check_host_proc(roots),
+    ]
+    checks.extend(check_runtime_sockets(roots))
+    checks.append(check_cgroup(roots))
+    return checks
+
+
+def exit_code(checks: Iterable[Check]) -> int:
+    """0 when live tracing can work (nothing MISSING), 2 otherwise."""
+    return 2 if any(c.status == MISSING for c in checks) else 0
+
+
+def report(checks: list[Check]) -> str:
+    lines = [line for c in checks for line in c.lines()]
+    missing = sum(c.status == MISSING for c in checks)
+    if missing:
+        lines.append(
+            f"live tracing: not possible here ({missing} missing); "
+            "reading a capture (ktrace -r FILE) still works"
+        )
+    else:
+        lines.append("live tracing: ready")
+    return "\n".join(lines)
+
+
+def run_doctor(quiet: bool) -> int:
+    """``ktrace doctor``: print the checks (unless ``quiet``); 0 if live tracing can work, else 2."""
+    checks = check_all()
+    if not quiet:
+        print(report(checks))
+    return exit_code(checks)
+
+
+if __name__ == "__main__":
+    sys.exit(run_doctor(quiet="--quiet" in sys.argv[1:] or "-q" in sys.argv[1:]))

@@ -1,0 +1,335 @@
+"""One event, decoded lazily from its record, with the state it happened in.
+
+Only events that Python must see become Event objects: the scanner keeps the rest in C.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .schema import record as R
+from .schema.events import EventInfo, Param, event_info, event_name
+from .schema.flags import enum_name, errno_name, flag_names
+from .schema.types import PT
+
+if TYPE_CHECKING:
+    from .state.state import State
+    from .state.tables import Fd, Thread
+
+_FIXED = struct.Struct(R.FIXED_FMT)
+_I32 = struct.Struct("<i")
+_PAIR = struct.Struct("<ii")
+AT_FDCWD = -100
+
+
+@dataclass
+class RenderOptions:
+    """How buffers print: sysdig's -A / -X / -x / -b and -v (untruncated)."""
+
+    mode: str = "normal"  # normal | ascii | hex_ascii | hex | base64
+    verbose: bool = False
+    max_buf: int = 80
+
+
+def s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def s64(v: int) -> int:
+    return v - (1 << 64) if v & (1 << 63) else v
+
+
+class Event:
+    """A decoded record. ``num`` is sysdig's evt.num (every record counts, hidden ones too)."""
+
+    __slots__ = ("num", "ts", "tid", "pid", "evt", "cpu", "ret", "args", "seg0", "seg1", "flags",
+                 "state", "thread", "latency", "_info")
+
+    def __init__(self, buf: bytes, off: int, num: int, state: State) -> None:
+        (self.ts, self.tid, self.pid, self.evt, self.cpu, length, self.ret, a0, a1, a2, a3, a4, a5, l0, l1,
+         self.flags) = _FIXED.unpack_from(buf, off)
+        self.args = (a0, a1, a2, a3, a4, a5)
+        p = off + R.REC_FIXED
+        self.seg0 = bytes(buf[p:p + l0]) if l0 else b""
+        self.seg1 = bytes(buf[p + l0:p + l0 + l1]) if l1 else b""
+        self.num = num
+        self.state = state
+        self.thread: Thread | None = state.threads.get(self.tid)
+        self.latency = 0  # exit events: ns since the matching enter (set by the state)
+        self._info: EventInfo | None | bool = False
+
+    # --- identity ----------------------------------------------------------------------------
+    @property
+    def info(self) -> EventInfo | None:
+        if self._info is False:
+            self._info = event_info(self.evt)
+        return self._info  # type: ignore[return-value]
+
+    @property
+    def type(self) -> str:
+        return event_name(self.evt)
+
+    @property
+    def is_syscall(self) -> bool:
+        return self.evt < R.EVT_BASE_OTHER
+
+    @property
+    def direction(self) -> int:
+        return self.evt & 1 if self.evt < R.EVT_BASE_OTHER else R.DIR_ENTER
+
+    @property
+    def dir(self) -> str:
+        return "<" if self.direction else ">"
+
+    @property
+    def hidden(self) -> bool:
+        return bool(self.flags & R.RF_HIDDEN)
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        info = self.info
+        return info.params(self.direction) if info else ()
+
+    def param(self, name: str) -> Param | None:
+        for p in self.params:
+            if p.name == name:
+                return p
+        return None
+
+    # --- values ------------------------------------------------------------------------------
+    def raw(self, p: Param) -> Any:
+        """The parameter's typed value: ints for numbers and fds, bytes for payload, str for state."""
+        src = p.src
+        if src == "ret":
+            v: Any = self.ret
+        elif src[0] == "a":
+            v = self.args[int(src[1])]
+        elif src == "s0":
+            return self.seg0
+        elif src == "s1":
+            return self.seg1
+        else:  # thread.<attr>
+            t = self.thread
+            return getattr(t, src[7:], None) if t else None
+        t_ = p.type
+        if t_ in (PT.FD, PT.DIRFD, PT.INT, PT.PID, PT.SIGNAL):
+            return s32(v)
+        if t_ in (PT.RES, PT.RESFD, PT.INT64):
+            return s64(v)
+        if t_ in (PT.UID, PT.GID):
+            return v & 0xFFFFFFFF
+        return v
+
+    def fd_num(self) -> int | None:
+        """The fd this event is about: its 'fd' argument, or the new fd it returned."""
+        for p in self.params:
+            if p.type is PT.FD and p.name == "fd":
+                return int(self.raw(p))
+            if p.type is PT.RESFD:
+                return int(self.raw(p))
+        info = self.info
+        if info is not None and self.direction:
+            for p in info.enter:
+                if p.type is PT.FD and p.name == "fd":
+                    return s32(self.args[int(p.src[1])])
+        return None
+
+    @property
+    def fd(self) -> Fd | None:
+        n = self.fd_num()
+        if n is None or n < 0:
+            return None
+        return self.state.fd(self.pid, n)
+
+    # --- rendering ---------------------------------------------------------------------------
+    def arg_str(self, p: Param, opts: RenderOptions) -> str:
+        return render_param(self, p, self.raw(p), opts)
+
+    def info_str(self, opts: RenderOptions) -> str:
+        """sysdig's evt.info: ``name=value`` for each parameter, each followed by a space."""
+        parts = []
+        for p in self.params:
+            text = self.arg_str(p, opts)
+            if p.type is PT.FDPAIR or p.type is PT.OPENHOW:
+                parts.append(text)  # renders several name=value items itself
+            else:
+                parts.append(f"{p.name}={text}")
+        if self.evt in _INTERNAL_INFO:
+            parts.append(_INTERNAL_INFO[self.evt](self))
+        return "".join(x + " " for x in parts if x)
+
+    def io_bytes(self) -> int:
+        """Bytes moved by a successful read/write-family exit, else 0."""
+        info = self.info
+        if info is None or not self.direction or self.ret <= 0:
+            return 0
+        if "io_read" in info.flags or "io_write" in info.flags:
+            return s64(self.ret)
+        return 0
+
+
+def _fd_text(ev: Event, n: int) -> str:
+    if n < 0:
+        return str(n)
+    fd = ev.state.fd(ev.pid, n)
+    if fd is None:
+        return str(n)
+    return f"{n}({fd.tag}{fd.name})"
+
+
+def render_buffer(data: bytes, opts: RenderOptions) -> str:
+    if opts.mode == "hex_ascii" or opts.mode == "hex":
+        return "\n" + hexdump(data, ascii_col=opts.mode == "hex_ascii")
+    if opts.mode == "base64":
+        import base64
+
+        return base64.b64encode(data).decode()
+    if opts.mode == "ascii":
+        return "\n" + "".join(chr(b) if 32 <= b < 127 or b in (9, 10) else "." for b in data)
+    text = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
+    if not opts.verbose and len(text) > opts.max_buf:
+        text = text[: opts.max_buf] + "..."
+    return text
+
+
+def hexdump(data: bytes, ascii_col: bool = True) -> str:
+    lines = []
+    for i in range(0, len(data), 16):
+        chunk = data[i:i + 16]
+        words = " ".join(chunk[j:j + 2].hex() for j in range(0, len(chunk), 2))
+        line = f"\t0x{i:04x}:  {words:<40}"
+        if ascii_col:
+            line += "  " + "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def sockaddr_text(raw: bytes) -> str:
+    """127.0.0.1:80, ::1:80 or a unix path, as sysdig prints socket addresses."""
+    if len(raw) < 2:
+        return ""
+    family = int.from_bytes(raw[:2], "little")
+    if family == 2 and len(raw) >= 8:
+        port = int.from_bytes(raw[2:4], "big")
+        return f"{ipaddress.IPv4Address(raw[4:8])}:{port}"
+    if family == 10 and len(raw) >= 24:
+        port = int.from_bytes(raw[2:4], "big")
+        return f"{ipaddress.IPv6Address(raw[8:24]).compressed}:{port}"
+    if family == 1:
+        path = raw[2:]
+        if path[:1] == b"\0":
+            return "@" + path[1:].split(b"\0")[0].decode(errors="replace")
+        return path.split(b"\0")[0].decode(errors="replace")
+    return enum_name("socket_family", family) or f"family {family}"
+
+
+def sockaddr_parts(raw: bytes) -> tuple[str, str, int] | None:
+    """(family, ip or path, port) of a sockaddr, or None."""
+    if len(raw) < 2:
+        return None
+    family = int.from_bytes(raw[:2], "little")
+    if family == 2 and len(raw) >= 8:
+        return "ipv4", str(ipaddress.IPv4Address(raw[4:8])), int.from_bytes(raw[2:4], "big")
+    if family == 10 and len(raw) >= 24:
+        return "ipv6", ipaddress.IPv6Address(raw[8:24]).compressed, int.from_bytes(raw[2:4], "big")
+    if family == 1:
+        return "unix", sockaddr_text(raw), 0
+    return None
+
+
+def resolve_path(ev: Event, path: str, dirfd: int | None) -> str:
+    """Absolute form of a path argument: against the dirfd's path, or the thread's cwd."""
+    if not path or path.startswith("/"):
+        return path
+    base = ""
+    if dirfd is not None and dirfd != AT_FDCWD:
+        fd = ev.state.fd(ev.pid, dirfd)
+        base = fd.name if fd else ""
+    elif ev.thread is not None:
+        base = ev.thread.cwd
+    if not base:
+        return path
+    import posixpath
+
+    return posixpath.normpath(posixpath.join(base, path))
+
+
+def render_param(ev: Event, p: Param, v: Any, opts: RenderOptions) -> str:
+    t = p.type
+    if t is PT.FD:
+        return _fd_text(ev, v)
+    if t is PT.RES:
+        return f"{v}({errno_name(-v)})" if v < 0 else str(v)
+    if t is PT.RESFD:
+        return f"{v}({errno_name(-v)})" if v < 0 else _fd_text(ev, v)
+    if t is PT.DIRFD:
+        return f"{v}(AT_FDCWD)" if v == AT_FDCWD else _fd_text(ev, v)
+    if t in (PT.INT, PT.INT64, PT.UINT, PT.PID, PT.UID, PT.GID):
+        return str(v)
+    if t is PT.HEX:
+        return f"{v:X}" if v else "0"
+    if t is PT.OCT:
+        return f"0{v:o}" if v else "0"
+    if t is PT.FLAGS:
+        names = flag_names(p.fmt, v)
+        return f"{v}({names})" if names else str(v)
+    if t is PT.ENUM:
+        name = enum_name(p.fmt, v)
+        return f"{v}({name})" if name else str(v)
+    if t is PT.SIGNAL:
+        name = enum_name("signals", v)
+        return f"{v}({name})" if name else str(v)
+    if t is PT.PATH:
+        path = v.decode(errors="replace")
+        dirfd = ev.raw(Param("", PT.DIRFD, p.fmt)) if p.fmt else None
+        full = resolve_path(ev, path, dirfd)
+        return path if full == path else f"{path}({full})"
+    if t is PT.STR:
+        return v.rstrip(b"\0").decode(errors="replace")
+    if t is PT.BUF:
+        return render_buffer(v, opts) if v else ""
+    if t is PT.SOCKADDR:
+        return sockaddr_text(v)
+    if t is PT.TUPLE:
+        n = v if p.src == "ret" else s32(ev.args[int(p.src[1])])
+        n = s32(n)
+        fd = ev.state.fd(ev.pid, n) if n >= 0 else None
+        return fd.name if fd and fd.type in ("ipv4", "ipv6", "unix") else ""
+    if t is PT.ARGV:
+        return v.rstrip(b"\0").replace(b"\0", b".").decode(errors="replace")
+    if t is PT.FDPAIR:
+        if len(v) < 8:
+            return ""
+        a, b = _PAIR.unpack_from(v)
+        return f"fd1={_fd_text(ev, a)} fd2={_fd_text(ev, b)}"
+    if t is PT.U64:
+        if len(v) < 8:
+            return ""
+        n = int.from_bytes(v[:8], "little")
+        names = flag_names("clone_flags", n)
+        return f"{n}({names})" if names else str(n)
+    if t is PT.OPENHOW:
+        if len(v) < 24:
+            return ""
+        fl, mode, res = struct.unpack_from("<QQQ", v)
+        names = flag_names("open_flags", fl)
+        return f"flags={fl}({names}) mode={'0%o' % mode if mode else 0} resolve={res}"
+    if t is PT.STATE:
+        if isinstance(v, list):
+            return ".".join(v)
+        return "" if v is None else str(v)
+    return str(v)
+
+
+def _procinfo_info(ev: Event) -> str:
+    import msgpack
+
+    d = msgpack.unpackb(ev.seg0) if ev.seg0 else {}
+    return f"cpu_usr={d.get('u', 0)} cpu_sys={d.get('s', 0)}"
+
+
+_INTERNAL_INFO = {R.EVT_PROCINFO: _procinfo_info}

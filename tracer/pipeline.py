@@ -1,0 +1,180 @@
+"""One path after the source, live or offline: scan a batch, keep the state current, filter, and
+hand matching events to the output or a chisel; produce what a capture file keeps.
+
+Live mode adds one thing: facts from /proc and the runtime (thread info after exec, socket tuples
+after accept/connect, CPU samples, container metadata) become internal records inserted into the
+stream right after the event that needed them. A capture keeps them, so a replay rebuilds the same
+state and prints the same lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .engine import scan as _scan
+from .event import Event
+from .schema import record as R
+from .schema.events import SYSCALLS, event_ids
+from .state.state import State
+
+SEL_STATE = 1
+SEL_MATCH = 2
+
+
+class Predicate(Protocol):
+    def match(self, ev: Event) -> bool: ...
+
+
+class Enricher(Protocol):
+    """Live-only: records to insert after an event (already applied to the state)."""
+
+    def after(self, ev: Event) -> list[bytes]: ...
+
+    def pending(self) -> list[bytes]: ...
+
+
+@dataclass
+class Selection:
+    """Which events may match, as the scanner sees them: event ids, and a thread check."""
+
+    evts: frozenset[int] | None = None  # None = every event id
+    tid_check: Callable[[int], bool | None] | None = None
+
+
+def state_events() -> frozenset[int]:
+    """Event ids the state must see."""
+    from .state.state import State as _S
+
+    out = set(_S()._handlers)
+    for name in ("execve", "execveat", "connect"):
+        out.update(event_ids(name)[:1])  # their enters carry what the exit needs
+    return frozenset(out)
+
+
+STATE_EVENTS = state_events()
+
+
+def _mask(evts: Iterable[int] | None) -> bytes:
+    m = bytearray(R.EVT_MAX)
+    if evts is None:
+        m[:] = b"\x01" * R.EVT_MAX
+    else:
+        for e in evts:
+            if 0 <= e < R.EVT_MAX:
+                m[e] = 1
+    return bytes(m)
+
+
+class Pipeline:
+    """Feeds batches of records through state, filter and output.
+
+    ``on_event`` receives every event that passes the filter (internal events only with
+    ``show_internal``). ``feed`` returns the bytes a capture should keep for this batch: everything
+    (with inserted records) when unfiltered; with a filter, the matching records, plus the
+    state-changing ones flagged hidden when ``fatfile`` (-F).
+    """
+
+    def __init__(self, state: State, *, predicate: Predicate | None = None,
+                 selection: Selection | None = None, on_event: Callable[[Event], None] | None = None,
+                 show_internal: bool = False, fatfile: bool = False, latency: bool = False,
+                 enricher: Enricher | None = None, keep: bool = False) -> None:
+        self.state = state
+        self.predicate = predicate
+        self.on_event = on_event
+        self.show_internal = show_internal
+        self.fatfile = fatfile
+        self.enricher = enricher
+        self.keep = keep
+        sel = selection or Selection()
+        match = set(sel.evts) if sel.evts is not None else None
+        if match is not None and latency:
+            # evt.latency pairs exits with their enters: the enters must reach the state.
+            match.update(e - 1 for e in list(match) if e < R.EVT_BASE_OTHER and e & 1)
+        if on_event is None and predicate is None:
+            match = set()
+        self.scanner = _scan.Scanner(_mask(STATE_EVENTS), _mask(match), sel.tid_check)
+        state.on_thread_change = self._thread_changed
+        self.count = 0  # records seen (evt.num of the last one)
+        self.matched = 0
+        self.latency = latency
+        self._need_latency_all = latency and match is None
+
+    def _thread_changed(self, tid: int) -> None:
+        self.scanner.reset_tids()
+
+    def feed(self, batch: bytes) -> bytes:
+        """Process one batch; return what a capture keeps of it."""
+        state = self.state
+        enricher = self.enricher
+        extra_head = enricher.pending() if enricher is not None else []
+        if extra_head:
+            head = b"".join(extra_head)
+            batch = head + batch
+        sel, n = self.scanner.scan(batch)
+        if n and not state.start_ts:
+            state.start_ts = self.scanner.first_ts
+        filtered = self.predicate is not None
+        out: list[bytes] = []
+        cut = 0  # batch[cut:] not yet copied to out (unfiltered mode)
+        base = self.count
+        shift = 0
+        predicate = self.predicate
+        on_event = self.on_event
+        for i in range(0, len(sel), 3):
+            idx, off, why = sel[i], sel[i + 1], sel[i + 2]
+            ev = Event(batch, off, base + idx + 1 + shift, state)
+            inserted: list[bytes] = []
+            if why & SEL_STATE:
+                state.apply(ev)
+                if enricher is not None:
+                    inserted = enricher.after(ev)
+            elif self.latency and ev.is_syscall:
+                if ev.direction:
+                    state.exit_latency(ev)
+                else:
+                    state.note_enter(ev)
+            matched = False
+            if why & SEL_MATCH and (self.show_internal or ev.evt not in _INTERNAL) and not ev.hidden:
+                matched = predicate is None or predicate.match(ev)
+                if matched:
+                    self.matched += 1
+                    if on_event is not None:
+                        on_event(ev)
+            length = int.from_bytes(batch[off + 20:off + 24], "little")
+            if filtered:
+                if matched:
+                    out.append(batch[off:off + length])
+                elif self.fatfile and why & SEL_STATE:
+                    rec = bytearray(batch[off:off + length])
+                    flags = int.from_bytes(rec[84:88], "little") | R.RF_HIDDEN
+                    rec[84:88] = flags.to_bytes(4, "little")
+                    out.append(bytes(rec))
+            elif inserted and self.keep:
+                out.append(batch[cut:off + length])
+                cut = off + length
+            for rec in inserted:
+                shift += 1
+                iev = Event(rec, 0, base + idx + 1 + shift, state)
+                state.apply(iev)
+                if self.show_internal and on_event is not None and (predicate is None or predicate.match(iev)):
+                    on_event(iev)
+                if self.keep and (not filtered or self.fatfile):
+                    out.append(rec)
+        self.count = base + n + shift
+        state.reap()
+        if not self.keep:
+            return b""
+        if not filtered:
+            if not out:
+                return batch
+            out.append(batch[cut:])
+        return b"".join(out)
+
+
+_INTERNAL = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_PROCINFO, R.EVT_CONTAINER, R.EVT_DROPS})
+
+
+def syscall_exit_ids() -> frozenset[int]:
+    return frozenset(R.syscall_evt(i.nr, 1) for i in SYSCALLS if i is not None)

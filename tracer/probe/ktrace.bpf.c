@@ -1,0 +1,356 @@
+/*
+ * ktrace probe: every syscall's enter and exit, and process exits, into one BPF ring buffer.
+ *
+ * Configured with -D cflags by loader.py:
+ *   KT_SELF_TGID     ktrace's own process, never traced
+ *   KT_RING_BYTES    ring buffer size (a power of two of pages)
+ *   KT_SNAPLEN       I/O data bytes kept per event (-s)
+ *   KT_PATHMAX       path and string bytes kept per segment
+ *   KT_SEGMAX        power of two >= every per-segment limit
+ *   KT_FILTER_PIDS / KT_FILTER_CGROUPS / KT_FILTER_COMMS   kernel-side filters (pushdown)
+ *
+ * Only tracepoint arguments, helpers and user memory are read: no kernel struct whose layout
+ * changes between kernel versions. The saved user registers are x86_64's ptrace ABI layout.
+ * Records without payload are reserved in place; records with payload are built in a per-CPU
+ * scratch buffer and copied once. Nothing wakes the consumer: it polls.
+ */
+#include "ktrace_gen.h"
+
+/* struct pt_regs from r10 to orig_ax (ptrace ABI, offsets 56..128). */
+struct kt_argregs {
+    u64 r10, r9, r8, ax, cx, dx, si, di, orig_ax;
+};
+#define KT_REGS_OFF 56
+
+struct kt_big {
+    struct kt_rec h;
+    u8 data[4 * KT_SEGMAX]; /* room for any masked offset + masked length */
+};
+
+/* struct iovec, struct msghdr and struct mmsghdr of the x86_64 user ABI. */
+struct kt_iovec {
+    u64 base;
+    u64 len;
+};
+struct kt_msghdr {
+    u64 name;
+    u32 namelen;
+    u32 pad;
+    u64 iov;
+    u64 iovlen;
+    u64 control;
+    u64 controllen;
+    u32 flags;
+    u32 pad2;
+};
+
+BPF_RINGBUF_OUTPUT(kt_events, KT_RING_BYTES / 4096);
+BPF_PERCPU_ARRAY(kt_stats, u64, KT_NSTATS);
+BPF_ARRAY(kt_spec, struct kt_spec, KT_EVT_MAX);
+BPF_PERCPU_ARRAY(kt_scratch, struct kt_big, 1);
+#ifdef KT_FILTER_PIDS
+BPF_HASH(kt_pids, u32, u8, 4096);
+#endif
+#ifdef KT_FILTER_CGROUPS
+BPF_HASH(kt_cgroups, u64, u8, 4096);
+#endif
+#ifdef KT_FILTER_COMMS
+struct kt_comm {
+    char c[16];
+};
+BPF_HASH(kt_comms, struct kt_comm, u8, 256);
+#endif
+
+static __always_inline void kt_count(u32 slot)
+{
+    u64 *v = kt_stats.lookup(&slot);
+    if (v)
+        (*v)++;
+}
+
+/* Pushdown: is this thread one the user's filter can match? */
+static __always_inline int kt_wanted(u64 pid_tgid)
+{
+    if ((pid_tgid >> 32) == KT_SELF_TGID)
+        return 0;
+#ifdef KT_FILTER_PIDS
+    u32 tgid = pid_tgid >> 32;
+    u32 tid = (u32)pid_tgid;
+    if (!kt_pids.lookup(&tgid) && !kt_pids.lookup(&tid))
+        return 0;
+#endif
+#ifdef KT_FILTER_CGROUPS
+    u64 cg = bpf_get_current_cgroup_id();
+    if (!kt_cgroups.lookup(&cg))
+        return 0;
+#endif
+#ifdef KT_FILTER_COMMS
+    struct kt_comm comm = {};
+    bpf_get_current_comm(&comm.c, sizeof(comm.c));
+    if (!kt_comms.lookup(&comm))
+        return 0;
+#endif
+    return 1;
+}
+
+static __always_inline void kt_head(struct kt_rec *r, u64 pid_tgid, u32 evt, s64 ret,
+                                    struct kt_argregs *g)
+{
+    r->ts = bpf_ktime_get_ns();
+    r->tid = (u32)pid_tgid;
+    r->pid = pid_tgid >> 32;
+    r->evt = evt;
+    r->cpu = bpf_get_smp_processor_id();
+    r->len = sizeof(struct kt_rec);
+    r->ret = ret;
+    r->a[0] = g->di;
+    r->a[1] = g->si;
+    r->a[2] = g->dx;
+    r->a[3] = g->r10;
+    r->a[4] = g->r8;
+    r->a[5] = g->r9;
+    r->l0 = 0;
+    r->l1 = 0;
+    r->flags = 0;
+}
+
+static __always_inline u64 kt_reg(struct kt_rec *r, u8 i)
+{
+    switch (i) {
+    case 0: return r->a[0];
+    case 1: return r->a[1];
+    case 2: return r->a[2];
+    case 3: return r->a[3];
+    case 4: return r->a[4];
+    default: return r->a[5];
+    }
+}
+
+/* Copy up to `want` bytes of user memory; returns the bytes kept. */
+static __always_inline u32 kt_copy(u8 *dst, u64 src, u64 want, u32 limit, u32 *flags, u32 trunc)
+{
+    if (want > limit) {
+        want = limit;
+        *flags |= trunc;
+    }
+    want &= (KT_SEGMAX - 1);
+    if (want == 0 || src == 0)
+        return 0;
+    if (bpf_probe_read_user(dst, want, (void *)src) < 0) {
+        *flags |= KT_RF_FAULT;
+        return 0;
+    }
+    return want;
+}
+
+/* Gather iovecs up to `total` bytes. */
+static __always_inline u32 kt_iov(u8 *dst, u64 iovp, u64 cnt, u64 total, u32 *flags, u32 trunc)
+{
+    u32 off = 0;
+    if (total > KT_SNAPLEN) {
+        total = KT_SNAPLEN;
+        *flags |= trunc;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        if (i >= cnt || off >= total)
+            break;
+        struct kt_iovec v = {};
+        if (bpf_probe_read_user(&v, sizeof(v), (void *)(iovp + i * sizeof(v))) < 0)
+            break;
+        u64 n = v.len;
+        if (n > total - off)
+            n = total - off;
+        n &= (KT_SEGMAX - 1);
+        off &= (KT_SEGMAX - 1);
+        if (n && bpf_probe_read_user(dst + off, n, (void *)v.base) == 0)
+            off += n;
+    }
+    return off;
+}
+
+static __always_inline u32 kt_argv(u8 *dst, u64 argvp)
+{
+    u32 off = 0;
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        u64 p = 0;
+        if (bpf_probe_read_user(&p, sizeof(p), (void *)(argvp + i * 8)) < 0 || p == 0)
+            break;
+        off &= (KT_SEGMAX - 1);
+        if (off >= KT_PATHMAX)
+            break;
+        long n = bpf_probe_read_user_str(dst + off, KT_SEGMAX - KT_PATHMAX, (void *)p);
+        if (n <= 0)
+            break;
+        off += n;
+    }
+    return off;
+}
+
+/* Fill one segment at dst; for MSG/MMSG also the next segment at dst2. */
+static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, int seg)
+{
+    struct kt_rec *r = &b->h;
+    u32 off = seg ? (r->l0 & (KT_SEGMAX - 1)) : 0;
+    u8 *dst = b->data + off;
+    u64 p = kt_reg(r, s->arg);
+    u64 want = 0;
+    u32 trunc = seg ? KT_RF_TRUNC1 : KT_RF_TRUNC0;
+    u32 n = 0;
+    long sn;
+
+    switch (s->lkind) {
+    case KT_LEN_RET: want = r->ret > 0 ? r->ret : 0; break;
+    case KT_LEN_REG: want = kt_reg(r, s->lreg); break;
+    case KT_LEN_PTR: {
+        u32 v = 0;
+        u64 lp = kt_reg(r, s->lreg);
+        if (lp)
+            bpf_probe_read_user(&v, sizeof(v), (void *)lp);
+        want = v;
+        break;
+    }
+    case KT_LEN_CONST: want = s->lconst; break;
+    }
+
+    switch (s->kind) {
+    case KT_CK_STR:
+        if (!p)
+            break;
+        sn = bpf_probe_read_user_str(dst, KT_PATHMAX, (void *)p);
+        if (sn > 0)
+            n = sn - 1;
+        else
+            r->flags |= KT_RF_FAULT;
+        break;
+    case KT_CK_BUF:
+        n = kt_copy(dst, p, want, KT_SNAPLEN, &r->flags, trunc);
+        break;
+    case KT_CK_SOCKADDR:
+    case KT_CK_SOCKADDR_PLEN:
+    case KT_CK_RAW:
+        n = kt_copy(dst, p, want, 128, &r->flags, trunc);
+        break;
+    case KT_CK_IOV:
+        n = kt_iov(dst, p, kt_reg(r, 2), want, &r->flags, trunc);
+        break;
+    case KT_CK_ARGV:
+        n = kt_argv(dst, p);
+        break;
+    case KT_CK_COMM:
+        bpf_get_current_comm(dst, 16);
+        n = 16;
+        break;
+    case KT_CK_MSG:
+    case KT_CK_MMSG: {
+        struct kt_msghdr m = {};
+        u32 mlen = 0;
+        if (!p || bpf_probe_read_user(&m, sizeof(m), (void *)p) < 0) {
+            r->flags |= KT_RF_FAULT;
+            break;
+        }
+        if (s->kind == KT_CK_MMSG) {
+            bpf_probe_read_user(&mlen, sizeof(mlen), (void *)(p + sizeof(m)));
+            want = r->ret > 0 ? mlen : 0;
+        }
+        n = kt_copy(dst, m.name, m.namelen, 128, &r->flags, trunc);
+        r->l0 = n;
+        u8 *dst2 = b->data + (n & (KT_SEGMAX - 1));
+        r->l1 = kt_iov(dst2, m.iov, m.iovlen, want, &r->flags, KT_RF_TRUNC1);
+        return;
+    }
+    }
+    if (seg)
+        r->l1 = n;
+    else
+        r->l0 = n;
+}
+
+static __always_inline int kt_emit(u64 pid_tgid, u32 evt, s64 ret,
+                                   struct kt_argregs *g)
+{
+    struct kt_spec *spec = kt_spec.lookup(&evt);
+    if (!spec || !spec->interest)
+        return 0;
+
+    if (spec->seg[0].kind == 0) {
+        struct kt_rec *r = kt_events.ringbuf_reserve(sizeof(struct kt_rec));
+        if (!r) {
+            kt_count(KT_STAT_DROPS_BUFFER);
+            return 0;
+        }
+        kt_head(r, pid_tgid, evt, ret, g);
+        kt_events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+        kt_count(KT_STAT_EVENTS);
+        return 0;
+    }
+
+    u32 zero = 0;
+    struct kt_big *b = kt_scratch.lookup(&zero);
+    if (!b)
+        return 0;
+    kt_head(&b->h, pid_tgid, evt, ret, g);
+    struct kt_seg_spec s0 = spec->seg[0];
+    struct kt_seg_spec s1 = spec->seg[1];
+    kt_segment(b, &s0, 0);
+    if (s1.kind)
+        kt_segment(b, &s1, 1);
+    if (b->h.flags & KT_RF_FAULT)
+        kt_count(KT_STAT_FAULTS);
+    u64 size = (sizeof(struct kt_rec) + b->h.l0 + b->h.l1 + 7) & ~7ULL;
+    if (size > sizeof(struct kt_big))
+        size = sizeof(struct kt_big);
+    b->h.len = size;
+    if (kt_events.ringbuf_output(b, size, BPF_RB_NO_WAKEUP) < 0)
+        kt_count(KT_STAT_DROPS_BUFFER);
+    else
+        kt_count(KT_STAT_EVENTS);
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(sys_enter)
+{
+    u64 id = ctx->args[1];
+    if (id >= KT_NSYSCALLS)
+        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!kt_wanted(pid_tgid))
+        return 0;
+    struct kt_argregs g = {};
+    bpf_probe_read_kernel(&g, sizeof(g), (void *)(ctx->args[0] + KT_REGS_OFF));
+    return kt_emit(pid_tgid, id * 2, 0, &g);
+}
+
+RAW_TRACEPOINT_PROBE(sys_exit)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!kt_wanted(pid_tgid))
+        return 0;
+    struct kt_argregs g = {};
+    bpf_probe_read_kernel(&g, sizeof(g), (void *)(ctx->args[0] + KT_REGS_OFF));
+    if (g.orig_ax >= KT_NSYSCALLS)
+        return 0;
+    return kt_emit(pid_tgid, g.orig_ax * 2 + 1, (s64)ctx->args[1], &g);
+}
+
+RAW_TRACEPOINT_PROBE(sched_process_exit)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((pid_tgid >> 32) == KT_SELF_TGID)
+        return 0;
+    u32 evt = KT_EVT_PROCEXIT;
+    struct kt_spec *spec = kt_spec.lookup(&evt);
+    if (!spec || !spec->interest)
+        return 0;
+    struct kt_rec *r = kt_events.ringbuf_reserve(sizeof(struct kt_rec));
+    if (!r) {
+        kt_count(KT_STAT_DROPS_BUFFER);
+        return 0;
+    }
+    struct kt_argregs g = {};
+    kt_head(r, pid_tgid, KT_EVT_PROCEXIT, 0, &g);
+    kt_events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+    kt_count(KT_STAT_EVENTS);
+    return 0;
+}

@@ -1,0 +1,438 @@
+"""State kept current from events: threads, fds, users, containers.
+
+``apply`` is called for every state-changing event, before the filter sees it, in the order of the
+stream; live and offline replay the same stream (internal events carry what live mode learned from
+/proc and the runtime), so both reach the same state.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from ..event import Event, resolve_path, s32, sockaddr_parts
+from ..schema import record as R
+from ..schema.events import SYSCALL_NR
+from .tables import Fd, Group, Thread, User
+
+_NR = SYSCALL_NR
+O_DIRECTORY = 0o200000
+O_CLOEXEC = 0o2000000
+CLONE_THREAD = 0x10000
+CLONE_PARENT = 0x8000
+EINPROGRESS = 115
+USER_HZ = 100
+
+_SOCK_TYPES = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
+_FAMILIES = {2: "ipv4", 10: "ipv6", 1: "unix", 16: "netlink"}
+
+
+def _exit(name: str) -> int:
+    return _NR[name] * 2 + 1
+
+
+def _enter(name: str) -> int:
+    return _NR[name] * 2
+
+
+class State:
+    """Threads by tid, fds by (pid, fd), users, groups and container metadata by id."""
+
+    def __init__(self) -> None:
+        self.threads: dict[int, Thread] = {}
+        self.fds: dict[int, dict[int, Fd]] = {}
+        self.users: dict[int, User] = {}
+        self.groups: dict[int, Group] = {}
+        self.containers: dict[str, dict[str, Any]] = {}
+        self.start_ts = 0  # first event's time: evt.reltime counts from it
+        self._pending: dict[int, tuple[int, bytes, bytes]] = {}  # tid -> (enter evt, seg0, seg1)
+        self._enter_ts: dict[int, int] = {}
+        self._procinfo_ts: dict[int, int] = {}
+        self._reap: list[int] = []
+        # Called after a thread's name/container may have changed (the scanner's thread cache).
+        self.on_thread_change: Callable[[int], None] | None = None
+        self._handlers = self._build_handlers()
+
+    # --- lookups -----------------------------------------------------------------------------
+    def fd(self, pid: int, num: int) -> Fd | None:
+        table = self.fds.get(pid)
+        return table.get(num) if table else None
+
+    def thread(self, tid: int, pid: int) -> Thread:
+        """The thread, created bare if this is the first we hear of it."""
+        t = self.threads.get(tid)
+        if t is None:
+            leader = self.threads.get(pid)
+            t = leader.fork(tid, pid) if leader is not None and tid != pid else Thread(tid, pid)
+            if leader is not None and tid != pid:
+                t.ptid = leader.ptid
+            self.threads[tid] = t
+        return t
+
+    def user_name(self, uid: int) -> str | None:
+        u = self.users.get(uid)
+        return u.name if u else None
+
+    # --- events ------------------------------------------------------------------------------
+    def note_enter(self, ev: Event) -> None:
+        """Remember an enter event's time (evt.latency) and payload (for its exit)."""
+        self._enter_ts[ev.tid] = ev.ts
+        if ev.seg0 or ev.seg1:
+            self._pending[ev.tid] = (ev.evt, ev.seg0, ev.seg1)
+
+    def apply(self, ev: Event) -> None:
+        evt = ev.evt
+        if evt < R.EVT_BASE_OTHER and not evt & 1:
+            self.note_enter(ev)
+            return
+        if evt < R.EVT_BASE_OTHER:
+            ts = self._enter_ts.pop(ev.tid, 0)
+            if ts:
+                ev.latency = ev.ts - ts
+        h = self._handlers.get(evt)
+        if h is not None:
+            h(ev)
+            ev.thread = self.threads.get(ev.tid)
+
+    def exit_latency(self, ev: Event) -> None:
+        """For exits that change no state: pair with the enter for evt.latency."""
+        ts = self._enter_ts.pop(ev.tid, 0)
+        if ts:
+            ev.latency = ev.ts - ts
+
+    def reap(self) -> None:
+        """Forget threads that exited (kept until now so their procexit could still be shown)."""
+        for tid in self._reap:
+            t = self.threads.pop(tid, None)
+            if t is not None and t.tid == t.pid:
+                self.fds.pop(t.pid, None)
+            self._enter_ts.pop(tid, None)
+            self._pending.pop(tid, None)
+        self._reap.clear()
+
+    def _changed(self, tid: int) -> None:
+        if self.on_thread_change is not None:
+            self.on_thread_change(tid)
+
+    def _build_handlers(self) -> dict[int, Callable[[Event], None]]:
+        h: dict[int, Callable[[Event], None]] = {}
+        for n in ("open", "openat", "openat2", "creat"):
+            h[_exit(n)] = self._on_open
+        for n in ("clone", "clone3", "fork", "vfork"):
+            h[_exit(n)] = self._on_clone
+        for n in ("execve", "execveat"):
+            h[_exit(n)] = self._on_exec
+        h[_exit("socket")] = self._on_socket
+        h[_exit("socketpair")] = self._on_socketpair
+        h[_exit("bind")] = self._on_bind
+        h[_exit("listen")] = self._on_listen
+        h[_exit("connect")] = self._on_connect
+        h[_exit("accept")] = self._on_accept
+        h[_exit("accept4")] = self._on_accept
+        h[_exit("close")] = self._on_close
+        for n in ("dup", "dup2", "dup3"):
+            h[_exit(n)] = self._on_dup
+        h[_exit("fcntl")] = self._on_fcntl
+        for n in ("pipe", "pipe2"):
+            h[_exit(n)] = self._on_pipe
+        simple = {
+            "eventfd": "event", "eventfd2": "event", "signalfd": "signalfd", "signalfd4": "signalfd",
+            "timerfd_create": "timerfd", "epoll_create": "eventpoll", "epoll_create1": "eventpoll",
+            "inotify_init": "inotify", "inotify_init1": "inotify", "memfd_create": "memfd",
+        }
+        for n, kind in simple.items():
+            h[_exit(n)] = self._simple_fd(kind)
+        h[_exit("chdir")] = self._on_chdir
+        h[_exit("fchdir")] = self._on_fchdir
+        for n in ("setuid", "setreuid", "setresuid", "setfsuid"):
+            h[_exit(n)] = self._on_setuid
+        for n in ("setgid", "setregid", "setresgid", "setfsgid"):
+            h[_exit(n)] = self._on_setgid
+        h[R.EVT_PROCEXIT] = self._on_procexit
+        h[R.EVT_THREADINFO] = self._on_threadinfo
+        h[R.EVT_FDINFO] = self._on_fdinfo
+        h[R.EVT_CONTAINER] = self._on_container
+        h[R.EVT_PROCINFO] = self._on_procinfo
+        return h
+
+    def _add_fd(self, pid: int, fd: Fd) -> None:
+        self.fds.setdefault(pid, {})[fd.num] = fd
+
+    def _on_open(self, ev: Event) -> None:
+        if ev.ret < 0 or ev.ret > 0x7FFFFFFF:
+            return
+        name = ev.seg0.decode(errors="replace")
+        if ev.evt == _exit("open") or ev.evt == _exit("creat"):
+            full = resolve_path(ev, name, None)
+            flags = ev.args[1] if ev.evt == _exit("open") else 0o1101
+        else:
+            full = resolve_path(ev, name, s32(ev.args[0]))
+            flags = ev.args[2] if ev.evt == _exit("openat") else int.from_bytes(ev.seg1[:8] or b"\0", "little")
+        kind = "directory" if flags & O_DIRECTORY else "file"
+        self._add_fd(ev.pid, Fd(ev.ret, kind, full, flags=flags))
+
+    def _on_clone(self, ev: Event) -> None:
+        if ev.ret < 0:
+            return
+        parent = self.thread(ev.tid, ev.pid)
+        if ev.ret == 0:
+            return  # the child's own return: it exists already
+        if ev.evt == _exit("clone"):
+            flags = ev.args[0]
+        elif ev.evt == _exit("clone3"):
+            flags = int.from_bytes(ev.seg0[:8] or b"\0", "little")
+        else:
+            flags = 0
+        child_tid = ev.ret
+        child_pid = parent.pid if flags & CLONE_THREAD else child_tid
+        known = self.threads.get(child_tid)
+        child = parent.fork(child_tid, child_pid)
+        if flags & CLONE_PARENT:
+            child.ptid = parent.ptid
+        child.start_ts = ev.ts
+        if known is not None and known.comm:
+            child.vtid, child.vpid = known.vtid, known.vpid
+        self.threads[child_tid] = child
+        if child_pid != parent.pid and child_pid not in self.fds:
+            # A new process starts with a copy of the parent's fd table.
+            self.fds[child_pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
+        self._changed(child_tid)
+
+    def _on_exec(self, ev: Event) -> None:
+        pending = self._pending.pop(ev.tid, None)
+        if ev.ret != 0:
+            return
+        t = self.thread(ev.tid, ev.pid)
+        for tid in [x.tid for x in self.threads.values() if x.pid == ev.pid and x.tid != ev.tid]:
+            del self.threads[tid]  # exec leaves one thread
+        t.comm = ev.seg0.rstrip(b"\0").decode(errors="replace")
+        if pending is not None:
+            filename, argv = pending[1], pending[2]
+            args = [a.decode(errors="replace") for a in argv.rstrip(b"\0").split(b"\0")] if argv else []
+            t.exe = args[0] if args else filename.decode(errors="replace")
+            t.args = args[1:]
+            t.exepath = resolve_path(ev, filename.decode(errors="replace"), None)
+        fds = self.fds.get(ev.pid)
+        if fds:
+            for n in [n for n, f in fds.items() if f.flags & O_CLOEXEC]:
+                del fds[n]
+        self._changed(ev.tid)
+
+    def _on_socket(self, ev: Event) -> None:
+        if ev.ret < 0:
+            return
+        family = ev.args[0] & 0xFFFF
+        kind = _FAMILIES.get(family, "unknown")
+        proto = _SOCK_TYPES.get(ev.args[1] & 0xF, "") if kind in ("ipv4", "ipv6") else ""
+        flags = O_CLOEXEC if ev.args[1] & 0o2000000 else 0
+        self._add_fd(ev.pid, Fd(ev.ret, kind, "", l4proto=proto, flags=flags))
+
+    def _on_socketpair(self, ev: Event) -> None:
+        if ev.ret < 0 or len(ev.seg0) < 8:
+            return
+        for i in (0, 4):
+            self._add_fd(ev.pid, Fd(s32(int.from_bytes(ev.seg0[i:i + 4], "little")), "unix", ""))
+
+    def _on_bind(self, ev: Event) -> None:
+        fd = self.fd(ev.pid, s32(ev.args[0]))
+        parts = sockaddr_parts(ev.seg0)
+        if ev.ret != 0 or fd is None or parts is None:
+            return
+        family, ip, port = parts
+        if family == "unix":
+            fd.name = ip
+            fd.is_server = True
+        else:
+            fd.set_server(ip, port)
+
+    def _on_listen(self, ev: Event) -> None:
+        fd = self.fd(ev.pid, s32(ev.args[0]))
+        if fd is not None and ev.ret == 0:
+            fd.is_server = True
+
+    def _on_connect(self, ev: Event) -> None:
+        pending = self._pending.pop(ev.tid, None)
+        fd = self.fd(ev.pid, s32(ev.args[0]))
+        if fd is None or (ev.ret != 0 and ev.ret != -EINPROGRESS) or pending is None:
+            return
+        parts = sockaddr_parts(pending[1])
+        if parts is None:
+            return
+        family, ip, port = parts
+        fd.is_server = False
+        if family == "unix":
+            fd.type, fd.name = "unix", ip
+            return
+        if fd.type not in ("ipv4", "ipv6"):
+            fd.type = family
+        local_ip = fd.cip or ("0.0.0.0" if family == "ipv4" else "::")
+        fd.set_tuple(local_ip, fd.cport, ip, port)
+
+    def _on_accept(self, ev: Event) -> None:
+        if ev.ret < 0:
+            return
+        lfd = self.fd(ev.pid, s32(ev.args[0]))
+        fd = Fd(ev.ret, lfd.type if lfd else "unknown", "", l4proto=lfd.l4proto if lfd else "")
+        fd.is_server = True
+        parts = sockaddr_parts(ev.seg0)
+        if lfd is not None and lfd.type == "unix":
+            fd.name = lfd.name
+        elif parts is not None and parts[0] != "unix":
+            fd.type = parts[0]
+            fd.l4proto = fd.l4proto or "tcp"
+            sip = lfd.sip if lfd and lfd.sip else ("0.0.0.0" if parts[0] == "ipv4" else "::")
+            fd.set_tuple(parts[1], parts[2], sip, lfd.sport if lfd else 0)
+        if ev.evt == _exit("accept4") and ev.args[3] & 0o2000000:
+            fd.flags |= O_CLOEXEC
+        self._add_fd(ev.pid, fd)
+
+    def _on_close(self, ev: Event) -> None:
+        if ev.ret == 0:
+            table = self.fds.get(ev.pid)
+            if table:
+                table.pop(s32(ev.args[0]), None)
+
+    def _dup_to(self, ev: Event, old: int, new: int, cloexec: bool) -> None:
+        src = self.fd(ev.pid, old)
+        if src is None:
+            return
+        copy = Fd.from_row(src.to_row())
+        copy.num = new
+        copy.flags = (copy.flags & ~O_CLOEXEC) | (O_CLOEXEC if cloexec else 0)
+        self._add_fd(ev.pid, copy)
+
+    def _on_dup(self, ev: Event) -> None:
+        if ev.ret >= 0:
+            cloexec = ev.evt == _exit("dup3") and bool(ev.args[2] & O_CLOEXEC)
+            self._dup_to(ev, s32(ev.args[0]), ev.ret, cloexec)
+
+    def _on_fcntl(self, ev: Event) -> None:
+        cmd = ev.args[1] & 0xFFFFFFFF
+        if ev.ret >= 0 and cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC
+            self._dup_to(ev, s32(ev.args[0]), ev.ret, cmd == 1030)
+        elif ev.ret == 0 and cmd == 2:  # F_SETFD
+            fd = self.fd(ev.pid, s32(ev.args[0]))
+            if fd is not None:
+                fd.flags = (fd.flags & ~O_CLOEXEC) | (O_CLOEXEC if ev.args[2] & 1 else 0)
+
+    def _on_pipe(self, ev: Event) -> None:
+        if ev.ret != 0 or len(ev.seg0) < 8:
+            return
+        flags = ev.args[1] & O_CLOEXEC if ev.evt == _exit("pipe2") else 0
+        for i in (0, 4):
+            self._add_fd(ev.pid, Fd(s32(int.from_bytes(ev.seg0[i:i + 4], "little")), "pipe", "", flags=flags))
+
+    def _simple_fd(self, kind: str) -> Callable[[Event], None]:
+        def handler(ev: Event) -> None:
+            if ev.ret >= 0:
+                name = ""
+                if kind == "memfd":
+                    name = "memfd:" + ev.seg0.decode(errors="replace")
+                self._add_fd(ev.pid, Fd(ev.ret, kind, name))
+
+        return handler
+
+    def _on_chdir(self, ev: Event) -> None:
+        if ev.ret == 0:
+            t = self.thread(ev.tid, ev.pid)
+            t.cwd = resolve_path(ev, ev.seg0.decode(errors="replace"), None)
+            self._share_cwd(t)
+
+    def _on_fchdir(self, ev: Event) -> None:
+        fd = self.fd(ev.pid, s32(ev.args[0]))
+        if ev.ret == 0 and fd is not None:
+            t = self.thread(ev.tid, ev.pid)
+            t.cwd = posixpath.normpath(fd.name)
+            self._share_cwd(t)
+
+    def _share_cwd(self, t: Thread) -> None:
+        for x in self.threads.values():
+            if x.pid == t.pid:
+                x.cwd = t.cwd
+
+    def _on_setuid(self, ev: Event) -> None:
+        if ev.ret != 0:
+            return
+        name = ev.type
+        uid = ev.args[1] if name in ("setreuid", "setresuid") else ev.args[0]
+        uid &= 0xFFFFFFFF
+        if uid != 0xFFFFFFFF:
+            self.thread(ev.tid, ev.pid).uid = uid
+            self._changed(ev.tid)
+
+    def _on_setgid(self, ev: Event) -> None:
+        if ev.ret != 0:
+            return
+        gid = ev.args[1] if ev.type in ("setregid", "setresgid") else ev.args[0]
+        gid &= 0xFFFFFFFF
+        if gid != 0xFFFFFFFF:
+            self.thread(ev.tid, ev.pid).gid = gid
+
+    def _on_procexit(self, ev: Event) -> None:
+        self._reap.append(ev.tid)
+
+    def _on_threadinfo(self, ev: Event) -> None:
+        d = msgpack.unpackb(ev.seg0)
+        t = self.thread(ev.tid, ev.pid)
+        for k, v in d.items():
+            if k in Thread.FIELDS:
+                setattr(t, k, v)
+        self._changed(ev.tid)
+
+    def _on_fdinfo(self, ev: Event) -> None:
+        d = msgpack.unpackb(ev.seg0)
+        fd = self.fd(ev.pid, d["num"])
+        if fd is None:
+            fd = Fd(d["num"])
+            self._add_fd(ev.pid, fd)
+        for k, v in d.items():
+            if k in Fd.FIELDS:
+                setattr(fd, k, v)
+
+    def _on_container(self, ev: Event) -> None:
+        d = msgpack.unpackb(ev.seg0)
+        if "id" in d:
+            self.containers[d["id"]] = d
+            for t in self.threads.values():
+                if t.container_id == d["id"]:
+                    self._changed(t.tid)
+
+    def _on_procinfo(self, ev: Event) -> None:
+        d = msgpack.unpackb(ev.seg0)
+        t = self.threads.get(ev.tid)
+        if t is None:
+            return
+        ticks = int(d.get("u", 0)) + int(d.get("s", 0))
+        last = self._procinfo_ts.get(ev.tid)
+        if t.cpu_ticks >= 0 and last is not None and ev.ts > last:
+            # Share of one CPU since the previous sample: ticks are 1/USER_HZ s.
+            t.cpu_pct = (ticks - t.cpu_ticks) * (1e9 / USER_HZ) / (ev.ts - last) * 100.0
+        else:
+            t.cpu_pct = 0.0
+        t.cpu_ticks = ticks
+        self._procinfo_ts[ev.tid] = ev.ts
+
+    # --- tables for captures -----------------------------------------------------------------
+    def tables(self) -> dict[str, list[Any]]:
+        return {
+            "threads": [t.to_row() for t in self.threads.values()],
+            "fds": [[pid, [f.to_row() for f in table.values()]] for pid, table in self.fds.items()],
+            "users": [[u.uid, u.name, u.home, u.shell] for u in self.users.values()],
+            "groups": [[g.gid, g.name] for g in self.groups.values()],
+            "containers": list(self.containers.values()),
+        }
+
+    def load_table(self, kind: str, rows: list[Any]) -> None:
+        if kind == "threads":
+            self.threads = {t.tid: t for t in (Thread.from_row(r) for r in rows)}
+        elif kind == "fds":
+            self.fds = {pid: {f.num: f for f in (Fd.from_row(r) for r in table)} for pid, table in rows}
+        elif kind == "users":
+            self.users = {r[0]: User(*r) for r in rows}
+        elif kind == "groups":
+            self.groups = {r[0]: Group(*r) for r in rows}
+        elif kind == "containers":
+            self.containers = {d["id"]: d for d in rows if "id" in d}
