@@ -89,7 +89,8 @@ def bench_codecs(raw: bytes, n: int) -> None:
         dec = (time.perf_counter() - t) / reps
         assert back == raw
         print(
-            f"  {CODEC_NAMES[codec]:<10} {level:>5} {len(stored) / n:>8.2f} {n / enc / 1e6:>10.1f} {n / dec / 1e6:>10.1f}"
+            f"  {CODEC_NAMES[codec]:<10} {level:>5} {len(stored) / n:>8.2f}"
+            f" {n / enc / 1e6:>10.1f} {n / dec / 1e6:>10.1f}"
         )
 
 
@@ -116,7 +117,8 @@ def bench_file(bs: list[tuple[bytes, int, int, int]], n: int, codec: int, level:
     rd = time.perf_counter() - t0
     assert got == n and not r.notes, (got, r.notes)
     print(
-        f"  {CODEC_NAMES[codec]:<8} lvl {level}: {size / n:6.2f} B/event on disk | write {n / wall / 1e6:5.1f} Mev/s wall, "
+        f"  {CODEC_NAMES[codec]:<8} lvl {level}: {size / n:6.2f} B/event on disk"
+        f" | write {n / wall / 1e6:5.1f} Mev/s wall, "
         f"{n / cpu / 1e6:5.1f} Mev/s per CPU-second (caller queued all in {t_queued * 1e3:.0f} ms, "
         f"{st['stalls']} stalls) | read {n / rd / 1e6:5.1f} Mev/s"
     )

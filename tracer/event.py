@@ -40,6 +40,7 @@ def s32(v: int) -> int:
 
 
 def s64(v: int) -> int:
+    v &= 0xFFFFFFFFFFFFFFFF
     return v - (1 << 64) if v & (1 << 63) else v
 
 
@@ -160,6 +161,8 @@ class Event:
                 parts.append(f"{p.name}={text}")
         if self.evt in _INTERNAL_INFO:
             parts.append(_INTERNAL_INFO[self.evt](self))
+        elif not parts and self.is_syscall and info_untyped(self.info):
+            parts.append(_raw_args(self))
         return "".join(x + " " for x in parts if x)
 
     def io_bytes(self) -> int:
@@ -260,6 +263,8 @@ def resolve_path(ev: Event, path: str, dirfd: int | None) -> str:
 
 def render_param(ev: Event, p: Param, v: Any, opts: RenderOptions) -> str:
     t = p.type
+    if isinstance(v, bytes) and t in (PT.HEX, PT.INT, PT.UINT, PT.OCT):
+        v = int.from_bytes(v[:8], "little") if v else 0
     if t is PT.FD:
         return _fd_text(ev, v)
     if t is PT.RES:
@@ -323,6 +328,19 @@ def render_param(ev: Event, p: Param, v: Any, opts: RenderOptions) -> str:
             return ".".join(v)
         return "" if v is None else str(v)
     return str(v)
+
+
+def info_untyped(info: EventInfo | None) -> bool:
+    return info is not None and not info.enter and not info.exit
+
+
+def _raw_args(ev: Event) -> str:
+    """Syscalls without a decoder: the return value, or the argument registers up to the last set."""
+    if ev.direction:
+        r = s64(ev.ret)
+        return f"res={r}({errno_name(-r)})" if -4096 < r < 0 else f"res={r}"
+    last = max((i for i, a in enumerate(ev.args) if a), default=-1)
+    return " ".join(f"a{i}={a:#x}" for i, a in enumerate(ev.args[: last + 1]))
 
 
 def _procinfo_info(ev: Event) -> str:

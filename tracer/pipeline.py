@@ -99,7 +99,7 @@ class Pipeline:
         self.count = 0  # records seen (evt.num of the last one)
         self.matched = 0
         self.latency = latency
-        self._need_latency_all = latency and match is None
+        self.kept: tuple[int, int, int] = (0, 0, 0)  # records, first ts, last ts of feed()'s result
 
     def _thread_changed(self, tid: int) -> None:
         self.scanner.reset_tids()
@@ -122,14 +122,31 @@ class Pipeline:
         shift = 0
         predicate = self.predicate
         on_event = self.on_event
-        for i in range(0, len(sel), 3):
+        nsel = len(sel)
+        early: set[int] = set()  # selection positions of internal records applied ahead of time
+        i = 0
+        while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
             ev = Event(batch, off, base + idx + 1 + shift, state)
-            inserted: list[bytes] = []
-            if why & SEL_STATE:
+            length = int.from_bytes(batch[off + 20:off + 24], "little")
+            inserted: list[Event] = []
+            if i in early:
+                pass
+            elif why & SEL_STATE:
                 state.apply(ev)
                 if enricher is not None:
-                    inserted = enricher.after(ev)
+                    for k, rec in enumerate(enricher.after(ev)):
+                        iev = Event(rec, 0, base + idx + 2 + shift + k, state)
+                        state.apply(iev)
+                        inserted.append(iev)
+                # What live mode learned about this event sits right after it: apply it before
+                # the event is shown, as live mode did.
+                j, nxt = i + 3, off + length
+                while j < nsel and sel[j + 1] == nxt and _evt_at(batch, nxt) in _FOLLOWERS:
+                    state.apply(Event(batch, nxt, 0, state))
+                    early.add(j)
+                    nxt += int.from_bytes(batch[nxt + 20:nxt + 24], "little")
+                    j += 3
             elif self.latency and ev.is_syscall:
                 if ev.direction:
                     state.exit_latency(ev)
@@ -142,7 +159,6 @@ class Pipeline:
                     self.matched += 1
                     if on_event is not None:
                         on_event(ev)
-            length = int.from_bytes(batch[off + 20:off + 24], "little")
             if filtered:
                 if matched:
                     out.append(batch[off:off + length])
@@ -154,26 +170,43 @@ class Pipeline:
             elif inserted and self.keep:
                 out.append(batch[cut:off + length])
                 cut = off + length
-            for rec in inserted:
+            for iev in inserted:
                 shift += 1
-                iev = Event(rec, 0, base + idx + 1 + shift, state)
-                state.apply(iev)
                 if self.show_internal and on_event is not None and (predicate is None or predicate.match(iev)):
                     on_event(iev)
                 if self.keep and (not filtered or self.fatfile):
-                    out.append(rec)
+                    out.append(_record_bytes(iev))
+            i += 3
         self.count = base + n + shift
         state.reap()
         if not self.keep:
             return b""
         if not filtered:
+            self.kept = (n + shift, self.scanner.first_ts, self.scanner.last_ts)
             if not out:
                 return batch
             out.append(batch[cut:])
+            return b"".join(out)
+        self.kept = (len(out), _ts(out[0]), _ts(out[-1])) if out else (0, 0, 0)
         return b"".join(out)
 
 
+def _evt_at(batch: bytes, off: int) -> int:
+    return int.from_bytes(batch[off + 16:off + 18], "little")
+
+
+def _record_bytes(ev: Event) -> bytes:
+    from .schema.record import pack_record
+
+    return pack_record(ev.ts, ev.tid, ev.pid, ev.evt, ev.cpu, ev.ret, ev.args, ev.seg0, ev.seg1, ev.flags)
+
+
+def _ts(rec: bytes) -> int:
+    return int.from_bytes(rec[:8], "little")
+
+
 _INTERNAL = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_PROCINFO, R.EVT_CONTAINER, R.EVT_DROPS})
+_FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO})
 
 
 def syscall_exit_ids() -> frozenset[int]:

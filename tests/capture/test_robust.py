@@ -18,7 +18,9 @@ from tracer.capture import format as fmt
 from tracer.capture.blockcodec import CODEC_ZSTD, encode_block
 from tracer.errors import CaptureError
 
-TRUNC = re.compile(r"capture truncated: recovered (\d+) events in (\d+) blocks, lost the tail after byte (\d+)")
+TRUNC = re.compile(
+    r"capture truncated: recovered (\d+) events in (\d+) blocks, lost the tail after byte (\d+)"
+)
 
 
 def read_all(path: str) -> tuple[CaptureReader | None, list[Any]]:
@@ -33,7 +35,7 @@ def read_all(path: str) -> tuple[CaptureReader | None, list[Any]]:
 
 def check_events_are_originals(cap: Any, got: list[Any]) -> None:
     """Every EventBlock read is one the test wrote, whole, at its own offset."""
-    by_off = {off: b for (off, _, _), b in zip(cap.event_blocks(), cap.batches)}
+    by_off = {off: b for (off, _, _), b in zip(cap.event_blocks(), cap.batches, strict=True)}
     for i in got:
         if isinstance(i, EventBlock):
             b = by_off[i.offset]
@@ -43,7 +45,9 @@ def check_events_are_originals(cap: Any, got: list[Any]) -> None:
 def cut_points(cap: Any) -> list[int]:
     pts = set()
     for off, end, _ in cap.blocks:
-        pts.update({off, off + 1, off + 4, off + 20, off + fmt.BLOCK_HEAD_SIZE - 1, off + fmt.BLOCK_HEAD_SIZE})
+        pts.update(
+            {off, off + 1, off + 4, off + 20, off + fmt.BLOCK_HEAD_SIZE - 1, off + fmt.BLOCK_HEAD_SIZE}
+        )
         pts.update({off + fmt.BLOCK_HEAD_SIZE + 1, (off + end) // 2, end - 1})
     return sorted(p for p in pts if cap.data_start <= p < len(cap.raw))
 
@@ -58,7 +62,7 @@ def test_truncation_everywhere(capture: Any, tmp_path: Any) -> None:
         whole = [(o, e, k) for o, e, k in capture.blocks if e <= cut]
         good_end = whole[-1][1] if whole else capture.data_start
         ev_whole = [b for b in whole if b[2] == fmt.KIND_EVENTS]
-        expect_events = sum(b.count for b, _ in zip(capture.batches, ev_whole))
+        expect_events = sum(b.count for b, _ in zip(capture.batches, ev_whole, strict=False))
         assert sum(i.count for i in got if isinstance(i, EventBlock)) == expect_events
         check_events_are_originals(capture, got)
         m = TRUNC.fullmatch(r.notes[-1])
@@ -66,9 +70,9 @@ def test_truncation_everywhere(capture: Any, tmp_path: Any) -> None:
         assert (int(m[1]), int(m[2]), int(m[3])) == (expect_events, len(ev_whole), good_end), cut
         assert len(r.notes) == 1, r.notes
         # Exit-ready: tables read before the cut are there for the state.
-        assert [i.kind for i in got if isinstance(i, TableBlock)] == ["threads", "containers"][: len(
-            [b for b in whole if b[2] == fmt.KIND_TABLE]
-        )]
+        assert [i.kind for i in got if isinstance(i, TableBlock)] == ["threads", "containers"][
+            : len([b for b in whole if b[2] == fmt.KIND_TABLE])
+        ]
 
 
 def test_truncated_inside_header_area_is_refused(capture: Any, tmp_path: Any) -> None:
@@ -116,7 +120,10 @@ def test_every_single_byte_in_one_event_block(capture: Any, tmp_path: Any) -> No
         r, got = read_all(p)
         assert r is not None and r.damaged
         check_events_are_originals(capture, got)
-        assert sum(i.count for i in got if isinstance(i, EventBlock)) == capture.events - capture.batches[2].count
+        assert (
+            sum(i.count for i in got if isinstance(i, EventBlock))
+            == capture.events - capture.batches[2].count
+        )
 
 
 @pytest.mark.parametrize("span", [(0, 1), (1, 3), (2, 4)])
@@ -149,7 +156,7 @@ def test_garbage_after_footer(capture: Any, tmp_path: Any, tail: bytes) -> None:
 
 
 def test_garbage_after_cut(capture: Any, tmp_path: Any) -> None:
-    off, end, _ = capture.event_blocks()[3]
+    off, _, _ = capture.event_blocks()[3]
     p = os.fspath(tmp_path / "g.kcap")
     with open(p, "wb") as f:
         f.write(capture.raw[: off + 30] + os.urandom(5000))
@@ -169,9 +176,12 @@ def block_with(kind: int, stored: bytes, stored_len: int, raw_len: int, count: i
 
 
 @pytest.mark.parametrize(
-    "stored_len, raw_len", [(0xFFFFFFFF, 100), (100, 0xFFFFFFFF), (fmt.MAX_BLOCK + 1, 10), (10, fmt.MAX_BLOCK + 1)]
+    "stored_len, raw_len",
+    [(0xFFFFFFFF, 100), (100, 0xFFFFFFFF), (fmt.MAX_BLOCK + 1, 10), (10, fmt.MAX_BLOCK + 1)],
 )
-def test_huge_claimed_length_does_not_allocate(capture: Any, tmp_path: Any, stored_len: int, raw_len: int) -> None:
+def test_huge_claimed_length_does_not_allocate(
+    capture: Any, tmp_path: Any, stored_len: int, raw_len: int
+) -> None:
     ev = capture.event_blocks()[1]
     liar = block_with(fmt.KIND_EVENTS, b"\0" * 64, stored_len, raw_len, 5)
     data = capture.raw[: ev[0]] + liar + capture.raw[ev[0] :]
@@ -195,7 +205,9 @@ def test_frame_claiming_more_than_header_says(capture: Any, tmp_path: Any) -> No
     big = encode_block(b"\0" * (32 << 20))
     import zlib
 
-    head = struct.pack(fmt.BLOCK_HEAD_FMT, fmt.SYNC, fmt.KIND_EVENTS, CODEC_ZSTD, 0, len(big), 16, 2, 0, 0, zlib.crc32(big))
+    head = struct.pack(
+        fmt.BLOCK_HEAD_FMT, fmt.SYNC, fmt.KIND_EVENTS, CODEC_ZSTD, 0, len(big), 16, 2, 0, 0, zlib.crc32(big)
+    )
     liar = head + struct.pack("<I", zlib.crc32(head)) + big
     ev = capture.event_blocks()[0]
     p = os.fspath(tmp_path / "h.kcap")
@@ -215,8 +227,14 @@ def test_frame_claiming_more_than_header_says(capture: Any, tmp_path: Any) -> No
 def test_well_formed_block_with_bad_msgpack(capture: Any, tmp_path: Any) -> None:
     import zlib
 
-    for kind, doc in ((fmt.KIND_TABLE, b"\xc1"), (fmt.KIND_TABLE, b"\x93\x01\x02\x03"), (fmt.KIND_STATS, b"\x01")):
-        head = struct.pack(fmt.BLOCK_HEAD_FMT, fmt.SYNC, kind, 0, 0, len(doc), len(doc), 0, 0, 0, zlib.crc32(doc))
+    for kind, doc in (
+        (fmt.KIND_TABLE, b"\xc1"),
+        (fmt.KIND_TABLE, b"\x93\x01\x02\x03"),
+        (fmt.KIND_STATS, b"\x01"),
+    ):
+        head = struct.pack(
+            fmt.BLOCK_HEAD_FMT, fmt.SYNC, kind, 0, 0, len(doc), len(doc), 0, 0, 0, zlib.crc32(doc)
+        )
         blk = head + struct.pack("<I", zlib.crc32(head)) + doc
         ev = capture.event_blocks()[0]
         p = os.fspath(tmp_path / "m.kcap")
@@ -229,7 +247,7 @@ def test_well_formed_block_with_bad_msgpack(capture: Any, tmp_path: Any) -> None
 
 @st.composite
 def mutations(draw: Any) -> list[tuple[str, int, int, bytes]]:
-    ops = draw(
+    ops: list[tuple[str, int, int, bytes]] = draw(
         st.lists(
             st.tuples(
                 st.sampled_from(["flip", "zero", "cut", "insert", "delete", "sync"]),

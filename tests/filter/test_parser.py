@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.filter.conftest import TABLE
+from tests.filter.fakes import TABLE
 from tracer.errors import FilterError
 from tracer.filter import parse, render
 from tracer.filter.ast import And, Check, Not, Op, Or
@@ -140,7 +140,7 @@ REJECTED = [
     ("proc.name=x y", 12, "expected 'and', 'or' or end of filter, got 'y'"),
     ("proc.name=x AND evt.type=open", 12, "expected 'and', 'or' or end of filter, got 'AND'"),
     ("proc.name exists x", 17, "expected 'and', 'or' or end of filter, got 'x'"),
-    ("=x", 0, "expected a field name, 'not' or '(', got '='"),
+    ("=x", 0, "expected a field name, 'not' or '(', got '=x'"),
     ("proc.apid=3", 0, "field proc.apid needs an index, as in proc.apid[1]"),
     ("k8s.pod.label=x", 0, "field k8s.pod.label needs an argument, as in k8s.pod.label.NAME"),
     ("evt.arg=x", 0, "field evt.arg needs an argument, as in evt.arg.NAME or evt.arg[N]"),

@@ -55,7 +55,9 @@ def capinfo(path: str | os.PathLike[str], evt_name: Callable[[int], str] | None 
         k = name(evt)
         by_type[k] = by_type.get(k, 0) + n
     drops_raw = stats.get("drops")
-    drops = {str(k): v for k, v in drops_raw.items() if isinstance(v, int)} if isinstance(drops_raw, dict) else {}
+    drops = (
+        {str(k): v for k, v in drops_raw.items() if isinstance(v, int)} if isinstance(drops_raw, dict) else {}
+    )
     threads = latest_rows.get("threads")
     pids = {row.get("pid") for row in threads if isinstance(row, dict)} if threads is not None else set()
     pids.discard(None)
@@ -110,7 +112,8 @@ def render_capinfo(info: dict[str, Any], top: int = 20) -> str:
         f"File:          {info['path']}",
         f"Size:          {_size(info['file_size'])} (format {info['version']}, "
         f"{'closed cleanly' if info['complete'] else 'not closed: cut short'})",
-        f"Host:          {info['hostname'] or '-'} (kernel {info['kernel'] or '-'}, {info['cpus'] or '-'} cpus)",
+        f"Host:          {info['hostname'] or '-'} "
+        f"(kernel {info['kernel'] or '-'}, {info['cpus'] or '-'} cpus)",
     ]
     if info.get("cmdline"):
         lines.append(f"Command:       {' '.join(str(a) for a in info['cmdline'])}")
@@ -132,12 +135,13 @@ def render_capinfo(info: dict[str, Any], top: int = 20) -> str:
     if info["events_by_type"]:
         lines.append("Events by type:")
         items = list(info["events_by_type"].items())
-        width = max(len(k) for k, _ in items[:top])
-        for k, v in items[:top]:
-            lines.append(f"  {k:<{width}}  {v:>12,}")
+        shown = items[:top]
         if len(items) > top:
-            rest = sum(v for _, v in items[top:])
-            lines.append(f"  {'(' + str(len(items) - top) + ' more)':<{width}}  {rest:>12,}")
+            shown.append((f"({len(items) - top} more)", sum(v for _, v in items[top:])))
+        width = max(len(k) for k, _ in shown)
+        nwidth = max(len(f"{v:,}") for _, v in shown)
+        for k, v in shown:
+            lines.append(f"  {k:<{width}}  {v:>{nwidth},}")
     for n in info["notes"]:
         lines.append(f"Note: {n}")
     return "\n".join(lines) + "\n"

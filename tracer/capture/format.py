@@ -123,7 +123,7 @@ class BlockHead:
 
 def pack_file_header(meta: dict[str, Any], major: int = FORMAT_MAJOR, minor: int = FORMAT_MINOR) -> bytes:
     """The file header: fixed part and msgpack metadata."""
-    body = msgpack.packb(meta, use_bin_type=True)
+    body: bytes = msgpack.packb(meta, use_bin_type=True)
     if len(body) > MAX_META:
         raise ValueError(f"capture metadata too large ({len(body)} bytes, at most {MAX_META})")
     return struct.pack(FILE_HEAD_FMT, MAGIC, major, minor, len(body), zlib.crc32(body)) + body
@@ -143,7 +143,9 @@ def _not_a_capture(path: str, head: bytes) -> CaptureError:
     return CaptureError(f"{path} is not a ktrace capture ({why})")
 
 
-def parse_file_header(path: str, read: Callable[[int, int], bytes]) -> tuple[tuple[int, int], dict[str, Any], int]:
+def parse_file_header(
+    path: str, read: Callable[[int, int], bytes]
+) -> tuple[tuple[int, int], dict[str, Any], int]:
     """Read and check the file header through ``read(offset, size)``.
 
     Returns ((major, minor), metadata, offset of the first block). Raises CaptureError for a file
@@ -193,7 +195,10 @@ def parse_block_head(buf: bytes | memoryview, off: int = 0) -> BlockHead | None:
     )
     if sync != SYNC:
         return None
-    if zlib.crc32(buf[off : off + BLOCK_HEAD_SIZE - 4]) != _U32.unpack_from(buf, off + BLOCK_HEAD_SIZE - 4)[0]:
+    if (
+        zlib.crc32(buf[off : off + BLOCK_HEAD_SIZE - 4])
+        != _U32.unpack_from(buf, off + BLOCK_HEAD_SIZE - 4)[0]
+    ):
         return None
     if stored_len > MAX_BLOCK or raw_len > MAX_BLOCK:
         return None

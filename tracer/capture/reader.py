@@ -19,13 +19,14 @@ CaptureError (on open). Memory stays bounded: no read is larger than format.MAX_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Union
+from typing import Any, Final
 
 import msgpack
 
@@ -100,7 +101,7 @@ class IndexEntry:
     count: int
 
 
-Item = Union[EventBlock, TableBlock, StatsBlock]
+Item = EventBlock | TableBlock | StatsBlock
 
 
 class CaptureReader:
@@ -162,9 +163,8 @@ class CaptureReader:
         ih = parse_block_head(self._read(index_off, BLOCK_HEAD_SIZE))
         if ih is None or ih.kind != KIND_INDEX:
             return
-        entries = self._decode_doc(index_off, ih)
-        if isinstance(entries, list):
-            self.index = _index_entries(entries)
+        with contextlib.suppress(CaptureError):
+            self.index = _index_entries(self._decode_doc(index_off, ih))
 
     def _decode_doc(self, off: int, h: BlockHead) -> Any:
         stored = self._read(off + BLOCK_HEAD_SIZE, h.stored_len)
@@ -191,12 +191,11 @@ class CaptureReader:
     def __del__(self) -> None:
         fd = getattr(self, "_fd", -1)
         if fd >= 0:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def __iter__(self) -> Iterator[Item]:
+        """The items in file order; each iteration reads the file again and redoes the notes."""
         item_upgrades = [u.item for u in self._upgrades if u.item is not None]
         for item in self._items():
             out: Any = item
@@ -228,7 +227,11 @@ class CaptureReader:
         size = self.size
         good_end = pos  # end of the last whole block
         event_blocks = 0
+        self.notes.clear()
+        self.events = 0
+        self.complete = self.damaged = False
         counts = self.block_counts
+        counts.clear()
         while pos < size:
             head = self._read(pos, BLOCK_HEAD_SIZE)
             h = parse_block_head(head)
@@ -285,22 +288,24 @@ class CaptureReader:
                 self._skip(pos, h, f"undecodable {name} ({type(e).__name__})")
                 pos = end
                 continue
+            if kind == KIND_INDEX:
+                try:
+                    self.index = _index_entries(doc)
+                    counts[name] = counts.get(name, 0) + 1
+                except CaptureError:
+                    self._skip(pos, h, "malformed index")
+                pos = end
+                continue
             item: Item | None = None
             if kind == KIND_TABLE:
-                if isinstance(doc, dict) and isinstance(doc.get("kind"), str) and isinstance(doc.get("rows"), list):
+                if (
+                    isinstance(doc, dict)
+                    and isinstance(doc.get("kind"), str)
+                    and isinstance(doc.get("rows"), list)
+                ):
                     item = TableBlock(doc["kind"], doc["rows"], pos)
-            elif kind == KIND_STATS:
-                if isinstance(doc, dict):
-                    item = StatsBlock(doc, pos)
-            elif kind == KIND_INDEX:
-                if isinstance(doc, list):
-                    counts[name] = counts.get(name, 0) + 1
-                    try:
-                        self.index = _index_entries(doc)
-                    except CaptureError:
-                        self._skip(pos, h, "malformed index")
-                    pos = end
-                    continue
+            elif kind == KIND_STATS and isinstance(doc, dict):
+                item = StatsBlock(doc, pos)
             if item is None:
                 self._skip(pos, h, f"malformed {name}")
                 pos = end
@@ -329,7 +334,9 @@ def _maybe_cut(head: bytes) -> bool:
     return head[:n] == SYNC[:n]
 
 
-def _index_entries(doc: list[Any]) -> list[IndexEntry]:
+def _index_entries(doc: Any) -> list[IndexEntry]:
+    if not isinstance(doc, list):
+        raise CaptureError("malformed index")
     out = []
     for e in doc:
         if not (isinstance(e, list) and len(e) == 4 and all(isinstance(v, int) for v in e)):

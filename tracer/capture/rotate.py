@@ -5,8 +5,9 @@ Triggers (any combination):
 - ``-C MB`` (``size_mb``): a file that has grown past MB x 10^6 bytes is closed before the next
   events block, so a file overshoots by at most one block.
 - ``-G S`` (``seconds``): a new time slice starts with the first batch whose first event is S or
-  more seconds (whole seconds, event time) after the slice's start. The first slice starts at the
-  first event.
+  more seconds (whole seconds of event time) after the slice's start. The first slice's timer
+  starts at the first event; its file, opened when the writer starts, is named from the wall
+  clock at that moment, later ones from the event time that started them.
 - ``-e N`` (``events``): a new file every N events exactly (batches are cut between records).
 - ``-W N`` (``files``): with ``-C`` or ``-e``, a ring of N file names reused in turn (each reuse
   truncates the old file); with ``-G`` alone, the capture stops after N files
@@ -70,7 +71,9 @@ class RotatePolicy:
         return None if self.size_mb is None else self.size_mb * 1_000_000
 
 
-def capture_name(base: str, policy: RotatePolicy | None, slice_no: int, part_no: int, slice_start: float) -> str:
+def capture_name(
+    base: str, policy: RotatePolicy | None, slice_no: int, part_no: int, slice_start: float
+) -> str:
     """The name of a capture file (see the module docstring).
 
     ``slice_no`` counts ``-G`` slices from 0, ``part_no`` counts files within the slice from 0
@@ -80,10 +83,7 @@ def capture_name(base: str, policy: RotatePolicy | None, slice_no: int, part_no:
         return base
     name = base
     if policy.seconds is not None:
-        if "%" in base:
-            name = time.strftime(base, time.localtime(slice_start))
-        else:
-            name = f"{base}{slice_no}"
+        name = time.strftime(base, time.localtime(slice_start)) if "%" in base else f"{base}{slice_no}"
     if policy.size_mb is not None or policy.events is not None:
         part = part_no % policy.files if policy.files else part_no
         width = len(str(policy.files)) if policy.files and policy.size_mb is not None else 1
@@ -102,7 +102,6 @@ class Rotation:
         self.slice_start = start
         self.slice_ts: int | None = None  # whole seconds of event time when the slice started
         self.finished = False
-        self.files = 1
 
     @property
     def name(self) -> str:
@@ -129,11 +128,9 @@ class Rotation:
         self.part_no = 0
         self.slice_ts = ts_ns // 1_000_000_000
         self.slice_start = float(self.slice_ts)
-        self.files += 1
         return self.name
 
     def next_part(self) -> str:
         """Move to the next ``-C``/``-e`` part of the slice: its file name."""
         self.part_no += 1
-        self.files += 1
         return self.name

@@ -15,8 +15,10 @@ and the latest TABLE block of each kind, and ends (on rotation or ``close``) wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import stat
 import struct
 import sys
 import threading
@@ -73,7 +75,7 @@ def machine_info() -> dict[str, Any]:
 class _File:
     """One open capture file (writer thread only)."""
 
-    __slots__ = ("name", "fd", "offset", "events", "blocks", "index")
+    __slots__ = ("blocks", "events", "fd", "index", "name", "offset")
 
     def __init__(self, name: str, fd: int) -> None:
         self.name = name
@@ -188,7 +190,11 @@ class CaptureWriter:
             raise CaptureError("capture writer is closed")
 
     def write_events(self, batch: bytes, count: int, first_ts: int, last_ts: int) -> None:
-        """Queue ``count`` concatenated records (the first at ``first_ts``, the last at ``last_ts``)."""
+        """Queue ``count`` concatenated records (the first at ``first_ts``, the last at ``last_ts``).
+
+        The writer keeps ``batch`` until it is written: pass bytes, or a buffer never reused.
+        Waits only when ``queue_limit`` bytes are already queued (counted as a stall).
+        """
         n = len(batch)
         if not n:
             return
@@ -314,10 +320,8 @@ class CaptureWriter:
                 self._queued = self._inflight = self._nctrl = 0
                 self._cond.notify_all()
             if self._file is not None:
-                try:
+                with contextlib.suppress(OSError):
                     os.close(self._file.fd)
-                except OSError:
-                    pass
                 self._file = None
 
     def _process(self, items: list[tuple[Any, ...]]) -> None:
@@ -399,20 +403,20 @@ class CaptureWriter:
         """Write the pending batches as one EVENTS block."""
         if not self._pending:
             return
-        f = self._file
-        assert f is not None
-        limit = self._policy.size_limit if self._policy is not None else None
-        if limit is not None and f.offset > limit:
-            self._switch(self._rot.next_part())
-            f = self._file
-            assert f is not None
         raw = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         count, first, last = self._pend_count, self._pend_first, self._pend_last
         self._pending = []
         self._pend_bytes = self._pend_count = 0
+        limit = self._policy.size_limit if self._policy is not None else None
+        if limit is not None and self._file is not None and self._file.offset > limit:
+            self._switch(self._rot.next_part())
+        f = self._file
+        assert f is not None
         stored = blockcodec.encode_block(raw, self._codec, self._level)
         f.index.append((f.offset, first, last, count))
-        self._write_block(KIND_EVENTS, stored, raw_len=len(raw), codec=self._codec, count=count, first=first, last=last)
+        self._write_block(
+            KIND_EVENTS, stored, raw_len=len(raw), codec=self._codec, count=count, first=first, last=last
+        )
         f.events += count
         with self._cond:
             self._counters["events"] += count
@@ -453,7 +457,8 @@ class CaptureWriter:
     def _open_file(self, name: str) -> None:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.fchmod(fd, 0o600)  # O_CREAT's mode is cut by the umask and ignored for an old file
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # never chmod /dev/null or a pipe
+                os.fchmod(fd, 0o600)  # O_CREAT's mode is cut by the umask and ignored for an old file
             meta = dict(self._meta)
             meta["start_time"] = time.time_ns()
             meta["file_seq"] = len(self._files)
@@ -482,7 +487,9 @@ class CaptureWriter:
             doc = msgpack.unpackb(self._last_stats, raw=False)
         doc["writer"] = self.stats
         self._write_block(KIND_STATS, msgpack.packb(doc, use_bin_type=True))
-        index_off = self._write_block(KIND_INDEX, msgpack.packb([list(e) for e in f.index]), count=len(f.index))
+        index_off = self._write_block(
+            KIND_INDEX, msgpack.packb([list(e) for e in f.index]), count=len(f.index)
+        )
         self._write_block(
             KIND_FOOTER,
             struct.pack(FOOTER_FMT, index_off, f.events, f.blocks),

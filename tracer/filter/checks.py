@@ -260,7 +260,7 @@ def _path_prefixes(values: tuple[Value, ...], text: str) -> PathPrefixes:
             raise FilterError("empty path in pmatch list", text, v.pos)
         p = v.text.rstrip("/") or "/"
         exact.add(p)
-        dirs.append("/" if p == "/" else p + "/")
+        dirs.append(p)
     return PathPrefixes(frozenset(exact), tuple(dirs))
 
 
@@ -288,12 +288,14 @@ def _regex(value: Value, as_bytes: bool, text: str) -> re.Pattern[Any]:
 def value_test(kind: Kind, op: Op, operand: Any) -> Test:
     """The test ``op operand`` applies to one present (non-``None``) value of a field of ``kind``.
 
-    ``!=`` is the negation of ``=``; multi-valued fields use ``=``'s test (see the compiler)."""
+    ``!=`` is the negation of ``=``; multi-valued fields use ``=``'s test (see the compiler).
+    An IP field's value that is not an address (say ``""``) counts as missing: every test fails.
+    """
+    if kind is Kind.IP and op in (Op.EQ, Op.NE, Op.IN, Op.INTERSECTS):
+        return _ip_test(operand, negate=op is Op.NE)
     if op is Op.NE:
         eq = value_test(kind, Op.EQ, operand)
         return lambda v: not eq(v)
-    if kind is Kind.IP and op in (Op.EQ, Op.IN, Op.INTERSECTS):
-        return _ip_test(operand)
     tests: dict[Op, Test] = {
         Op.EQ: lambda v: bool(v == operand),
         Op.IN: lambda v: v in operand,
@@ -325,16 +327,15 @@ def value_test(kind: Kind, op: Op, operand: Any) -> Test:
     return text_tests[op]
 
 
-def _ip_test(operand: IPOperand) -> Test:
+def _ip_test(operand: IPOperand, negate: bool) -> Test:
     addrs, nets = operand.addrs, operand.nets
 
     def test(v: Any) -> bool:
         a = as_ip(v)
         if a is None:
             return False
-        if a in addrs:
-            return True
         # ``in`` alone would compare an IPv6 address's integer against an IPv4 mask.
-        return any(a.version == n.version and a in n for n in nets)
+        found = a in addrs or any(a.version == n.version and a in n for n in nets)
+        return found != negate
 
     return test

@@ -45,7 +45,7 @@ from tracer.filter.ast import (
     field_names,
     render_check,
 )
-from tracer.filter.checks import Kind, kind_of, value_test
+from tracer.filter.checks import Kind, as_ip, kind_of, value_test
 from tracer.filter.parser import parse
 from tracer.filter.pushdown import Pushdown, derive
 
@@ -265,8 +265,15 @@ def _check(c: Check) -> Predicate:
 
 
 def _multi(c: Check, kind: Kind) -> Predicate:
-    extract = c.field.fdef.extract
+    raw = c.field.fdef.extract
     arg = c.field.arg
+    extract: Callable[[Any, Any], Any] = raw
+    if kind is Kind.IP:
+        # A value that is not an address is missing, as for a single-valued IP field.
+        def extract_ips(ev: Any, a: Any) -> Any:
+            return [as_ip(v) for v in raw(ev, a) or ()]
+
+        extract = extract_ips
     if c.op is Op.EXISTS:
         return lambda ev: any(v is not None for v in extract(ev, arg) or ())
     if c.op is Op.NE:

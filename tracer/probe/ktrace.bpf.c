@@ -68,10 +68,11 @@ static __always_inline void kt_count(u32 slot)
         (*v)++;
 }
 
-/* Pushdown: is this thread one the user's filter can match? */
-static __always_inline int kt_wanted(u64 pid_tgid)
+/* Pushdown: is this thread one the user's filter can match? Process life-cycle events pass the
+ * comm filter: an exec may give the process the name the filter wants. */
+static __always_inline int kt_wanted(u64 pid_tgid, struct kt_spec *spec)
 {
-    if ((pid_tgid >> 32) == KT_SELF_TGID)
+    if (!spec || !spec->interest || (pid_tgid >> 32) == KT_SELF_TGID)
         return 0;
 #ifdef KT_FILTER_PIDS
     u32 tgid = pid_tgid >> 32;
@@ -85,10 +86,12 @@ static __always_inline int kt_wanted(u64 pid_tgid)
         return 0;
 #endif
 #ifdef KT_FILTER_COMMS
-    struct kt_comm comm = {};
-    bpf_get_current_comm(&comm.c, sizeof(comm.c));
-    if (!kt_comms.lookup(&comm))
-        return 0;
+    if (!spec->always) {
+        struct kt_comm comm = {};
+        bpf_get_current_comm(&comm.c, sizeof(comm.c));
+        if (!kt_comms.lookup(&comm))
+            return 0;
+    }
 #endif
     return 1;
 }
@@ -267,13 +270,9 @@ static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, 
         r->l0 = n;
 }
 
-static __always_inline int kt_emit(u64 pid_tgid, u32 evt, s64 ret,
+static __always_inline int kt_emit(struct kt_spec *spec, u64 pid_tgid, u32 evt, s64 ret,
                                    struct kt_argregs *g)
 {
-    struct kt_spec *spec = kt_spec.lookup(&evt);
-    if (!spec || !spec->interest)
-        return 0;
-
     if (spec->seg[0].kind == 0) {
         struct kt_rec *r = kt_events.ringbuf_reserve(sizeof(struct kt_rec));
         if (!r) {
@@ -314,34 +313,36 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     u64 id = ctx->args[1];
     if (id >= KT_NSYSCALLS)
         return 0;
+    u32 evt = id * 2;
+    struct kt_spec *spec = kt_spec.lookup(&evt);
     u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!kt_wanted(pid_tgid))
+    if (!kt_wanted(pid_tgid, spec))
         return 0;
     struct kt_argregs g = {};
     bpf_probe_read_kernel(&g, sizeof(g), (void *)(ctx->args[0] + KT_REGS_OFF));
-    return kt_emit(pid_tgid, id * 2, 0, &g);
+    return kt_emit(spec, pid_tgid, evt, 0, &g);
 }
 
 RAW_TRACEPOINT_PROBE(sys_exit)
 {
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!kt_wanted(pid_tgid))
-        return 0;
     struct kt_argregs g = {};
     bpf_probe_read_kernel(&g, sizeof(g), (void *)(ctx->args[0] + KT_REGS_OFF));
     if (g.orig_ax >= KT_NSYSCALLS)
         return 0;
-    return kt_emit(pid_tgid, g.orig_ax * 2 + 1, (s64)ctx->args[1], &g);
+    u32 evt = g.orig_ax * 2 + 1;
+    struct kt_spec *spec = kt_spec.lookup(&evt);
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!kt_wanted(pid_tgid, spec))
+        return 0;
+    return kt_emit(spec, pid_tgid, evt, (s64)ctx->args[1], &g);
 }
 
 RAW_TRACEPOINT_PROBE(sched_process_exit)
 {
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    if ((pid_tgid >> 32) == KT_SELF_TGID)
-        return 0;
     u32 evt = KT_EVT_PROCEXIT;
     struct kt_spec *spec = kt_spec.lookup(&evt);
-    if (!spec || !spec->interest)
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!kt_wanted(pid_tgid, spec))
         return 0;
     struct kt_rec *r = kt_events.ringbuf_reserve(sizeof(struct kt_rec));
     if (!r) {

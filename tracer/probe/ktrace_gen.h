@@ -57,7 +57,7 @@ struct kt_seg_spec {
 
 struct kt_spec {
     u8 interest;
-    u8 pad;
+    u8 always;  /* wanted whatever the comm filter says (process life cycle) */
     struct kt_seg_spec seg[2];
 };
 

@@ -17,12 +17,21 @@ from typing import Any
 
 from ..errors import ProbeError
 from ..schema import record as R
+from ..schema.events import SYSCALL_NR
 from ..schema.gen import STATS, capture_specs, pack_spec
 
 PROBE_DIR = Path(__file__).resolve().parent
 PROBE_SRC = PROBE_DIR / "ktrace.bpf.c"
 
 DEFAULT_RING_MB = 64
+
+# Events that pass the kernel's comm filter whatever the thread's name: the state needs a new
+# process's parent and its exec even when the name the filter wants comes with that exec.
+LIFECYCLE = frozenset(
+    [R.syscall_evt(SYSCALL_NR[n], 1) for n in ("clone", "clone3", "fork", "vfork", "execve", "execveat")]
+    + [R.syscall_evt(SYSCALL_NR[n], 0) for n in ("execve", "execveat")]
+    + [R.EVT_PROCEXIT]
+)
 PATHMAX = 1024
 
 
@@ -102,9 +111,10 @@ class Probe:
         for evt in range(R.EVT_MAX):
             row = specs.get(evt, (1, 0) + (0,) * 10)
             interest = 1 if wanted is None or evt in wanted else 0
-            if not interest and not row[2]:
+            if not interest:
                 continue  # zero rows are already "not wanted"
-            leaf = table.Leaf.from_buffer_copy(pack_spec((interest, *row[1:])))
+            always = 1 if evt in LIFECYCLE else 0
+            leaf = table.Leaf.from_buffer_copy(pack_spec((interest, always, *row[2:])))
             table[ctypes.c_int(evt)] = leaf
 
     def _fill_filters(self) -> None:

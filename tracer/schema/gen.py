@@ -23,7 +23,7 @@ STATS = ("events", "drops_buffer", "drops_toolarge", "faults")
 # Length sources of a capture, as the probe sees them.
 LEN_NONE, LEN_RET, LEN_REG, LEN_PTR, LEN_CONST = range(5)
 
-SPEC_FMT = "<BB" + "BBBBH" * 2  # interest, pad, 2 x (kind, arg, len kind, len reg, len const)
+SPEC_FMT = "<BB" + "BBBBH" * 2  # interest, always, 2 x (kind, arg, len kind, len reg, len const)
 SPEC_SIZE = struct.calcsize(SPEC_FMT)
 
 
@@ -40,7 +40,7 @@ def _len(c: Capture) -> tuple[int, int, int]:
 
 
 def capture_specs() -> dict[int, tuple[int, ...]]:
-    """Event id -> kt_spec row values (interest left 1) for every event that captures payload."""
+    """Event id -> kt_spec row values (interest 1, always 0) for every event that captures payload."""
     out: dict[int, tuple[int, ...]] = {}
     for info in SYSCALLS:
         if info is None:
@@ -108,7 +108,7 @@ def render_header() -> str:
         "",
         "struct kt_spec {",
         "    u8 interest;",
-        "    u8 pad;",
+        "    u8 always;  /* wanted whatever the comm filter says (process life cycle) */",
         "    struct kt_seg_spec seg[2];",
         "};",
         "",

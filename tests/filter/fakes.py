@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 
 class FieldType(enum.Enum):
     STR = "str"
@@ -43,9 +41,11 @@ class FieldDef:
         v = ev.get(self.name)
         if v is None or arg is None:
             return v
-        if isinstance(arg, int):
-            return v[arg] if isinstance(v, list) and arg < len(v) else None
-        return v.get(arg) if isinstance(v, dict) else None
+        if isinstance(v, dict):
+            return v.get(arg)
+        if isinstance(v, list) and isinstance(arg, int):
+            return v[arg] if arg < len(v) else None
+        return None
 
 
 S, I, U = FieldType.STR, FieldType.INT, FieldType.UINT
@@ -92,8 +92,3 @@ class FakeTable:
 
 
 TABLE = FakeTable(FIELDS)
-
-
-@pytest.fixture
-def table() -> FakeTable:
-    return TABLE

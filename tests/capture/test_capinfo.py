@@ -1,0 +1,72 @@
+"""capinfo: the summary of a capture, as a dict and as text."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tracer.capture import capinfo, render_capinfo
+from tracer.schema.record import syscall_evt
+
+NAMES = {
+    syscall_evt(nr, d): f"{'><'[d]} {name}"
+    for nr, name in ((0, "read"), (1, "write"), (2, "open"))
+    for d in (0, 1)
+}
+
+
+def test_capinfo_dict(capture: Any, kit: Any) -> None:
+    info = capinfo(capture.path, NAMES.__getitem__)
+    assert info["file_size"] == len(capture.raw) == os.path.getsize(capture.path)
+    assert info["complete"] and info["notes"] == [] and info["version"] == "1.0"
+    assert info["events"] == capture.events == 1200
+    # Six batches of 200 alternating enter/exit records of read, write, open, read, write, open.
+    assert info["events_by_type"] == {
+        "< open": 200,
+        "< read": 200,
+        "< write": 200,
+        "> open": 200,
+        "> read": 200,
+        "> write": 200,
+    }
+    assert info["first_ts"] == capture.batches[0].first_ts and info["last_ts"] == capture.batches[-1].last_ts
+    assert info["duration_s"] == (capture.batches[-1].last_ts - capture.batches[0].first_ts) / 1e9
+    assert info["drops"] == {"ringbuf_full": 7, "filtered": 0} and info["drops_total"] == 7
+    assert info["blocks"] == {"table": 2, "events": 6, "stats": 2, "index": 1, "footer": 1}
+    assert info["bytes_per_event"] == len(capture.raw) / 1200
+    assert (info["threads"], info["processes"], info["containers"]) == (3, 2, 1)
+    assert info["cmdline"] and info["hostname"]
+
+
+def test_capinfo_without_names_or_tables(make_capture: Any) -> None:
+    c = make_capture("c.kcap", 1, 4, tables=False, stats=False)
+    info = capinfo(c.path)
+    assert info["events_by_type"] == {"0": 2, "1": 2}
+    assert (info["threads"], info["processes"], info["containers"], info["drops"]) == (None, None, None, {})
+
+
+def test_render(capture: Any) -> None:
+    text = render_capinfo(capinfo(capture.path, NAMES.__getitem__))
+    lines = text.splitlines()
+    assert lines[0] == f"File:          {capture.path}"
+    assert "closed cleanly" in lines[1]
+    assert "Events:        1,200 (" in text and "bytes/event)" in text
+    assert "Drops:         7 (ringbuf_full 7)" in text
+    assert "Blocks:        table 2, events 6, stats 2, index 1, footer 1" in text
+    assert "Processes:     2 (3 threads)" in text and "Containers:    1" in text
+    assert "  > read   200" in lines
+    assert all(len(line) < 100 for line in lines)
+
+
+def test_render_truncated_top(capture: Any, tmp_path: Any) -> None:
+    p = tmp_path / "t.kcap"
+    off = capture.event_blocks()[4][0]
+    p.write_bytes(capture.raw[: off + 10])
+    info = capinfo(p, NAMES.__getitem__)
+    assert not info["complete"] and info["events"] == 800
+    text = render_capinfo(info, top=2)
+    assert "not closed: cut short" in text
+    assert "(4 more)" in text
+    assert (
+        f"Note: capture truncated: recovered 800 events in 4 blocks, lost the tail after byte {off}" in text
+    )

@@ -1,0 +1,352 @@
+"""A run of ktrace: a source (live probe or capture files), the pipeline, and what consumes its
+events (printed lines, a capture file, a chisel). The CLI builds RunOptions and calls ``run``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from .capture import CaptureWriter, EventBlock, RotatePolicy, StatsBlock, TableBlock, read_captures
+from .capture import machine_info as _machine_info
+from .errors import KtraceError, UsageError
+from .event import Event, RenderOptions
+from .filter.compiler import CompiledFilter, compile_filter
+from .filter.pushdown import Pushdown
+from .output.format import Formatter
+from .pipeline import STATE_EVENTS, Pipeline, Selection
+from .schema import record as R
+from .schema.events import SCHEMA_VERSION, event_ids, event_names
+from .schema.fields import FIELDS, set_render_options
+from .state.state import State
+
+
+@dataclass
+class RunOptions:
+    reads: list[str] = field(default_factory=list)
+    write: str | None = None
+    rotate: RotatePolicy | None = None
+    quiet: bool = False
+    max_events: int | None = None
+    seconds: float | None = None
+    fatfile: bool = False
+    filter_text: str = ""
+    fmt: str | None = None
+    json_out: bool = False
+    time_mode: str = "h"
+    render: RenderOptions = field(default_factory=RenderOptions)
+    snaplen: int = 80
+    ring_mb: int = 64
+    show_internal: bool = False
+    summary: bool = False
+    verbose: bool = False
+    chisel: Any = None  # a tracer.chisel.Chisel, already configured with its args
+    container_mode: bool = False  # -pc / -pk: chisels switch to their container variants
+    argv: list[str] = field(default_factory=list)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+
+
+class AndFilter:
+    """Both the user's filter and the chisel's must hold."""
+
+    def __init__(self, parts: list[CompiledFilter]) -> None:
+        preds = [p.match for p in parts]
+        if len(preds) == 1:
+            self.match: Callable[[Event], bool] = preds[0]
+        else:
+            self.match = lambda ev: all(p(ev) for p in preds)
+
+
+def _filters(opts: RunOptions) -> tuple[list[CompiledFilter], Pushdown]:
+    parts = []
+    if opts.filter_text.strip():
+        parts.append(compile_filter(opts.filter_text, FIELDS))
+    chisel_filter = getattr(opts.chisel, "filter", None) if opts.chisel is not None else None
+    if chisel_filter:
+        parts.append(compile_filter(chisel_filter, FIELDS))
+    pd = Pushdown()
+    for p in parts:
+        pd = pd.merge(p.pushdown)
+    return parts, pd
+
+
+def wanted_events(pd: Pushdown) -> frozenset[int] | None:
+    """Event ids a matching event can have, from the pushdown (None = any)."""
+    if pd.evt_types is None and pd.dirs is None:
+        return None
+    names = event_names()
+    if pd.evt_types is not None:
+        names = [n for n in names if pd.evt_types.admits(n)]
+    ids: set[int] = set()
+    for n in names:
+        ids.update(event_ids(n))
+    if pd.dirs is not None:
+        keep_enter, keep_exit = pd.dirs.admits(">"), pd.dirs.admits("<")
+        ids = {e for e in ids if (e >= R.EVT_BASE_OTHER) or (e & 1 and keep_exit) or (not e & 1 and keep_enter)}
+    return frozenset(ids)
+
+
+def thread_check(pd: Pushdown, state: State) -> Callable[[int], bool | None] | None:
+    """The scanner's per-thread prefilter from the pushdown's pid, tid, comm and container sets."""
+    dims = [(pd.pids, "pid"), (pd.tids, "tid"), (pd.comms, "comm"), (pd.container_ids, "container_id")]
+    active = [(s, attr) for s, attr in dims if s is not None]
+    if not active:
+        return None
+    threads = state.threads
+
+    def check(tid: int) -> bool | None:
+        t = threads.get(tid)
+        if t is None:
+            return None
+        for s, attr in active:
+            v = getattr(t, attr)
+            if attr == "comm":
+                v = v[:15]
+            if not s.admits(v):
+                return False
+        return True
+
+    return check
+
+
+class Runner:
+    """Owns one run: sets everything up from RunOptions, then drives the source to the end."""
+
+    def __init__(self, opts: RunOptions) -> None:
+        self.opts = opts
+        self.state = State()
+        set_render_options(opts.render)
+        parts, self.pushdown = _filters(opts)
+        self.predicate = AndFilter(parts) if parts else None
+        self.formatter = Formatter(opts.fmt, json_out=opts.json_out, time_mode=opts.time_mode, opts=opts.render)
+        self.printed = 0
+        self.done = False
+        self.summary: Counter[tuple[str, str]] = Counter()
+        self._out: list[str] = []
+        self.writer: CaptureWriter | None = None
+        self.stop_requested = False
+        chisel = opts.chisel
+        needs_latency = "evt.latency" in self._fields_used() or opts.time_mode == "d"
+        self.printing = not opts.quiet and chisel is None and opts.write is None
+        on_event = self._on_event if (self.printing or chisel is not None or opts.summary) else None
+        self.pipeline = Pipeline(
+            self.state, predicate=self.predicate,
+            selection=Selection(wanted_events(self.pushdown), thread_check(self.pushdown, self.state)),
+            on_event=on_event, show_internal=opts.show_internal, fatfile=opts.fatfile,
+            latency=needs_latency, keep=opts.write is not None)
+
+    def _fields_used(self) -> set[str]:
+        used = set(self.formatter.fields)
+        chisel = self.opts.chisel
+        if chisel is not None:
+            used.update(getattr(chisel, "fields", ()) or ())
+            if getattr(chisel, "filter", None):
+                used.update(compile_filter(chisel.filter, FIELDS).fields)
+        if self.opts.filter_text.strip():
+            used.update(compile_filter(self.opts.filter_text, FIELDS).fields)
+        return used
+
+    # --- per event ---------------------------------------------------------------------------
+    def _on_event(self, ev: Event) -> None:
+        if self.done:
+            return
+        opts = self.opts
+        if opts.summary:
+            self.summary[(ev.dir, ev.type)] += 1
+        if opts.chisel is not None:
+            opts.chisel.on_event(ev)
+        elif self.printing:
+            self._out.append(self.formatter.line(ev))
+        self.printed += 1
+        if opts.max_events is not None and self.printed >= opts.max_events:
+            self.done = True
+
+    def _flush(self) -> None:
+        if self._out:
+            self._out.append("")
+            try:
+                self.opts.stdout.write("\n".join(self._out))
+                self.opts.stdout.flush()
+            except BrokenPipeError:
+                self.done = True
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter exit quiet
+            self._out.clear()
+
+    # --- capture file ------------------------------------------------------------------------
+    def _open_writer(self, meta: dict[str, Any]) -> None:
+        if self.opts.write is None:
+            return
+        self.writer = CaptureWriter(self.opts.write, meta, rotate=self.opts.rotate)
+        for kind, rows in self.state.tables().items():
+            self.writer.write_table(kind, rows)
+
+    def _write(self, data: bytes) -> None:
+        if self.writer is None or not data:
+            return
+        n, first, last = self.pipeline.kept
+        self.writer.write_events(data, n, first, last)
+        if getattr(self.writer, "finished", False):
+            self.done = True
+
+    def _meta(self, live: bool) -> dict[str, Any]:
+        return {
+            "machine": _machine_info(),
+            "snaplen": self.opts.snaplen,
+            "schema_version": list(SCHEMA_VERSION),
+            "start_time": time.time_ns(),
+            "command": self.opts.argv,
+            "live": live,
+        }
+
+    # --- drive -------------------------------------------------------------------------------
+    def run(self) -> int:
+        chisel = self.opts.chisel
+        live = not self.opts.reads
+        if chisel is not None:
+            chisel.on_capture_start(live)
+        try:
+            if live:
+                stats = self._run_live()
+            else:
+                stats = self._run_files()
+        finally:
+            self._flush()
+            if self.writer is not None:
+                self.writer.close()
+        if chisel is not None:
+            chisel.on_capture_end(self._last_ts)
+        if self.opts.summary:
+            self._print_summary()
+        if live:
+            self._report(stats)
+        return 0
+
+    _last_ts = 0
+
+    def _tick(self, now_ns: int) -> None:
+        chisel = self.opts.chisel
+        if chisel is not None and chisel.interval_ns and self._next_tick and now_ns >= self._next_tick:
+            self._flush()
+            chisel.on_interval(now_ns)
+            self._next_tick = now_ns + chisel.interval_ns
+
+    _next_tick = 0
+
+    def _run_files(self) -> dict[str, int]:
+        stats: Counter[str] = Counter()
+        notes: list[str] = []
+        for item in read_captures(self.opts.reads, on_note=notes.append):
+            if isinstance(item, EventBlock):
+                kept = self.pipeline.feed(item.raw)
+                self._last_ts = item.last_ts or self._last_ts
+                self._write(kept)
+                self._flush()
+                if self.done:
+                    break
+            elif isinstance(item, TableBlock):
+                self.state.load_table(item.kind, item.rows)
+            elif isinstance(item, StatsBlock):
+                stats.update({k: v for k, v in item.stats.items() if isinstance(v, int)})
+            elif self.writer is None and self.opts.write is not None:
+                self._open_writer(self._meta(False))
+        for note in notes:
+            print(f"ktrace: {note}", file=self.opts.stderr)
+        return dict(stats)
+
+    def _run_live(self) -> dict[str, int]:
+        from .probe.loader import ProbeConfig
+        from .source.enrich_live import LiveEnricher
+        from .source.live import LiveSource
+        from .state.proc import bootstrap
+
+        opts = self.opts
+        cfg = ProbeConfig(ring_mb=opts.ring_mb, snaplen=opts.snaplen)
+        evts = wanted_events(self.pushdown)
+        if evts is not None:
+            cfg.evts = frozenset(evts | STATE_EVENTS | {R.EVT_PROCEXIT})
+        if self.pushdown.comms is not None and not self.pushdown.comms.exclude:
+            cfg.comms = frozenset(self.pushdown.comms.values)
+        if self.pushdown.pids is not None and not self.pushdown.pids.exclude:
+            cfg.pids = frozenset(self.pushdown.pids.values)
+        chisel = opts.chisel
+        needs_cpu = bool(getattr(chisel, "needs_cpu", False)) or opts.write is not None
+        enricher = LiveEnricher(self.state, procinfo=needs_cpu)
+        self.pipeline.enricher = enricher
+        source = LiveSource(cfg)  # loads the probe: events start flowing now
+        bootstrap(self.state, skip_pid=os.getpid())
+        enricher.start()
+        self._open_writer(self._meta(True))
+        start = time.monotonic()
+        deadline = start + opts.seconds if opts.seconds else None
+
+        def stop(_sig: int, _frame: Any) -> None:
+            self.stop_requested = True
+            source.stop()
+
+        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        if not opts.quiet and chisel is None and not opts.json_out:
+            print("ktrace: capturing; press Ctrl-C to stop", file=opts.stderr)
+        if chisel is not None and chisel.interval_ns:
+            self._next_tick = time.time_ns() + chisel.interval_ns
+        last_stats = time.monotonic()
+        try:
+            for batch in source.batches(tick=0.1):
+                if batch:
+                    kept = self.pipeline.feed(batch)
+                    self._write(kept)
+                    self._flush()
+                else:
+                    extra = enricher.pending()
+                    if extra:
+                        kept = self.pipeline.feed(b"".join(extra))
+                        self._write(kept)
+                now = time.monotonic()
+                self._last_ts = time.time_ns()
+                self._tick(self._last_ts)
+                if now - last_stats >= 1.0 and self.writer is not None:
+                    self.writer.write_stats(source.stats())
+                    last_stats = now
+                if (self.done or (deadline is not None and now >= deadline)) and not self.stop_requested:
+                    self.stop_requested = True
+                    source.stop()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            stats = source.stats()
+            stats["records"] = self.pipeline.count
+            if self.writer is not None:
+                self.writer.write_stats(stats)
+            source.close()
+            enricher.close()
+        return stats
+
+    def _report(self, stats: dict[str, int]) -> None:
+        drops = {k: v for k, v in stats.items() if k.startswith("drops") and v}
+        total = sum(drops.values())
+        detail = ", ".join(f"{k.removeprefix('drops_')} {v}" for k, v in drops.items()) or "none"
+        print(f"ktrace: {stats.get('events', 0)} events captured, {total} dropped ({detail})",
+              file=self.opts.stderr)
+
+    def _print_summary(self) -> None:
+        out = self.opts.stdout
+        print("\n----------------------", file=out)
+        print(f"{'Event':<24}#Calls", file=out)
+        print("----------------------", file=out)
+        for (d, t), n in sorted(self.summary.items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"{d} {t:<22}{n}", file=out)
+
+
+def run(opts: RunOptions) -> int:
+    if opts.write and opts.reads and os.path.abspath(opts.write) in map(os.path.abspath, opts.reads):
+        raise UsageError("-w and -r name the same file")
+    try:
+        return Runner(opts).run()
+    except KtraceError:
+        raise
