@@ -68,7 +68,11 @@ make_local_base() {
     if ! command -v debootstrap >/dev/null; then
         say "installing debootstrap on the host"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+        if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap; } \
+            >"$WORK/apt.log" 2>&1; then
+            tail -n 20 "$WORK/apt.log" >&2
+            die "cannot install debootstrap"
+        fi
     fi
     mirror=$(apt_site "$SUITE")
     [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
@@ -98,8 +102,9 @@ EOF
     for m in proc sys dev/pts dev; do umount "$rootfs/$m" 2>/dev/null || true; done
     prepare_rootfs "$rootfs"
     say "importing the root filesystem as $LOCAL_BASE"
+    # (no -q: docker 20.10, Debian 12's, does not have it)
     tar -C "$rootfs" --numeric-owner -cf - . \
-        | docker import -q -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' - "$LOCAL_BASE" >/dev/null
+        | docker import -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' - "$LOCAL_BASE" >/dev/null
 }
 
 prepare_rootfs() {

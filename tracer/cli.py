@@ -40,9 +40,11 @@ class FilterParam(click.ParamType):
                       "allow_interspersed_args": True},
     epilog=EPILOG,
 )
-@click.option("-r", "--read", "reads", multiple=True, metavar="FILE", help="Read events from a capture (repeatable).")
+@click.option("-r", "--read", "reads", multiple=True, metavar="FILE",
+              help="Read events from a capture (repeatable).")
 @click.option("-w", "--write", metavar="FILE", help="Write events to a capture file.")
-@click.option("-z", "--compress", is_flag=True, help="Accepted for sysdig compatibility: captures are always compressed.")
+@click.option("-z", "--compress", is_flag=True,
+              help="Accepted for sysdig compatibility: captures are always compressed.")
 @click.option("-C", "--file-size", type=click.IntRange(min=1), metavar="MB", help="Rotate -w files every MB x 10^6 bytes.")
 @click.option("-G", "--seconds", "rotate_seconds", type=click.IntRange(min=1), metavar="SEC",
               help="Rotate -w files every SEC seconds (strftime in the name is honoured).")
@@ -58,7 +60,8 @@ class FilterParam(click.ParamType):
 @click.option("-c", "--chisel", metavar="NAME", help="Run a chisel (-cl lists them).")
 @click.option("-i", "--chisel-info", metavar="NAME", help="Describe a chisel and its arguments.")
 @click.option("--chisel-dir", multiple=True, metavar="DIR", help="Also look for chisels in DIR.")
-@click.option("-p", "--print", "fmt", metavar="FORMAT", help='Output format: "%field ..." or c / k for the container presets.')
+@click.option("-p", "--print", "fmt", metavar="FORMAT",
+              help='Output format: "%field ..." or c / k for the container presets.')
 @click.option("-j", "--json", "json_out", is_flag=True, help="One JSON object per event.")
 @click.option("-A", "--print-ascii", is_flag=True, help="Print the text part of buffers.")
 @click.option("-X", "--print-hex-ascii", is_flag=True, help="Print buffers in hex and ASCII.")

@@ -14,7 +14,7 @@ if os.environ.get("KTRACE_PUREPYTHON") == "1":
     PURE = True
 else:
     try:
-        from ._ext import ring, scan  # type: ignore[no-redef]
+        from ._ext import ring, scan  # type: ignore[no-redef,unused-ignore]
 
         PURE = False
     except ImportError:

@@ -49,6 +49,14 @@ class Event:
 
     __slots__ = ("num", "ts", "tid", "pid", "evt", "cpu", "ret", "args", "seg0", "seg1", "flags",
                  "state", "thread", "latency", "_info")
+    num: int
+    ts: int
+    tid: int
+    pid: int
+    evt: int
+    cpu: int
+    ret: int
+    flags: int
 
     def __init__(self, buf: bytes, off: int, num: int, state: State) -> None:
         (self.ts, self.tid, self.pid, self.evt, self.cpu, length, self.ret, a0, a1, a2, a3, a4, a5, l0, l1,
@@ -89,6 +97,7 @@ class Event:
     @property
     def hidden(self) -> bool:
         return bool(self.flags & R.RF_HIDDEN)
+
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -294,7 +303,7 @@ def render_param(ev: Event, p: Param, v: Any, opts: RenderOptions) -> str:
         full = resolve_path(ev, path, dirfd)
         return path if full == path else f"{path}({full})"
     if t is PT.STR:
-        return v.rstrip(b"\0").decode(errors="replace")
+        return str(v.rstrip(b"\0").decode(errors="replace"))
     if t is PT.BUF:
         return render_buffer(v, opts) if v else ""
     if t is PT.SOCKADDR:
@@ -305,7 +314,7 @@ def render_param(ev: Event, p: Param, v: Any, opts: RenderOptions) -> str:
         fd = ev.state.fd(ev.pid, n) if n >= 0 else None
         return fd.name if fd and fd.type in ("ipv4", "ipv6", "unix") else ""
     if t is PT.ARGV:
-        return v.rstrip(b"\0").replace(b"\0", b".").decode(errors="replace")
+        return str(v.rstrip(b"\0").replace(b"\0", b".").decode(errors="replace"))
     if t is PT.FDPAIR:
         if len(v) < 8:
             return ""
@@ -322,7 +331,7 @@ def render_param(ev: Event, p: Param, v: Any, opts: RenderOptions) -> str:
             return ""
         fl, mode, res = struct.unpack_from("<QQQ", v)
         names = flag_names("open_flags", fl)
-        return f"flags={fl}({names}) mode={'0%o' % mode if mode else 0} resolve={res}"
+        return f"flags={fl}({names}) mode={f'0{mode:o}' if mode else 0} resolve={res}"
     if t is PT.STATE:
         if isinstance(v, list):
             return ".".join(v)

@@ -163,10 +163,10 @@ class Pipeline:
                 if matched:
                     out.append(batch[off:off + length])
                 elif self.fatfile and why & SEL_STATE:
-                    rec = bytearray(batch[off:off + length])
-                    flags = int.from_bytes(rec[84:88], "little") | R.RF_HIDDEN
-                    rec[84:88] = flags.to_bytes(4, "little")
-                    out.append(bytes(rec))
+                    hidden = bytearray(batch[off:off + length])
+                    flags = int.from_bytes(hidden[84:88], "little") | R.RF_HIDDEN
+                    hidden[84:88] = flags.to_bytes(4, "little")
+                    out.append(bytes(hidden))
             elif inserted and self.keep:
                 out.append(batch[cut:off + length])
                 cut = off + length

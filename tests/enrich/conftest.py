@@ -25,10 +25,7 @@ def ensure_busybox_image() -> str | None:
     try:
         if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
             return "docker not running"
-        if (
-            subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, timeout=30).returncode
-            == 0
-        ):
+        if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, timeout=30).returncode == 0:
             return None
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return "no usable docker client"
@@ -39,9 +36,7 @@ def ensure_busybox_image() -> str | None:
         for d in ("bin", "etc", "tmp", "proc", "sys", "dev"):
             os.makedirs(os.path.join(root, d))
         shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
-        applets = subprocess.run(
-            [BUSYBOX, "--list"], capture_output=True, text=True, check=True
-        ).stdout.split()
+        applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
         for applet in applets:
             if applet != "busybox":
                 os.symlink("busybox", os.path.join(root, "bin", applet))
@@ -51,7 +46,8 @@ def ensure_busybox_image() -> str | None:
             f.write("root:x:0:\n")
         tar = subprocess.Popen(["tar", "-C", root, "-cf", "-", "."], stdout=subprocess.PIPE)
         imp = subprocess.run(
-            ["docker", "import", "-q", "-c", "ENV PATH=/bin", "-c", 'CMD ["/bin/sh"]', "-", IMAGE],
+            # no -q: docker 20.10 (Debian 12's docker.io) does not have it
+            ["docker", "import", "-c", "ENV PATH=/bin", "-c", 'CMD ["/bin/sh"]', "-", IMAGE],
             stdin=tar.stdout,
             capture_output=True,
             timeout=120,

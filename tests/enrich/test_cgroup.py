@@ -170,9 +170,7 @@ CASES: list[tuple[str, str, str, str, str]] = [
     ),
     (
         "shape: burstable, seen from a private cgroup namespace",
-        v2(
-            f"/../../kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/cri-containerd-{SHAPE}.scope"
-        ),
+        v2(f"/../../kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/cri-containerd-{SHAPE}.scope"),
         SHAPE,
         "containerd",
         UID,
@@ -189,9 +187,7 @@ CASES: list[tuple[str, str, str, str, str]] = [
     ),
     (
         "libsinsp containerd_unknown: static pod uid (32 hex)",
-        v2(
-            f"/kubepods-burstable-podbd12dd3393227d950605a2444b13c27a.slice:cri-containerd:{LIBSINSP_UNKNOWN}"
-        ),
+        v2(f"/kubepods-burstable-podbd12dd3393227d950605a2444b13c27a.slice:cri-containerd:{LIBSINSP_UNKNOWN}"),
         LIBSINSP_UNKNOWN,
         "containerd",
         "bd12dd3393227d950605a2444b13c27a",

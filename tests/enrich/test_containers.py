@@ -67,9 +67,7 @@ def oci_spec(annotations: dict[str, str], *, privileged: bool = False) -> dict[s
     return {
         "ociVersion": "1.1.0",
         "process": {
-            "args": ["/pause"]
-            if annotations.get("io.kubernetes.cri.container-type") == "sandbox"
-            else ["nginx"],
+            "args": ["/pause"] if annotations.get("io.kubernetes.cri.container-type") == "sandbox" else ["nginx"],
             "capabilities": {"bounding": ALL_CAPS if privileged else DEFAULT_CAPS},
         },
         "root": {"path": "rootfs"},
@@ -320,9 +318,7 @@ def crio_node(root: Path) -> dict[str, tuple[int, Any]]:
                 "io.kubernetes.cri-o.SandboxID": SANDBOX,
                 "io.kubernetes.cri-o.Image": "registry.k8s.io/pause:3.9",
                 "io.kubernetes.cri-o.IP.0": "10.244.1.7",
-                "io.kubernetes.cri-o.Labels": json.dumps(
-                    {**k8s, "io.kubernetes.container.name": "POD", **pod_labels}
-                ),
+                "io.kubernetes.cri-o.Labels": json.dumps({**k8s, "io.kubernetes.container.name": "POD", **pod_labels}),
             }
         ),
     )
@@ -387,9 +383,7 @@ def engine_doc(full: str, name: str, image: str, labels: dict[str, str]) -> dict
 
 
 def test_podman_rootless_api(root: Path) -> None:
-    cgroup_file(
-        root, 9, f"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{CTR}.scope/container"
-    )
+    cgroup_file(root, 9, f"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{CTR}.scope/container")
     routes = {
         f"/containers/{CTR}/json": (
             200,
@@ -448,9 +442,7 @@ def test_socket_missing_gives_reason(root: Path) -> None:
         assert info.lookup == FAILED and info.name == NA and info.type == "docker"
         reasons = r.reasons(CTR)
         sock = root / "run/docker.sock"
-        assert (
-            f"docker: socket {sock} not found (runtime not installed, or its socket not mounted)" in reasons
-        )
+        assert f"docker: socket {sock} not found (runtime not installed, or its socket not mounted)" in reasons
         assert reasons[-1] == f"no runtime knows container {CTR[:12]} (tried: docker-api, docker-state)"
         assert [u.lookup for u in updates] == [FAILED]
 
@@ -524,9 +516,7 @@ def test_runtime_report_says_what_is_missing(root: Path) -> None:
 
 def dk(*args: str) -> str:
     """Run the docker client; its stdout."""
-    return subprocess.run(
-        ["docker", *args], check=True, capture_output=True, text=True, timeout=60
-    ).stdout.strip()
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True, timeout=60).stdout.strip()
 
 
 @pytest.fixture

@@ -75,11 +75,12 @@ def machine_info() -> dict[str, Any]:
 class _File:
     """One open capture file (writer thread only)."""
 
-    __slots__ = ("blocks", "events", "fd", "index", "name", "offset")
+    __slots__ = ("blocks", "events", "fd", "index", "name", "offset", "regular")
 
-    def __init__(self, name: str, fd: int) -> None:
+    def __init__(self, name: str, fd: int, regular: bool) -> None:
         self.name = name
         self.fd = fd
+        self.regular = regular
         self.offset = 0
         self.events = 0
         self.blocks = 0
@@ -303,6 +304,7 @@ class CaptureWriter:
                     self._cond.wait()
 
     def _run(self) -> None:
+        items: list[tuple[Any, ...]] = []
         try:
             while True:
                 items, closing = self._take()
@@ -313,7 +315,7 @@ class CaptureWriter:
         except BaseException as e:  # reported to the caller by its next call
             with self._cond:
                 self._error = e
-                for it in self._q:
+                for it in (*items, *self._q):
                     if it[0] == _FLUSH:
                         it[2].set()
                 self._q.clear()
@@ -457,7 +459,8 @@ class CaptureWriter:
     def _open_file(self, name: str) -> None:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            if stat.S_ISREG(os.fstat(fd).st_mode):  # never chmod /dev/null or a pipe
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            if regular:  # never chmod /dev/null or a pipe
                 os.fchmod(fd, 0o600)  # O_CREAT's mode is cut by the umask and ignored for an old file
             meta = dict(self._meta)
             meta["start_time"] = time.time_ns()
@@ -467,7 +470,7 @@ class CaptureWriter:
         except BaseException:
             os.close(fd)
             raise
-        f = _File(name, fd)
+        f = _File(name, fd, regular)
         f.offset = len(head)
         self._file = f
         self._files.append(name)
@@ -496,7 +499,8 @@ class CaptureWriter:
             codec=blockcodec.CODEC_NONE,
             raw_len=FOOTER_RAW,
         )
-        os.fsync(f.fd)
+        if f.regular:
+            os.fsync(f.fd)
         os.close(f.fd)
         self._file = None
 

@@ -67,11 +67,9 @@ CONTAINERD_SOCKETS: Final = (
     "/run/containerd/containerd.sock",
     "/run/k3s/containerd/containerd.sock",
 )
-# containers/storage: cri-o's run root, then podman's (root) graph root.
-CONTAINERS_STORAGE_DIRS: Final = (
-    "/run/containers/storage/overlay-containers",
-    "/var/lib/containers/storage/overlay-containers",
-)
+# containers/storage's run root, where cri-o writes each container's OCI config (podman's go to
+# its graph root under /var/lib, but podman containers are read from podman's API instead).
+CONTAINERS_STORAGE_DIRS: Final = ("/run/containers/storage/overlay-containers",)
 DOCKER_SOCKETS: Final = ("/run/docker.sock", "/var/run/docker.sock")
 DOCKER_STATE_DIR: Final = "/var/lib/docker/containers"
 CRIO_SOCKETS: Final = ("/run/crio/crio.sock", "/var/run/crio/crio.sock")
@@ -263,6 +261,7 @@ class ContainerResolver:
         """Stop the worker; entries stay readable."""
         with self._cond:
             self._closed = True
+            self._heap.clear()  # lookups not started are dropped; wait_idle() returns
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -453,9 +452,7 @@ class _Lookup:
             return None
         self.reasons = notes.get(won, [])
         if won == "containerd" and any(os.path.exists(host_path(s)) for s in CONTAINERD_SOCKETS):
-            self.reasons.append(
-                "containerd socket present but its API needs gRPC; metadata from OCI bundle only"
-            )
+            self.reasons.append("containerd socket present but its API needs gRPC; metadata from OCI bundle only")
         return _finish(key, merged, won, "+".join(used), hint)
 
     # -- sources ------------------------------------------------------------------------------
@@ -483,7 +480,7 @@ class _Lookup:
         if not dirs:
             raise _SourceError(
                 f"cri-o: {host_path(CONTAINERS_STORAGE_DIRS[0])} not found "
-                "(not a cri-o/podman node, or the host's /run/containers is not mounted)"
+                "(not a cri-o node, or the host's /run/containers is not mounted)"
             )
         for d in dirs:
             pattern = os.path.join(host_path(d), _glob_id(ident), "userdata", "config.json")
@@ -806,8 +803,7 @@ def _from_containerd_spec(spec: dict[str, Any], full_id: str) -> Partial:
         pod_name=ann.get("io.kubernetes.cri.sandbox-name", ""),
         pod_namespace=ann.get("io.kubernetes.cri.sandbox-namespace", ""),
         pod_uid=ann.get("io.kubernetes.cri.sandbox-uid", ""),
-        image=ann.get("io.kubernetes.cri.image-name")
-        or ann.get("io.kubernetes.cri.podsandbox.image-name", ""),
+        image=ann.get("io.kubernetes.cri.image-name") or ann.get("io.kubernetes.cri.podsandbox.image-name", ""),
         sandbox_id=ann.get("io.kubernetes.cri.sandbox-id", ""),
         is_pod_sandbox=sandbox,
     )
@@ -977,8 +973,7 @@ def runtime_report(timeout: float = 1.0) -> list[str]:
     for sock in CONTAINERD_SOCKETS:
         if os.path.exists(host_path(sock)):
             lines.append(
-                f"containerd: {host_path(sock)} present; its API needs gRPC, so metadata comes "
-                "from OCI bundles only"
+                f"containerd: {host_path(sock)} present; its API needs gRPC, so metadata comes from OCI bundles only"
             )
     for root in CONTAINERD_TASK_ROOTS + CONTAINERS_STORAGE_DIRS:
         hp = host_path(root)

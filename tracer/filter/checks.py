@@ -260,7 +260,7 @@ def _path_prefixes(values: tuple[Value, ...], text: str) -> PathPrefixes:
             raise FilterError("empty path in pmatch list", text, v.pos)
         p = v.text.rstrip("/") or "/"
         exact.add(p)
-        dirs.append(p)
+        dirs.append("/" if p == "/" else p + "/")
     return PathPrefixes(frozenset(exact), tuple(dirs))
 
 

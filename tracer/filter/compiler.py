@@ -232,6 +232,8 @@ def _check(c: Check) -> Predicate:
     if c.field.multi:
         return _multi(c, kind)
     if op is Op.EXISTS:
+        if kind is Kind.IP:
+            return lambda ev: (v := extract(ev, arg)) is not None and as_ip(v) is not None
         return lambda ev: extract(ev, arg) is not None
     if kind is not Kind.IP:
         # Fast paths for the common operators: one call, one comparison.  ``x`` is never None,

@@ -20,6 +20,7 @@ from ..schema.types import PT
 
 if TYPE_CHECKING:
     from ..event import Event
+    from ..schema.events import Param
     from ..state.tables import Fd, Thread
 
 
@@ -168,14 +169,13 @@ def _fd_port_any(ev: Event, _a: Any) -> Any:
 
 def _arg(ev: Event, a: Any) -> Any:
     params = ev.params
+    p: Param | None
     if isinstance(a, int):
-        if not 0 <= a < len(params):
-            return None
-        p = params[a]
+        p = params[a] if 0 <= a < len(params) else None
     else:
         p = ev.param(a) if a is not None else None
-        if p is None:
-            return None
+    if p is None:
+        return None
     from ..event import RenderOptions
 
     return ev.arg_str(p, RenderOptions())

@@ -1,0 +1,31 @@
+"""Typed surface of the Cython batch scanner (twin: tracer/_pure/scan.py)."""
+
+from array import array
+from collections.abc import Callable
+
+SEL_STATE: int
+SEL_MATCH: int
+
+class BatchError(ValueError):
+    """A record whose length field cannot be right; ``offset`` is where the walk stopped."""
+
+    offset: int
+    def __init__(self, message: str, offset: int) -> None: ...
+
+class Scanner:
+    """Selects records of interest from batches."""
+
+    tid_check: Callable[[int], bool | None] | None
+    first_ts: int
+    last_ts: int
+    def __init__(
+        self, state_mask: bytes, match_mask: bytes, tid_check: Callable[[int], bool | None] | None = None
+    ) -> None: ...
+    @property
+    def state_mask(self) -> bytes: ...
+    @property
+    def match_mask(self) -> bytes: ...
+    def reset_tids(self) -> None:
+        """Forget cached thread answers (a thread's name or container changed)."""
+    def scan(self, batch: bytes) -> tuple[array[int], int]:
+        """Return (selection, record count); selection holds (index, offset, why) triples."""
