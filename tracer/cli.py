@@ -45,7 +45,8 @@ class FilterParam(click.ParamType):
 @click.option("-w", "--write", metavar="FILE", help="Write events to a capture file.")
 @click.option("-z", "--compress", is_flag=True,
               help="Accepted for sysdig compatibility: captures are always compressed.")
-@click.option("-C", "--file-size", type=click.IntRange(min=1), metavar="MB", help="Rotate -w files every MB x 10^6 bytes.")
+@click.option("-C", "--file-size", type=click.IntRange(min=1), metavar="MB",
+              help="Rotate -w files every MB x 10^6 bytes.")
 @click.option("-G", "--seconds", "rotate_seconds", type=click.IntRange(min=1), metavar="SEC",
               help="Rotate -w files every SEC seconds (strftime in the name is honoured).")
 @click.option("-W", "--limit", "file_limit", type=click.IntRange(min=1), metavar="N",
