@@ -62,6 +62,28 @@ def storm(n: int, seed: int = 1, jitter: tuple[int, int] = (200, 300)) -> tuple[
     return bytes(buf), ts_list
 
 
+def mixed(n: int, seed: int = 3) -> bytes:
+    """A harder mix for comparison: 64 threads, 24 syscalls, varying pointers, 0-200 byte text payloads."""
+    rnd = random.Random(seed)
+    words = b"GET /index.html HTTP/1.1 Host: example.org 200 OK Content-Length: 612 keep-alive".split()
+    out = []
+    ts = T0
+    for _ in range(n // 2):
+        tid = 1000 + rnd.randrange(64)
+        nr = rnd.choice(
+            (0, 1, 3, 7, 9, 17, 19, 20, 23, 41, 42, 43, 44, 45, 232, 257, 262, 270, 281, 288, 0, 1, 0, 1)
+        )
+        args = (rnd.randrange(64), BUF + rnd.randrange(1 << 16) * 16, rnd.randrange(4096), 0, 0, 0)
+        ts += rnd.randint(100, 3000)
+        out.append(pack_record(ts, tid, tid - tid % 4, syscall_evt(nr, 0), tid % 2, 0, args))
+        payload = b" ".join(rnd.choice(words) for _ in range(rnd.randrange(20)))[:200]
+        ts += rnd.randint(100, 3000)
+        out.append(
+            pack_record(ts, tid, tid - tid % 4, syscall_evt(nr, 1), tid % 2, len(payload), args, payload)
+        )
+    return b"".join(out)
+
+
 def batches(raw: bytes, ts: list[int], per: int) -> list[tuple[bytes, int, int, int]]:
     """Cut the storm into batches of ``per`` events (per a multiple of 4)."""
     out = []
@@ -138,6 +160,9 @@ def main() -> int:
     wide, _ = storm(one, seed=2, jitter=(100, 2000))
     print("same, ts jitter 100-2000 ns:")
     bench_codecs(wide, one)
+    mix = mixed(one)
+    print(f"a harder mix (64 threads, 24 syscalls, text payloads), {len(mix) / one:.1f} bytes/event raw:")
+    bench_codecs(mix, one)
     bs = batches(raw, ts, a.batch)
     print(f"capture file, batches of {a.batch} events ({os.cpu_count()} CPUs):")
     with tempfile.TemporaryDirectory() as d:

@@ -23,7 +23,7 @@ from .output.format import Formatter
 from .pipeline import STATE_EVENTS, Pipeline, Selection
 from .schema import record as R
 from .schema.events import SCHEMA_VERSION, event_ids, event_names
-from .schema.fields import FIELDS, set_render_options
+from .schema.fields import FIELDS
 from .state.state import State
 
 
@@ -122,7 +122,6 @@ class Runner:
     def __init__(self, opts: RunOptions) -> None:
         self.opts = opts
         self.state = State()
-        set_render_options(opts.render)
         parts, self.pushdown = _filters(opts)
         self.predicate = AndFilter(parts) if parts else None
         self.formatter = Formatter(opts.fmt, json_out=opts.json_out, time_mode=opts.time_mode, opts=opts.render)

@@ -259,15 +259,15 @@ class CaptureReader:
                 self._skip(pos, h, "bad checksum")
                 pos = end
                 continue
+            name = KIND_NAMES.get(kind)
+            if name is None:
+                self._note(f"block of unknown kind {kind} at byte {pos}: skipped")
+                pos = end
+                continue
             try:
                 raw = decode_block(stored, h.codec, h.raw_len)
             except BlockError as e:
                 self._skip(pos, h, str(e))
-                pos = end
-                continue
-            name = KIND_NAMES.get(kind)
-            if name is None:
-                self._note(f"block of unknown kind {kind} at byte {pos}: skipped")
                 pos = end
                 continue
             if kind == KIND_EVENTS:

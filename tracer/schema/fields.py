@@ -559,17 +559,11 @@ _ROWS: list[FieldDef] = [
 
 
 def _default_opts() -> Any:
+    """Filters and chisels see buffers rendered the default way; -A/-X only change printed lines
+    (the Formatter renders evt.info with the run's options)."""
     from ..event import RenderOptions
 
-    return _DEFAULT_OPTS.get("opts") or RenderOptions()
-
-
-_DEFAULT_OPTS: dict[str, Any] = {}
-
-
-def set_render_options(opts: Any) -> None:
-    """The buffer rendering -A/-X/-v chose, for evt.info and evt.args."""
-    _DEFAULT_OPTS["opts"] = opts
+    return RenderOptions()
 
 
 FIELDS = FieldTable(_ROWS)

@@ -13,7 +13,7 @@ import msgpack
 
 from ..enrich.containers import ContainerInfo, ContainerResolver
 from ..enrich.hostroot import host_path
-from ..event import Event, s32
+from ..event import Event, s32, sockaddr_parts
 from ..schema import record as R
 from ..schema.events import SYSCALL_NR
 from ..state import proc
@@ -84,12 +84,21 @@ class LiveEnricher:
         if facts is None:
             return []
         local, peer = facts["local"], facts["peer"]
+        # The socket is read now, not when the event happened: by now the program may have closed
+        # the fd and reused the number for another socket. Keep the facts only when the peer is the
+        # one the event names (accept's returned address; connect's target, which the state holds).
+        if accept:
+            named = sockaddr_parts(ev.seg0)
+            expect = (named[1], named[2]) if named is not None and named[0] != "unix" else None
+        else:
+            fd = self.state.fd(ev.pid, num)
+            expect = (fd.sip, fd.sport) if fd is not None and fd.sip else None
+            if peer is None and expect is not None:
+                peer = expect  # a non-blocking connect still in progress: no peer yet
+        if peer is None or (expect is not None and tuple(peer) != expect):
+            return []
         doc: dict[str, Any] = {"num": num, "type": facts["family"], "l4proto": facts["l4proto"],
                                "is_server": accept}
-        if peer is None:
-            if accept:
-                return []
-            peer = ("0.0.0.0" if facts["family"] == "ipv4" else "::", 0)
         client, server = (peer, local) if accept else (local, peer)
         doc.update(cip=client[0], cport=client[1], sip=server[0], sport=server[1],
                    name=f"{client[0]}:{client[1]}->{server[0]}:{server[1]}")

@@ -426,10 +426,14 @@ class State:
         }
 
     def load_table(self, kind: str, rows: list[Any]) -> None:
+        # In place: closures (the scanner's thread check) hold these dicts.
         if kind == "threads":
-            self.threads = {t.tid: t for t in (Thread.from_row(r) for r in rows)}
+            self.threads.clear()
+            self.threads.update((t.tid, t) for t in (Thread.from_row(r) for r in rows))
+            self._changed(0)
         elif kind == "fds":
-            self.fds = {pid: {f.num: f for f in (Fd.from_row(r) for r in table)} for pid, table in rows}
+            self.fds.clear()
+            self.fds.update((pid, {f.num: f for f in (Fd.from_row(r) for r in table)}) for pid, table in rows)
         elif kind == "users":
             self.users = {r[0]: User(*r) for r in rows}
         elif kind == "groups":
