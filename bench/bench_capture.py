@@ -70,17 +70,13 @@ def mixed(n: int, seed: int = 3) -> bytes:
     ts = T0
     for _ in range(n // 2):
         tid = 1000 + rnd.randrange(64)
-        nr = rnd.choice(
-            (0, 1, 3, 7, 9, 17, 19, 20, 23, 41, 42, 43, 44, 45, 232, 257, 262, 270, 281, 288, 0, 1, 0, 1)
-        )
+        nr = rnd.choice((0, 1, 3, 7, 9, 17, 19, 20, 23, 41, 42, 43, 44, 45, 232, 257, 262, 270, 281, 288, 0, 1, 0, 1))
         args = (rnd.randrange(64), BUF + rnd.randrange(1 << 16) * 16, rnd.randrange(4096), 0, 0, 0)
         ts += rnd.randint(100, 3000)
         out.append(pack_record(ts, tid, tid - tid % 4, syscall_evt(nr, 0), tid % 2, 0, args))
         payload = b" ".join(rnd.choice(words) for _ in range(rnd.randrange(20)))[:200]
         ts += rnd.randint(100, 3000)
-        out.append(
-            pack_record(ts, tid, tid - tid % 4, syscall_evt(nr, 1), tid % 2, len(payload), args, payload)
-        )
+        out.append(pack_record(ts, tid, tid - tid % 4, syscall_evt(nr, 1), tid % 2, len(payload), args, payload))
     return b"".join(out)
 
 

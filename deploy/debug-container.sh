@@ -23,7 +23,9 @@
 #
 # All host mounts are read-only except tracefs.  /run is one mount rather than one per socket:
 # it covers every runtime whichever this machine has, and never makes docker create a directory
-# named docker.sock where there is no docker.
+# named docker.sock where there is no docker.  No mount propagation (rslave): it fails where the
+# host's / is not a shared mount, and the files ktrace reads under /run (sockets, OCI bundles) are
+# on /run's own tmpfs, visible without it.
 set -eu
 
 IMAGE=${KTRACE_IMAGE:-ktrace:local}
@@ -43,7 +45,7 @@ exec docker run --rm -i $TTY \
     -e KTRACE_HOST_ROOT=/host \
     -v /proc:/host/proc:ro \
     -v /etc:/host/etc:ro \
-    -v /run:/host/run:ro,rslave \
+    -v /run:/host/run:ro \
     -v /sys/fs/cgroup:/host/sys/fs/cgroup:ro \
     -v /sys/kernel/debug:/sys/kernel/debug \
     -v /lib/modules:/lib/modules:ro \

@@ -5,6 +5,9 @@ from collections.abc import Callable
 
 SEL_STATE: int
 SEL_MATCH: int
+SEL_EXACT: int
+FD_RET: int
+FD_NONE: int
 
 class BatchError(ValueError):
     """A record whose length field cannot be right; ``offset`` is where the walk stopped."""
@@ -16,16 +19,24 @@ class Scanner:
     """Selects records of interest from batches."""
 
     tid_check: Callable[[int], bool | None] | None
+    fd_check: Callable[[int, int], bool | None] | None
     first_ts: int
     last_ts: int
     def __init__(
-        self, state_mask: bytes, match_mask: bytes, tid_check: Callable[[int], bool | None] | None = None
+        self,
+        state_mask: bytes,
+        match_mask: bytes,
+        tid_check: Callable[[int], bool | None] | None = None,
+        fd_check: Callable[[int, int], bool | None] | None = None,
+        fd_regs: bytes | None = None,
     ) -> None: ...
     @property
     def state_mask(self) -> bytes: ...
     @property
     def match_mask(self) -> bytes: ...
+    @property
+    def fd_regs(self) -> bytes: ...
     def reset_tids(self) -> None:
-        """Forget cached thread answers (a thread's name or container changed)."""
+        """Forget cached answers (a thread's name or container changed, tables were loaded)."""
     def scan(self, batch: bytes) -> tuple[array[int], int]:
         """Return (selection, record count); selection holds (index, offset, why) triples."""

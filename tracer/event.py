@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .schema import record as R
-from .schema.events import EventInfo, Param, event_info, event_name
+from .schema.events import FD_NONE, FD_REGS, FD_RET, EventInfo, Param, event_info, event_name
 from .schema.flags import enum_name, errno_name, flag_names
 from .schema.types import PT
 
@@ -136,17 +136,14 @@ class Event:
 
     def fd_num(self) -> int | None:
         """The fd this event is about: its 'fd' argument, or the new fd it returned."""
-        for p in self.params:
-            if p.type is PT.FD and p.name == "fd":
-                return int(self.raw(p))
-            if p.type is PT.RESFD:
-                return int(self.raw(p))
-        info = self.info
-        if info is not None and self.direction:
-            for p in info.enter:
-                if p.type is PT.FD and p.name == "fd":
-                    return s32(self.args[int(p.src[1])])
-        return None
+        if self.evt >= R.EVT_BASE_OTHER:
+            return None
+        reg = FD_REGS[self.evt]
+        if reg == FD_NONE:
+            return None
+        if reg == FD_RET:
+            return s64(self.ret) if s64(self.ret) < 0 else s32(self.ret)
+        return s32(self.args[reg])
 
     @property
     def fd(self) -> Fd | None:

@@ -16,11 +16,12 @@ from typing import Protocol
 from .engine import scan as _scan
 from .event import Event
 from .schema import record as R
-from .schema.events import SYSCALLS, event_ids
+from .schema.events import FD_REGS, SYSCALLS, event_ids
 from .state.state import State
 
 SEL_STATE = 1
 SEL_MATCH = 2
+SEL_EXACT = 4
 
 
 class Predicate(Protocol):
@@ -37,10 +38,16 @@ class Enricher(Protocol):
 
 @dataclass
 class Selection:
-    """Which events may match, as the scanner sees them: event ids, and a thread check."""
+    """Which events may match, as the scanner sees them: event ids, a thread check, an fd check.
+
+    ``exact`` says these checks are the whole filter: an event they definitely pass needs no
+    second look by the Python predicate.
+    """
 
     evts: frozenset[int] | None = None  # None = every event id
     tid_check: Callable[[int], bool | None] | None = None
+    fd_check: Callable[[int, int], bool | None] | None = None
+    exact: bool = False
 
 
 def state_events() -> frozenset[int]:
@@ -94,7 +101,8 @@ class Pipeline:
             match.update(e - 1 for e in list(match) if e < R.EVT_BASE_OTHER and e & 1)
         if on_event is None and predicate is None:
             match = set()
-        self.scanner = _scan.Scanner(_mask(STATE_EVENTS), _mask(match), sel.tid_check)
+        self.scanner = _scan.Scanner(_mask(STATE_EVENTS), _mask(match), sel.tid_check, sel.fd_check, FD_REGS)
+        self.exact = sel.exact
         state.on_thread_change = self._thread_changed
         self.count = 0  # records seen (evt.num of the last one)
         self.matched = 0
@@ -154,7 +162,7 @@ class Pipeline:
                     state.note_enter(ev)
             matched = False
             if why & SEL_MATCH and (self.show_internal or ev.evt not in _INTERNAL) and not ev.hidden:
-                matched = predicate is None or predicate.match(ev)
+                matched = predicate is None or (self.exact and bool(why & SEL_EXACT)) or predicate.match(ev)
                 if matched:
                     self.matched += 1
                     if on_event is not None:

@@ -27,6 +27,9 @@ from .schema.fields import FIELDS
 from .state.state import State
 
 
+TABLES_EVERY_S = 10.0  # live -w: a fresh state snapshot this often
+
+
 @dataclass
 class RunOptions:
     reads: list[str] = field(default_factory=list)
@@ -183,8 +186,14 @@ class Runner:
         if self.opts.write is None:
             return
         self.writer = CaptureWriter(self.opts.write, meta, rotate=self.opts.rotate)
-        for kind, rows in self.state.tables().items():
-            self.writer.write_table(kind, rows)
+        self._write_tables()
+
+    def _write_tables(self) -> None:
+        """A snapshot of the state, so a rotated file (or a reader seeking by the index) starts
+        from recent context rather than from the run's start."""
+        if self.writer is not None:
+            for kind, rows in self.state.tables().items():
+                self.writer.write_table(kind, rows)
 
     def _write(self, data: bytes) -> None:
         if self.writer is None or not data:
@@ -251,6 +260,8 @@ class Runner:
                     break
             elif isinstance(item, TableBlock):
                 self.state.load_table(item.kind, item.rows)
+                if self.writer is not None:
+                    self.writer.write_table(item.kind, item.rows)
             elif isinstance(item, StatsBlock):
                 stats.update({k: v for k, v in item.stats.items() if isinstance(v, int)})
             elif self.writer is None and self.opts.write is not None:
@@ -294,7 +305,7 @@ class Runner:
             print("ktrace: capturing; press Ctrl-C to stop", file=opts.stderr)
         if chisel is not None and chisel.interval_ns:
             self._next_tick = time.time_ns() + chisel.interval_ns
-        last_stats = time.monotonic()
+        last_stats = last_tables = time.monotonic()
         try:
             for batch in source.batches(tick=0.1):
                 if batch:
@@ -312,6 +323,9 @@ class Runner:
                 if now - last_stats >= 1.0 and self.writer is not None:
                     self.writer.write_stats(source.stats())
                     last_stats = now
+                if now - last_tables >= TABLES_EVERY_S:
+                    self._write_tables()
+                    last_tables = now
                 if (self.done or (deadline is not None and now >= deadline)) and not self.stop_requested:
                     self.stop_requested = True
                     source.stop()

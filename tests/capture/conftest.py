@@ -33,11 +33,7 @@ def make_batch(n: int, ts0: int, step: int = 250, tid: int = 4242, nr: int = 0) 
     for i in range(n):
         d = i & 1
         evt = syscall_evt(nr, d)
-        recs.append(
-            pack_record(
-                ts, tid, tid, evt, 1, d, (nr, 0x7FFD0000 + i, 1), seg0=bytes([i & 0xFF]) if d else b""
-            )
-        )
+        recs.append(pack_record(ts, tid, tid, evt, 1, d, (nr, 0x7FFD0000 + i, 1), seg0=bytes([i & 0xFF]) if d else b""))
         evts.append(evt)
         last = ts
         ts += step

@@ -9,9 +9,7 @@ from tracer.capture import capinfo, render_capinfo
 from tracer.schema.record import syscall_evt
 
 NAMES = {
-    syscall_evt(nr, d): f"{'><'[d]} {name}"
-    for nr, name in ((0, "read"), (1, "write"), (2, "open"))
-    for d in (0, 1)
+    syscall_evt(nr, d): f"{'><'[d]} {name}" for nr, name in ((0, "read"), (1, "write"), (2, "open")) for d in (0, 1)
 }
 
 
@@ -67,6 +65,4 @@ def test_render_truncated_top(capture: Any, tmp_path: Any) -> None:
     text = render_capinfo(info, top=2)
     assert "not closed: cut short" in text
     assert "(4 more)" in text
-    assert (
-        f"Note: capture truncated: recovered 800 events in 4 blocks, lost the tail after byte {off}" in text
-    )
+    assert f"Note: capture truncated: recovered 800 events in 4 blocks, lost the tail after byte {off}" in text

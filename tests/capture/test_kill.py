@@ -40,9 +40,7 @@ CHILD = textwrap.dedent(
 def test_kill_9_loses_at_most_the_last_second(tmp_path: Any) -> None:
     path = os.fspath(tmp_path / "k.kcap")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, path], stdout=subprocess.PIPE, env=env, text=True, bufsize=1
-    )
+    child = subprocess.Popen([sys.executable, "-c", CHILD, path], stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
     assert child.stdout is not None
     reports: list[tuple[float, int]] = []
     try:

@@ -18,9 +18,7 @@ from tracer.capture import format as fmt
 from tracer.capture.blockcodec import CODEC_ZSTD, encode_block
 from tracer.errors import CaptureError
 
-TRUNC = re.compile(
-    r"capture truncated: recovered (\d+) events in (\d+) blocks, lost the tail after byte (\d+)"
-)
+TRUNC = re.compile(r"capture truncated: recovered (\d+) events in (\d+) blocks, lost the tail after byte (\d+)")
 
 
 def read_all(path: str) -> tuple[CaptureReader | None, list[Any]]:
@@ -45,9 +43,7 @@ def check_events_are_originals(cap: Any, got: list[Any]) -> None:
 def cut_points(cap: Any) -> list[int]:
     pts = set()
     for off, end, _ in cap.blocks:
-        pts.update(
-            {off, off + 1, off + 4, off + 20, off + fmt.BLOCK_HEAD_SIZE - 1, off + fmt.BLOCK_HEAD_SIZE}
-        )
+        pts.update({off, off + 1, off + 4, off + 20, off + fmt.BLOCK_HEAD_SIZE - 1, off + fmt.BLOCK_HEAD_SIZE})
         pts.update({off + fmt.BLOCK_HEAD_SIZE + 1, (off + end) // 2, end - 1})
     return sorted(p for p in pts if cap.data_start <= p < len(cap.raw))
 
@@ -120,10 +116,7 @@ def test_every_single_byte_in_one_event_block(capture: Any, tmp_path: Any) -> No
         r, got = read_all(p)
         assert r is not None and r.damaged
         check_events_are_originals(capture, got)
-        assert (
-            sum(i.count for i in got if isinstance(i, EventBlock))
-            == capture.events - capture.batches[2].count
-        )
+        assert sum(i.count for i in got if isinstance(i, EventBlock)) == capture.events - capture.batches[2].count
 
 
 @pytest.mark.parametrize("span", [(0, 1), (1, 3), (2, 4)])
@@ -179,9 +172,7 @@ def block_with(kind: int, stored: bytes, stored_len: int, raw_len: int, count: i
     "stored_len, raw_len",
     [(0xFFFFFFFF, 100), (100, 0xFFFFFFFF), (fmt.MAX_BLOCK + 1, 10), (10, fmt.MAX_BLOCK + 1)],
 )
-def test_huge_claimed_length_does_not_allocate(
-    capture: Any, tmp_path: Any, stored_len: int, raw_len: int
-) -> None:
+def test_huge_claimed_length_does_not_allocate(capture: Any, tmp_path: Any, stored_len: int, raw_len: int) -> None:
     ev = capture.event_blocks()[1]
     liar = block_with(fmt.KIND_EVENTS, b"\0" * 64, stored_len, raw_len, 5)
     data = capture.raw[: ev[0]] + liar + capture.raw[ev[0] :]
@@ -232,9 +223,7 @@ def test_well_formed_block_with_bad_msgpack(capture: Any, tmp_path: Any) -> None
         (fmt.KIND_TABLE, b"\x93\x01\x02\x03"),
         (fmt.KIND_STATS, b"\x01"),
     ):
-        head = struct.pack(
-            fmt.BLOCK_HEAD_FMT, fmt.SYNC, kind, 0, 0, len(doc), len(doc), 0, 0, 0, zlib.crc32(doc)
-        )
+        head = struct.pack(fmt.BLOCK_HEAD_FMT, fmt.SYNC, kind, 0, 0, len(doc), len(doc), 0, 0, 0, zlib.crc32(doc))
         blk = head + struct.pack("<I", zlib.crc32(head)) + doc
         ev = capture.event_blocks()[0]
         p = os.fspath(tmp_path / "m.kcap")

@@ -37,9 +37,7 @@ START = time.mktime((2024, 3, 5, 14, 7, 9, 0, 0, -1))  # local time 2024-03-05 1
         ("cap-%H.kcap", RotatePolicy(size_mb=1), 0, 1, "cap-%H.kcap1"),
     ],
 )
-def test_capture_name(
-    base: str, policy: RotatePolicy | None, slice_no: int, part_no: int, expected: str
-) -> None:
+def test_capture_name(base: str, policy: RotatePolicy | None, slice_no: int, part_no: int, expected: str) -> None:
     assert capture_name(base, policy, slice_no, part_no, START) == expected
 
 
@@ -199,9 +197,7 @@ def test_time_rotation_stops_after_w_files(tmp_path: Any, kit: Any) -> None:
 
 def test_time_and_size_cycle_per_slice(tmp_path: Any, kit: Any) -> None:
     base = os.fspath(tmp_path / "cap.kcap")
-    w = CaptureWriter(
-        base, {}, rotate=RotatePolicy(seconds=10, size_mb=1, files=2), block_size=1, codec=CODEC_NONE
-    )
+    w = CaptureWriter(base, {}, rotate=RotatePolicy(seconds=10, size_mb=1, files=2), block_size=1, codec=CODEC_NONE)
     ts = kit.T0
     for k in range(30):
         if k == 15:

@@ -204,10 +204,7 @@ def write_versioned(path: str, major: int, minor: int, *, blocks: bytes = b"") -
 def footer_less_blocks(kit: Any) -> bytes:
     b = kit.make_batch(4, kit.T0)
     stored = encode_block(b.raw)
-    ev = (
-        fmt.pack_block_head(fmt.KIND_EVENTS, CODEC_ZSTD, stored, len(b.raw), 4, b.first_ts, b.last_ts)
-        + stored
-    )
+    ev = fmt.pack_block_head(fmt.KIND_EVENTS, CODEC_ZSTD, stored, len(b.raw), 4, b.first_ts, b.last_ts) + stored
     doc: bytes = msgpack.packb({"drops": {"x": 1}})
     st = fmt.pack_block_head(fmt.KIND_STATS, CODEC_NONE, doc, len(doc)) + doc
     return ev + st
@@ -218,9 +215,7 @@ def test_newer_major_refused(tmp_path: Any) -> None:
     write_versioned(p, fmt.FORMAT_MAJOR + 1, 3)
     with pytest.raises(CaptureError) as e:
         CaptureReader(p)
-    assert f"{fmt.FORMAT_MAJOR + 1}.3" in str(e.value) and f"{fmt.FORMAT_MAJOR}.{fmt.FORMAT_MINOR}" in str(
-        e.value
-    )
+    assert f"{fmt.FORMAT_MAJOR + 1}.3" in str(e.value) and f"{fmt.FORMAT_MAJOR}.{fmt.FORMAT_MINOR}" in str(e.value)
     assert e.value.exit_code == 2
 
 

@@ -218,3 +218,56 @@ def test_build_image() -> None:
         timeout=120,
     )
     assert headers.returncode == 0 and headers.stdout.strip()
+
+
+def image_present() -> bool:
+    try:
+        return subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, timeout=30).returncode == 0
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.docker
+def test_image_resolves_through_the_host_mounts(docker: str) -> None:
+    """The built image, with debug-container.sh's mounts, names a real container from inside.
+
+    Not privileged (a test machine may not allow it; the resolver does not need it), and with
+    --network none instead of host: nothing here talks to a network.
+    """
+    if not image_present():
+        pytest.skip(f"no {IMAGE} image (sh deploy/build-image.sh builds it)")
+    name = f"ktrace-t-{os.urandom(4).hex()}"
+    volumes = [a for src, dst, ro in sorted(script_mounts()) for a in ("-v", f"{src}:{dst}{':ro' if ro else ''}")]
+    probe = (
+        "import sys\n"
+        "from tracer.enrich.cgroup import read_cgroup\n"
+        "from tracer.enrich.containers import ContainerResolver\n"
+        "r = ContainerResolver()\n"
+        "i = r.get_for_cgroup(read_cgroup(int(sys.argv[1])))\n"
+        "r.wait_idle(10)\n"
+        "i = r.get(i.id)\n"
+        "print(i.id, i.name, i.pod_name, i.lookup, r.reasons(i.id))\n"
+    )
+    try:
+        subprocess.run(
+            ["docker", "run", "-d", "--network", "none", "--label", "io.kubernetes.pod.name=web-1"]
+            + ["--name", name, docker, "sleep", "30"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        inspect = subprocess.run(
+            ["docker", "inspect", "-f", "{{.Id}} {{.State.Pid}}", name], check=True, capture_output=True, text=True
+        ).stdout.split()
+        out = subprocess.run(
+            ["docker", "run", "--rm", "--pid", "host", "--network", "none", "-e", f"KTRACE_HOST_ROOT={HOST_ROOT}"]
+            + volumes
+            + ["--entrypoint", "/opt/ktrace/venv/bin/python", IMAGE, "-c", probe, inspect[1]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split()[:4] == [inspect[0][:12], name, "web-1", "done"], out.stdout
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)

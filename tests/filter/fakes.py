@@ -48,24 +48,24 @@ class FieldDef:
         return None
 
 
-S, I, U = FieldType.STR, FieldType.INT, FieldType.UINT
+S, N, U = FieldType.STR, FieldType.INT, FieldType.UINT
 FIELDS = [
     FieldDef("evt.type", S),
     FieldDef("evt.dir", S),
     FieldDef("evt.num", U),
-    FieldDef("evt.rawres", I),
+    FieldDef("evt.rawres", N),
     FieldDef("evt.latency", FieldType.RELTIME),
     FieldDef("evt.rawtime", FieldType.ABSTIME),
     FieldDef("evt.failed", FieldType.BOOL),
     FieldDef("evt.buffer", FieldType.BYTES),
     FieldDef("evt.info", FieldType.CHARBUF),
     FieldDef("evt.arg", FieldType.CHARBUF, arg="index_or_name"),
-    FieldDef("evt.rawarg", I, arg="name"),
+    FieldDef("evt.rawarg", N, arg="name"),
     FieldDef("proc.name", S),
-    FieldDef("proc.pid", I),
+    FieldDef("proc.pid", N),
     FieldDef("proc.aname", S, arg="index?", multi=True, cost=5),
-    FieldDef("proc.apid", I, arg="index"),
-    FieldDef("thread.tid", I),
+    FieldDef("proc.apid", N, arg="index"),
+    FieldDef("thread.tid", N),
     FieldDef("thread.cpu", FieldType.DOUBLE),
     FieldDef("thread.cgroup", S, arg="name"),
     FieldDef("thread.cgroups", S, multi=True),
@@ -73,7 +73,7 @@ FIELDS = [
     FieldDef("container.mount", S, arg="name"),
     FieldDef("k8s.pod.label", S, arg="name"),
     FieldDef("fd.name", S, cost=2),
-    FieldDef("fd.num", I),
+    FieldDef("fd.num", N),
     FieldDef("fd.ip", FieldType.IPADDR),
     FieldDef("fd.net", FieldType.IPNET),
     FieldDef("fd.port", FieldType.PORT),

@@ -315,4 +315,4 @@ def test_match_is_a_plain_function_and_pure() -> None:
     assert flt.match(ev) and flt.match(ev)
     assert ev == EV
     assert callable(flt.match)
-    assert "CompiledFilter('proc.name=nginx')" == repr(flt)
+    assert repr(flt) == "CompiledFilter('proc.name=nginx')"

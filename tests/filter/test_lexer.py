@@ -19,7 +19,8 @@ def test_field_operator_value_positions() -> None:
     assert (op.kind, op.text, op.pos, op.value) == (TokenKind.OPERATOR, ">=", 16, ">=")
     v = lex.lex_value()
     assert v is not None
-    assert (v.kind, v.text, v.pos, v.value, v.quoted) == (TokenKind.VALUE, "0x10", 19, "0x10", False)
+    assert (v.kind, v.text, v.pos, v.value, v.quoted) == (
+        TokenKind.VALUE, "0x10", 19, "0x10", False)
     assert lex.at_end()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
-from typing import Any, Union
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,7 +33,7 @@ PREFIXES = ["/etc", "/etc/", "/", "/tmp", "/et", "relative"]
 
 # field text -> (kind, literal pool, event value pool)
 FIELDS: dict[str, tuple[str, list[str], list[Any]]] = {
-    "evt.type": ("str", TYPES + ["x y"], TYPES),
+    "evt.type": ("str", [*TYPES, "x y"], TYPES),
     "evt.dir": ("str", ["<", ">"], ["<", ">"]),
     "proc.name": ("str", NAMES, NAMES),
     "container.id": ("str", ["host", "abc", "def"], ["host", "abc", "def"]),
@@ -65,7 +65,7 @@ OPS = {
 }
 LIST_OPS = ("in", "intersects", "pmatch")
 
-Tree = Union[tuple[str, str, str, tuple[str, ...]], tuple[str, Any]]
+Tree = tuple[str, str, str, tuple[str, ...]] | tuple[str, Any]
 
 
 HEX = ["48", "4845", "6c6c", "2f657463", "6e67", "776f726c64"]
@@ -232,8 +232,8 @@ def ref_op(kind: str, op: str, v: Any, consts: list[Any], texts: tuple[str, ...]
     if op == "bstartswith":
         return as_bytes.startswith(bytes.fromhex(texts[0]))
     if op == "pmatch":
-        for p in texts:
-            p = p.rstrip("/")
+        for prefix in texts:
+            p = prefix.rstrip("/")
             if (not p and v.startswith("/")) or (p and (v == p or v.startswith(p + "/"))):
                 return True
         return False

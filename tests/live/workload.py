@@ -3,7 +3,8 @@
 Run as ``python3 workload.py DIR CHILD_EXE``. Before the go signal it names itself ``ktwork``
 (prctl, so proc.name is ``ktwork``) and opens what must come from ktrace's /proc bootstrap: a file,
 a TCP listener, a connected TCP pair and a bound UDP socket. It prints one JSON line with the ports
-and fds, then blocks reading stdin. After a line arrives on stdin ("go") it stats a marker path
+and fds, then reads stdin: for each "ping" line it stats a path that does not exist and answers
+"pong" (so a test can see when ktrace shows its events); after "go" it stats a marker path
 that does not exist (the start of what the tests compare), does the operations below, prints one
 JSON line with what it sent and received, and exits 0.
 
@@ -26,6 +27,7 @@ import threading
 PR_SET_NAME = 15
 NAME = b"ktwork"
 MARKER = "ktrace-go-marker"  # stat()ed (ENOENT) right after the go signal
+READY_PROBE = "ktrace-ready-probe"  # stat()ed (ENOENT) for each "ping" before it
 
 PRE_TEXT = b"pre-existing file, opened before ktrace started\n" * 4
 A_TEXT = b"A" * 1000 + b"hello\n"
@@ -49,6 +51,28 @@ def _recv_exact(s: socket.socket, n: int) -> bytes:
     return out
 
 
+def _listener() -> socket.socket:
+    """A TCP listener on 127.0.0.1, on a port above the ephemeral range where one is free: every
+    client port is then lower than the server's, so a "lower port is the server" guess is wrong."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            hi = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        hi = 65535
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    start = hi + 1 + os.getpid() % 1000
+    for port in [*range(start, 65536), *range(hi + 1, start)]:
+        try:
+            ls.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            continue
+    else:
+        ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+    return ls
+
+
 def main() -> int:
     d, child_exe = sys.argv[1], sys.argv[2]
     libc = ctypes.CDLL(None, use_errno=True)
@@ -58,9 +82,7 @@ def main() -> int:
     with open(f"{d}/pre.txt", "wb") as f:
         f.write(PRE_TEXT)
     pre = os.open(f"{d}/pre.txt", os.O_RDONLY)
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(8)
+    ls = _listener()
     lport = ls.getsockname()[1]
     c0 = socket.create_connection(("127.0.0.1", lport))
     s0, _ = ls.accept()
@@ -76,8 +98,18 @@ def main() -> int:
             "us": us.fileno()}
     print(json.dumps(info), flush=True)
 
-    if not sys.stdin.readline():
-        return 1
+    # "ping" lines: stat a probe path (an event for ktrace to show) and answer; "go": start.
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return 1
+        if line.strip() != "ping":
+            break
+        try:
+            os.stat(f"{d}/{READY_PROBE}")
+        except FileNotFoundError:
+            pass
+        print("pong", flush=True)
 
     # --- from here on, the tests compare ----------------------------------------------------------
     try:

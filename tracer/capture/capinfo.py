@@ -55,9 +55,7 @@ def capinfo(path: str | os.PathLike[str], evt_name: Callable[[int], str] | None 
         k = name(evt)
         by_type[k] = by_type.get(k, 0) + n
     drops_raw = stats.get("drops")
-    drops = (
-        {str(k): v for k, v in drops_raw.items() if isinstance(v, int)} if isinstance(drops_raw, dict) else {}
-    )
+    drops = {str(k): v for k, v in drops_raw.items() if isinstance(v, int)} if isinstance(drops_raw, dict) else {}
     threads = latest_rows.get("threads")
     pids = {row.get("pid") for row in threads if isinstance(row, dict)} if threads is not None else set()
     pids.discard(None)
@@ -112,8 +110,7 @@ def render_capinfo(info: dict[str, Any], top: int = 20) -> str:
         f"File:          {info['path']}",
         f"Size:          {_size(info['file_size'])} (format {info['version']}, "
         f"{'closed cleanly' if info['complete'] else 'not closed: cut short'})",
-        f"Host:          {info['hostname'] or '-'} "
-        f"(kernel {info['kernel'] or '-'}, {info['cpus'] or '-'} cpus)",
+        f"Host:          {info['hostname'] or '-'} (kernel {info['kernel'] or '-'}, {info['cpus'] or '-'} cpus)",
     ]
     if info.get("cmdline"):
         lines.append(f"Command:       {' '.join(str(a) for a in info['cmdline'])}")

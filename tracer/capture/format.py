@@ -143,9 +143,7 @@ def _not_a_capture(path: str, head: bytes) -> CaptureError:
     return CaptureError(f"{path} is not a ktrace capture ({why})")
 
 
-def parse_file_header(
-    path: str, read: Callable[[int, int], bytes]
-) -> tuple[tuple[int, int], dict[str, Any], int]:
+def parse_file_header(path: str, read: Callable[[int, int], bytes]) -> tuple[tuple[int, int], dict[str, Any], int]:
     """Read and check the file header through ``read(offset, size)``.
 
     Returns ((major, minor), metadata, offset of the first block). Raises CaptureError for a file
@@ -180,9 +178,7 @@ def pack_block_head(
     kind: int, codec: int, stored: bytes, raw_len: int, count: int = 0, first_ts: int = 0, last_ts: int = 0
 ) -> bytes:
     """The 44-byte header for ``stored``."""
-    head = _BLOCK_HEAD.pack(
-        SYNC, kind, codec, 0, len(stored), raw_len, count, first_ts, last_ts, zlib.crc32(stored)
-    )
+    head = _BLOCK_HEAD.pack(SYNC, kind, codec, 0, len(stored), raw_len, count, first_ts, last_ts, zlib.crc32(stored))
     return head + _U32.pack(zlib.crc32(head))
 
 
@@ -190,15 +186,10 @@ def parse_block_head(buf: bytes | memoryview, off: int = 0) -> BlockHead | None:
     """The header at ``buf[off:off+44]``, or None unless its sync, checksum and lengths are sound."""
     if len(buf) - off < BLOCK_HEAD_SIZE:
         return None
-    sync, kind, codec, _, stored_len, raw_len, count, first_ts, last_ts, data_crc = _BLOCK_HEAD.unpack_from(
-        buf, off
-    )
+    sync, kind, codec, _, stored_len, raw_len, count, first_ts, last_ts, data_crc = _BLOCK_HEAD.unpack_from(buf, off)
     if sync != SYNC:
         return None
-    if (
-        zlib.crc32(buf[off : off + BLOCK_HEAD_SIZE - 4])
-        != _U32.unpack_from(buf, off + BLOCK_HEAD_SIZE - 4)[0]
-    ):
+    if zlib.crc32(buf[off : off + BLOCK_HEAD_SIZE - 4]) != _U32.unpack_from(buf, off + BLOCK_HEAD_SIZE - 4)[0]:
         return None
     if stored_len > MAX_BLOCK or raw_len > MAX_BLOCK:
         return None

@@ -183,9 +183,7 @@ class CaptureReader:
     def __enter__(self) -> CaptureReader:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -298,11 +296,7 @@ class CaptureReader:
                 continue
             item: Item | None = None
             if kind == KIND_TABLE:
-                if (
-                    isinstance(doc, dict)
-                    and isinstance(doc.get("kind"), str)
-                    and isinstance(doc.get("rows"), list)
-                ):
+                if isinstance(doc, dict) and isinstance(doc.get("kind"), str) and isinstance(doc.get("rows"), list):
                     item = TableBlock(doc["kind"], doc["rows"], pos)
             elif kind == KIND_STATS and isinstance(doc, dict):
                 item = StatsBlock(doc, pos)

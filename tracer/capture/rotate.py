@@ -71,9 +71,7 @@ class RotatePolicy:
         return None if self.size_mb is None else self.size_mb * 1_000_000
 
 
-def capture_name(
-    base: str, policy: RotatePolicy | None, slice_no: int, part_no: int, slice_start: float
-) -> str:
+def capture_name(base: str, policy: RotatePolicy | None, slice_no: int, part_no: int, slice_start: float) -> str:
     """The name of a capture file (see the module docstring).
 
     ``slice_no`` counts ``-G`` slices from 0, ``part_no`` counts files within the slice from 0

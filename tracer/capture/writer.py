@@ -264,9 +264,7 @@ class CaptureWriter:
     def __enter__(self) -> CaptureWriter:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     # --- writer thread -------------------------------------------------------------------------
@@ -416,9 +414,7 @@ class CaptureWriter:
         assert f is not None
         stored = blockcodec.encode_block(raw, self._codec, self._level)
         f.index.append((f.offset, first, last, count))
-        self._write_block(
-            KIND_EVENTS, stored, raw_len=len(raw), codec=self._codec, count=count, first=first, last=last
-        )
+        self._write_block(KIND_EVENTS, stored, raw_len=len(raw), codec=self._codec, count=count, first=first, last=last)
         f.events += count
         with self._cond:
             self._counters["events"] += count
@@ -490,9 +486,7 @@ class CaptureWriter:
             doc = msgpack.unpackb(self._last_stats, raw=False)
         doc["writer"] = self.stats
         self._write_block(KIND_STATS, msgpack.packb(doc, use_bin_type=True))
-        index_off = self._write_block(
-            KIND_INDEX, msgpack.packb([list(e) for e in f.index]), count=len(f.index)
-        )
+        index_off = self._write_block(KIND_INDEX, msgpack.packb([list(e) for e in f.index]), count=len(f.index))
         self._write_block(
             KIND_FOOTER,
             struct.pack(FOOTER_FMT, index_off, f.events, f.blocks),

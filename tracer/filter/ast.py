@@ -56,7 +56,8 @@ class FieldDefLike(Protocol):
 class FieldTable(Protocol):
     """What the parser needs of the field table: exact lookup by registered (base) name.
 
-    A table that also has ``names() -> Iterable[str]`` gets "did you mean" suggestions.
+    A table that also has ``names() -> Iterable[str]`` (or a ``rows`` list of definitions) gets
+    "did you mean" suggestions for unknown fields.
     """
 
     def lookup(self, name: str) -> FieldDefLike | None: ...

@@ -267,7 +267,9 @@ class _Parser:
         if name.lower() in KEYWORDS:
             return f"; keywords are lowercase: {name.lower()}"
         names = getattr(self.table, "names", None)
-        if names is None:
-            return ""
-        close = difflib.get_close_matches(name, list(names()), n=1)
+        if names is not None:
+            candidates = list(names())
+        else:  # a table that keeps its rows in ``rows`` (tracer.schema.fields.FieldTable)
+            candidates = [row.name for row in getattr(self.table, "rows", ())]
+        close = difflib.get_close_matches(name, candidates, n=1)
         return f"; did you mean '{close[0]}'?" if close else ""

@@ -229,7 +229,7 @@ class _Context:
         if dim == "comms":
             if s.exclude:
                 return {}
-            s = ValueSet(frozenset(v for v in s.values))
+            s = ValueSet(frozenset(v[:COMM_LEN] for v in s.values))
         return {dim: s}
 
     def accepted(self, c: Check) -> ValueSet[Any] | None:

@@ -26,6 +26,7 @@ from typing import Final
 from .record import (
     EVT_BASE_OTHER,
     EVT_CONTAINER,
+    EVT_MAX,
     EVT_DROPS,
     EVT_FDINFO,
     EVT_PROCEXIT,
@@ -349,6 +350,41 @@ def event_ids(name: str) -> list[int]:
     if nr is not None:
         return [nr * 2, nr * 2 + 1]
     return [e for e, i in OTHER_EVENTS.items() if i.name == name]
+
+
+def _fd_source(info: EventInfo, direction: int) -> str:
+    """Where an event's fd (fd.*) comes from: its own 'fd' argument, the new fd it returns, or for
+    an exit the 'fd' argument of its enter (the registers are the same)."""
+    for p in info.params(direction):
+        if p.type is PT.FD and p.name == "fd":
+            return p.src
+        if p.type is PT.RESFD:
+            return "ret"
+    if direction:
+        for p in info.enter:
+            if p.type is PT.FD and p.name == "fd":
+                return p.src
+    return ""
+
+
+FD_NONE: Final = 255
+FD_RET: Final = 6
+
+
+def _fd_sources() -> bytes:
+    regs = bytearray([FD_NONE]) * EVT_MAX
+    for info in SYSCALLS:
+        if info is None:
+            continue
+        for direction in (0, 1):
+            src = _fd_source(info, direction)
+            if src:
+                regs[info.nr * 2 + direction] = FD_RET if src == "ret" else int(src[1])
+    return bytes(regs)
+
+
+# Event id -> the argument register holding the event's fd, FD_RET, or FD_NONE.
+FD_REGS: Final = _fd_sources()
 
 
 def event_names() -> list[str]:

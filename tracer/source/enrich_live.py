@@ -89,11 +89,11 @@ class LiveEnricher:
         # one the event names (accept's returned address; connect's target, which the state holds).
         if accept:
             named = sockaddr_parts(ev.seg0)
-            expect = (named[1], named[2]) if named is not None and named[0] != "unix" else None
+            expect = (proc.plain_ip(named[1]), named[2]) if named is not None and named[0] != "unix" else None
         else:
             fd = self.state.fd(ev.pid, num)
-            expect = (fd.sip, fd.sport) if fd is not None and fd.sip else None
-            if peer is None and expect is not None:
+            expect = (proc.plain_ip(fd.sip), fd.sport) if fd is not None and fd.sip else None
+            if peer is None and expect is not None and fd is not None and fd.l4proto == facts["l4proto"]:
                 peer = expect  # a non-blocking connect still in progress: no peer yet
         if peer is None or (expect is not None and tuple(peer) != expect):
             return []

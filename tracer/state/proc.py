@@ -260,13 +260,14 @@ def socket_facts(pid: int, fd: int) -> dict[str, Any] | None:
                 peer = None
             proto = "tcp" if s.type == socket.SOCK_STREAM else "udp"
             return {"family": "ipv6" if s.family == socket.AF_INET6 else "ipv4", "l4proto": proto,
-                    "local": (_plain(local[0]), local[1]),
-                    "peer": (_plain(peer[0]), peer[1]) if peer else None}
+                    "local": (plain_ip(local[0]), local[1]),
+                    "peer": (plain_ip(peer[0]), peer[1]) if peer else None}
         finally:
             s.close()
     finally:
         os.close(pidfd)
 
 
-def _plain(ip: str) -> str:
+def plain_ip(ip: str) -> str:
+    """An IPv4-mapped IPv6 address as plain IPv4 (how fd names show it); others unchanged."""
     return ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
