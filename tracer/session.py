@@ -209,7 +209,7 @@ class Runner:
             "snaplen": self.opts.snaplen,
             "schema_version": list(SCHEMA_VERSION),
             "start_time": time.time_ns(),
-            "command": self.opts.argv,
+            "cmdline": self.opts.argv,
             "live": live,
         }
 
@@ -263,7 +263,7 @@ class Runner:
                 if self.writer is not None:
                     self.writer.write_table(item.kind, item.rows)
             elif isinstance(item, StatsBlock):
-                stats.update({k: v for k, v in item.stats.items() if isinstance(v, int)})
+                stats = Counter(_flat_stats(item.stats))  # cumulative: the last block wins
             elif self.writer is None and self.opts.write is not None:
                 self._open_writer(self._meta(False))
         for note in notes:
@@ -321,7 +321,7 @@ class Runner:
                 self._last_ts = time.time_ns()
                 self._tick(self._last_ts)
                 if now - last_stats >= 1.0 and self.writer is not None:
-                    self.writer.write_stats(source.stats())
+                    self.writer.write_stats(_stats_doc(source.stats()))
                     last_stats = now
                 if now - last_tables >= TABLES_EVERY_S:
                     self._write_tables()
@@ -333,9 +333,8 @@ class Runner:
             for s, h in old.items():
                 signal.signal(s, h)
             stats = source.stats()
-            stats["records"] = self.pipeline.count
             if self.writer is not None:
-                self.writer.write_stats(stats)
+                self.writer.write_stats(_stats_doc(stats))
             source.close()
             enricher.close()
         return stats
@@ -354,6 +353,21 @@ class Runner:
         print("----------------------", file=out)
         for (d, t), n in sorted(self.summary.items(), key=lambda kv: (-kv[1], kv[0])):
             print(f"{d} {t:<22}{n}", file=out)
+
+
+def _stats_doc(stats: dict[str, int]) -> dict[str, Any]:
+    """The capture's STATS document: cumulative counters, drops by cause."""
+    drops = {k.removeprefix("drops_"): v for k, v in stats.items() if k.startswith("drops_")}
+    rest = {k: v for k, v in stats.items() if not k.startswith("drops_")}
+    return {**rest, "drops": drops}
+
+
+def _flat_stats(doc: dict[str, Any]) -> dict[str, int]:
+    out = {k: v for k, v in doc.items() if isinstance(v, int)}
+    drops = doc.get("drops")
+    if isinstance(drops, dict):
+        out.update({f"drops_{k}": v for k, v in drops.items() if isinstance(v, int)})
+    return out
 
 
 def run(opts: RunOptions) -> int:

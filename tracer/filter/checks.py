@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -244,12 +245,22 @@ def normalize_net(net: IPNetwork) -> IPNetwork:
 def as_ip(v: Any) -> IPAddress | None:
     """An extracted value (address object, text, packed bytes or int) as a normalized address;
     ``None`` when it is not one."""
-    if not isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        try:
-            v = ipaddress.ip_address(v)
-        except ValueError:
-            return None
-    return normalize_ip(v)
+    if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return normalize_ip(v)
+    try:
+        return _parse_ip(v)
+    except TypeError:  # unhashable: not an address anyway
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ip(v: str | bytes | int) -> IPAddress | None:
+    # Cached: the same few peers' addresses come back event after event, and parsing one costs
+    # microseconds.
+    try:
+        return normalize_ip(ipaddress.ip_address(v))
+    except ValueError:
+        return None
 
 
 def _path_prefixes(values: tuple[Value, ...], text: str) -> PathPrefixes:
