@@ -28,8 +28,10 @@ class FilterError(KtraceError):
     def show(self) -> str:
         if not self.text:
             return f"ktrace: filter error: {self.message}"
+        # Tabs and newlines become spaces of the same width, so the caret stays under the spot.
+        echoed = self.text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
         caret = " " * self.pos + "^"
-        return f"ktrace: filter error: {self.message}\n  {self.text}\n  {caret}"
+        return f"ktrace: filter error: {self.message}\n  {echoed}\n  {caret}"
 
 
 class CaptureError(KtraceError, ValueError):

@@ -78,7 +78,7 @@ class Pipeline:
     """Feeds batches of records through state, filter and output.
 
     ``on_event`` receives every event that passes the filter (internal events only with
-    ``show_internal``). ``feed`` returns the bytes a capture should keep for this batch: everything
+    ``show_internal``, or those in ``admit_internal``: a chisel's filter that names them). ``feed`` returns the bytes a capture should keep for this batch: everything
     (with inserted records) when unfiltered; with a filter, the matching records, plus the
     state-changing ones flagged hidden when ``fatfile`` (-F).
     """
@@ -86,8 +86,10 @@ class Pipeline:
     def __init__(self, state: State, *, predicate: Predicate | None = None,
                  selection: Selection | None = None, on_event: Callable[[Event], None] | None = None,
                  show_internal: bool = False, fatfile: bool = False, latency: bool = False,
-                 enricher: Enricher | None = None, keep: bool = False) -> None:
+                 enricher: Enricher | None = None, keep: bool = False,
+                 admit_internal: frozenset[int] = frozenset()) -> None:
         self.state = state
+        self.admit_internal = admit_internal
         self.predicate = predicate
         self.on_event = on_event
         self.show_internal = show_internal
@@ -133,8 +135,14 @@ class Pipeline:
         nsel = len(sel)
         early: set[int] = set()  # selection positions of internal records applied ahead of time
         i = 0
+        # An exact selection nobody consumes (-q, no -w, no chisel) is only counted.
+        count_only = self.exact and on_event is None and not self.keep and not self.latency
         while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
+            if count_only and why == SEL_MATCH | SEL_EXACT:
+                self.matched += 1
+                i += 3
+                continue
             ev = Event(batch, off, base + idx + 1 + shift, state)
             length = int.from_bytes(batch[off + 20:off + 24], "little")
             inserted: list[Event] = []
@@ -161,7 +169,8 @@ class Pipeline:
                 else:
                     state.note_enter(ev)
             matched = False
-            if why & SEL_MATCH and (self.show_internal or ev.evt not in _INTERNAL) and not ev.hidden:
+            if why & SEL_MATCH and (self.show_internal or ev.evt not in _INTERNAL or ev.evt in self.admit_internal) \
+                    and not ev.hidden:
                 matched = predicate is None or (self.exact and bool(why & SEL_EXACT)) or predicate.match(ev)
                 if matched:
                     self.matched += 1

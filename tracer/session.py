@@ -18,11 +18,11 @@ from .capture import machine_info as _machine_info
 from .errors import KtraceError, UsageError
 from .event import Event, RenderOptions
 from .filter.compiler import CompiledFilter, compile_filter
-from .filter.pushdown import Pushdown
+from .filter.pushdown import Pushdown, exact
 from .output.format import Formatter
 from .pipeline import STATE_EVENTS, Pipeline, Selection
 from .schema import record as R
-from .schema.events import SCHEMA_VERSION, event_ids, event_names
+from .schema.events import INTERNAL_EVENTS, SCHEMA_VERSION, event_ids, event_name, event_names
 from .schema.fields import FIELDS
 from .state.state import State
 
@@ -92,8 +92,24 @@ def wanted_events(pd: Pushdown) -> frozenset[int] | None:
         ids.update(event_ids(n))
     if pd.dirs is not None:
         keep_enter, keep_exit = pd.dirs.admits(">"), pd.dirs.admits("<")
-        ids = {e for e in ids if (e >= R.EVT_BASE_OTHER) or (e & 1 and keep_exit) or (not e & 1 and keep_enter)}
+        # Events that are not syscalls (procexit, internal ones) print with the '>' direction.
+        ids = {e for e in ids if (e & 1 and e < R.EVT_BASE_OTHER and keep_exit)
+               or ((not e & 1 or e >= R.EVT_BASE_OTHER) and keep_enter)}
     return frozenset(ids)
+
+
+def fd_check(pd: Pushdown, state: State) -> Callable[[int, int], bool | None] | None:
+    """The scanner's per-fd prefilter from the pushdown's fd.type set: an fd the (current) state
+    does not know has no type, which no fd.type check accepts."""
+    types = pd.fd_types
+    if types is None:
+        return None
+
+    def check(pid: int, num: int) -> bool | None:
+        fd = state.fd(pid, num)
+        return fd is not None and types.admits(fd.type)
+
+    return check
 
 
 def thread_check(pd: Pushdown, state: State) -> Callable[[int], bool | None] | None:
@@ -102,10 +118,8 @@ def thread_check(pd: Pushdown, state: State) -> Callable[[int], bool | None] | N
     active = [(s, attr) for s, attr in dims if s is not None]
     if not active:
         return None
-    threads = state.threads
-
     def check(tid: int) -> bool | None:
-        t = threads.get(tid)
+        t = state.threads.get(tid)
         if t is None:
             return None
         for s, attr in active:
@@ -119,6 +133,17 @@ def thread_check(pd: Pushdown, state: State) -> Callable[[int], bool | None] | N
     return check
 
 
+def _chisel_internal(chisel: Any) -> frozenset[int]:
+    """Internal events a chisel's own filter names (``evt.type=procinfo``): it sees them without -D."""
+    text = getattr(chisel, "filter", None) if chisel is not None else None
+    if not text:
+        return frozenset()
+    types = compile_filter(text, FIELDS).pushdown.evt_types
+    if types is None or types.exclude:
+        return frozenset()
+    return frozenset(e for e in INTERNAL_EVENTS if event_name(e) in types.values)
+
+
 class Runner:
     """Owns one run: sets everything up from RunOptions, then drives the source to the end."""
 
@@ -126,6 +151,7 @@ class Runner:
         self.opts = opts
         self.state = State()
         parts, self.pushdown = _filters(opts)
+        self.parts = parts
         self.predicate = AndFilter(parts) if parts else None
         self.formatter = Formatter(opts.fmt, json_out=opts.json_out, time_mode=opts.time_mode, opts=opts.render)
         self.printed = 0
@@ -138,11 +164,14 @@ class Runner:
         needs_latency = "evt.latency" in self._fields_used() or opts.time_mode == "d"
         self.printing = not opts.quiet and chisel is None and opts.write is None
         on_event = self._on_event if (self.printing or chisel is not None or opts.summary) else None
+        if chisel is not None:
+            chisel.state = self.state  # sysdig's chisels may read the thread and container tables
         self.pipeline = Pipeline(
             self.state, predicate=self.predicate,
-            selection=Selection(wanted_events(self.pushdown), thread_check(self.pushdown, self.state)),
+            selection=Selection(wanted_events(self.pushdown), thread_check(self.pushdown, self.state),
+                                fd_check(self.pushdown, self.state), exact=all(exact(p.ast) for p in parts)),
             on_event=on_event, show_internal=opts.show_internal, fatfile=opts.fatfile,
-            latency=needs_latency, keep=opts.write is not None)
+            latency=needs_latency, keep=opts.write is not None, admit_internal=_chisel_internal(chisel))
 
     def _fields_used(self) -> set[str]:
         used = set(self.formatter.fields)
@@ -164,6 +193,8 @@ class Runner:
             self.summary[(ev.dir, ev.type)] += 1
         if opts.chisel is not None:
             opts.chisel.on_event(ev)
+            if getattr(opts.chisel, "done", False):  # the chisel's end_capture(): ps, lsof...
+                self.done = True
         elif self.printing:
             self._out.append(self.formatter.line(ev))
         self.printed += 1

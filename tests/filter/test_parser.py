@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from filter_fakes import TABLE
 
-from tests.filter.fakes import TABLE
 from tracer.errors import FilterError
 from tracer.filter import parse, render
 from tracer.filter.ast import And, Check, Not, Op, Or

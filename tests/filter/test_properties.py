@@ -13,10 +13,11 @@ import ipaddress
 import re
 from typing import Any
 
+from filter_fakes import TABLE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.filter.fakes import TABLE
+from tracer.errors import FilterError
 from tracer.filter import compile_filter, derive, parse, render
 
 # --- the fields, their literal pools and event value pools --------------------------------------
@@ -65,7 +66,7 @@ OPS = {
 }
 LIST_OPS = ("in", "intersects", "pmatch")
 
-Tree = tuple[str, str, str, tuple[str, ...]] | tuple[str, Any]
+Tree = tuple[Any, ...]  # ("check", field, op, literals) | ("not", t) | ("and"/"or", [t...])
 
 
 HEX = ["48", "4845", "6c6c", "2f657463", "6e67", "776f726c64"]
@@ -128,7 +129,7 @@ _BARE = re.compile(r"[A-Za-z0-9_./:*?\[\]^$|+-]+")
 def rendered(draw: st.DrawFn, tree: Tree) -> str:
     kind = tree[0]
     if kind == "check":
-        _, field, op, values = tree  # type: ignore[misc]
+        _, field, op, values = tree
         if op == "exists":
             return f"{field} exists"
         lits = [draw(literal(v)) for v in values]
@@ -201,7 +202,7 @@ def ref_equal(kind: str, v: Any, c: Any) -> bool:
 
 
 def ref_op(kind: str, op: str, v: Any, consts: list[Any], texts: tuple[str, ...]) -> bool:
-    c = consts[0] if consts else None
+    c: Any = consts[0] if consts else None
     as_bytes = v if isinstance(v, bytes) else str(v).encode()
     if op in ("=", "=="):
         return ref_equal(kind, v, c)
@@ -257,7 +258,7 @@ def ref_eval(tree: Tree, ev: dict[str, Any]) -> bool:
         return all(ref_eval(t, ev) for t in tree[1])
     if kind == "or":
         return any(ref_eval(t, ev) for t in tree[1])
-    _, field, op, texts = tree  # type: ignore[misc]
+    _, field, op, texts = tree
     fkind = FIELDS[field][0]
     value_kind = "str" if fkind == "multi" else fkind
     if fkind == "bytes" and op in ("glob", "regex"):
@@ -384,7 +385,7 @@ def test_every_check_against_the_reference() -> None:
 
 def _variants(tree: Tree) -> set[str]:
     """The check written with double quotes, single quotes, and bare (tight) where possible."""
-    _, field, op, values = tree  # type: ignore[misc]
+    _, field, op, values = tree
     if op == "exists":
         return {f"{field} exists"}
     out = set()
@@ -403,3 +404,23 @@ def _variants(tree: Tree) -> set[str]:
         else:
             out.add(f"{field}{op}{lits[0]}" if style == "" else f"{field} {op} {lits[0]}")
     return out
+
+
+# --- any text: a tree or a FilterError, never another exception ---------------------------------
+
+PIECES = ["proc.name", "proc.aname[", "]", "1", "evt.arg.", "fd.ip", "fd.port", "=", "==", "!=",
+          "<", ">=", " ", "\t", "(", ")", ",", "'", '"', "\\", "and", "or", "not", "in", "exists",
+          "contains", "pmatch", "10.0.0.0/8", "::1", "0x1f", "-", "x", "*", "regex", "[", "é"]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(PIECES), max_size=20).map("".join) | st.text(max_size=40))
+def test_any_text_parses_or_fails_cleanly(text: str) -> None:
+    try:
+        flt = compile_filter(text, TABLE)
+    except FilterError as e:
+        assert 0 <= e.pos <= len(text)
+        assert e.text == text
+        return
+    flt.match({"evt.type": "open", "proc.name": "x"})
+    flt.explain()

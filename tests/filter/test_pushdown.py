@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from filter_fakes import TABLE
 
-from tests.filter.fakes import TABLE
 from tracer.filter import UNRESTRICTED, Pushdown, ValueSet, compile_filter, derive, merge, parse
 
 

@@ -242,25 +242,49 @@ def normalize_net(net: IPNetwork) -> IPNetwork:
     return net
 
 
-def as_ip(v: Any) -> IPAddress | None:
-    """An extracted value (address object, text, packed bytes or int) as a normalized address;
-    ``None`` when it is not one."""
+IPKey = tuple[int, int]  # (version, address as an integer): hashes and masks fast
+
+
+def ip_key(v: Any) -> IPKey | None:
+    """An extracted value (address object, text, packed bytes or int) as a normalized
+    ``(version, int)`` key; ``None`` when it is not an address."""
     if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        return normalize_ip(v)
+        a = normalize_ip(v)
+        return (a.version, int(a))
     try:
-        return _parse_ip(v)
+        return _parse_ip_key(v)
     except TypeError:  # unhashable: not an address anyway
         return None
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_ip(v: str | bytes | int) -> IPAddress | None:
+def _parse_ip_key(v: str | bytes | int) -> IPKey | None:
     # Cached: the same few peers' addresses come back event after event, and parsing one costs
     # microseconds.
     try:
-        return normalize_ip(ipaddress.ip_address(v))
+        a = normalize_ip(ipaddress.ip_address(v))
     except ValueError:
         return None
+    return (a.version, int(a))
+
+
+def ip_key_test(operand: IPOperand) -> Callable[[IPKey], bool]:
+    """Whether a normalized address key is one of the operand's addresses or in its networks."""
+    addrs = frozenset((a.version, int(a)) for a in operand.addrs)
+    nets = tuple((n.version, int(n.network_address), int(n.netmask)) for n in operand.nets)
+    if not nets:
+        return addrs.__contains__
+    if not addrs and len(nets) == 1:
+        ((version, base, mask),) = nets
+        return lambda k: k[0] == version and k[1] & mask == base
+
+    def test(k: IPKey) -> bool:
+        if k in addrs:
+            return True
+        version, value = k
+        return any(v == version and value & m == b for v, b, m in nets)
+
+    return test
 
 
 def _path_prefixes(values: tuple[Value, ...], text: str) -> PathPrefixes:
@@ -339,13 +363,7 @@ def value_test(kind: Kind, op: Op, operand: Any) -> Test:
 
 
 def _ip_test(operand: IPOperand, negate: bool) -> Test:
-    addrs, nets = operand.addrs, operand.nets
-
-    def test(v: Any) -> bool:
-        a = as_ip(v)
-        if a is None:
-            return False
-        found = a in addrs or any(a in n for n in nets)  # other family: never "in"
-        return found != negate
-
-    return test
+    key_test = ip_key_test(operand)
+    if negate:
+        return lambda v: (k := ip_key(v)) is not None and not key_test(k)
+    return lambda v: (k := ip_key(v)) is not None and key_test(k)

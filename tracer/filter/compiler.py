@@ -18,6 +18,9 @@ Semantics (what ``CompiledFilter.match(ev)`` returns):
   field: some value is in the list).
 - IP fields compare as addresses (:mod:`ipaddress`; IPv4-mapped IPv6 equals its IPv4 address);
   a network operand (``fd.ip=10.0.0.0/8``, ``fd.net=...``) means "in that network".
+- A value of the wrong type for an ordering, text or membership operator (a string where a
+  number is expected, say) counts as ``<NA>`` for that check: the predicate never raises on odd
+  values (for ``=``/``!=`` it is simply unequal).
 - A multi-valued field (a ``multi`` field without argument, e.g. ``proc.aname``: every ancestor)
   extracts a list.  A check is true when **any** value passes, except ``!=``, which is true when
   **no** value equals the operand (``proc.aname != sshd``: not started under sshd).  An empty list
@@ -45,7 +48,7 @@ from tracer.filter.ast import (
     field_names,
     render_check,
 )
-from tracer.filter.checks import Kind, as_ip, kind_of, value_test
+from tracer.filter.checks import IPKey, Kind, ip_key, ip_key_test, kind_of, value_test
 from tracer.filter.parser import parse
 from tracer.filter.pushdown import Pushdown, derive
 
@@ -233,49 +236,58 @@ def _check(c: Check) -> Predicate:
         return _multi(c, kind)
     if op is Op.EXISTS:
         if kind is Kind.IP:
-            return lambda ev: (v := extract(ev, arg)) is not None and as_ip(v) is not None
+            return lambda ev: (v := extract(ev, arg)) is not None and ip_key(v) is not None
         return lambda ev: extract(ev, arg) is not None
     if kind is not Kind.IP:
         # Fast paths for the common operators: one call, one comparison.  ``x`` is never None,
-        # so ``== x`` and ``in x`` are already false on <NA>.
+        # so ``== x`` is already false on <NA>.  (try costs nothing in 3.11 until it catches.)
         if op is Op.EQ:
             return lambda ev: bool(extract(ev, arg) == x)
-        if op in (Op.IN, Op.INTERSECTS) and kind in _HASHABLE_KINDS:
-            return lambda ev: extract(ev, arg) in x
         if op is Op.NE:
             def ne(ev: Any) -> bool:
                 v = extract(ev, arg)
                 return v is not None and bool(v != x)
             return ne
+        if op in (Op.IN, Op.INTERSECTS) and kind in _HASHABLE_KINDS:
+            def member(ev: Any) -> bool:
+                try:
+                    return extract(ev, arg) in x
+                except TypeError:  # an unhashable value: of the wrong type
+                    return False
+            return member
         if op is Op.GT:
             def gt(ev: Any) -> bool:
                 v = extract(ev, arg)
-                return v is not None and bool(v > x)
+                try:
+                    return v is not None and bool(v > x)
+                except TypeError:
+                    return False
             return gt
         if op is Op.LT:
             def lt(ev: Any) -> bool:
                 v = extract(ev, arg)
-                return v is not None and bool(v < x)
+                try:
+                    return v is not None and bool(v < x)
+                except TypeError:
+                    return False
             return lt
     test = value_test(kind, op, x)
 
     def check(ev: Any) -> bool:
         v = extract(ev, arg)
-        return v is not None and test(v)
+        try:
+            return v is not None and test(v)
+        except (TypeError, AttributeError):  # a value of the wrong type counts as missing
+            return False
 
     return check
 
 
 def _multi(c: Check, kind: Kind) -> Predicate:
-    raw = c.field.fdef.extract
+    extract = c.field.fdef.extract
     arg = c.field.arg
-    extract: Callable[[Any, Any], Any] = raw
     if kind is Kind.IP:
-        # A value that is not an address is missing, as for a single-valued IP field.
-        def extract_ips(ev: Any, a: Any) -> Any:
-            return [as_ip(v) for v in raw(ev, a) or ()]
-
-        extract = extract_ips
+        return _multi_ip(c)
     if c.op is Op.EXISTS:
         return lambda ev: any(v is not None for v in extract(ev, arg) or ())
     if c.op is Op.NE:
@@ -294,9 +306,28 @@ def _multi(c: Check, kind: Kind) -> Predicate:
     test = value_test(kind, c.op, c.operand)
 
     def any_passes(ev: Any) -> bool:
-        for v in extract(ev, arg) or ():  # noqa: SIM110 -- no generator per event
-            if v is not None and test(v):
-                return True
+        for v in extract(ev, arg) or ():
+            try:
+                if v is not None and test(v):
+                    return True
+            except (TypeError, AttributeError):  # a value of the wrong type counts as missing
+                pass
         return False
 
     return any_passes
+
+
+def _multi_ip(c: Check) -> Predicate:
+    """A multi-valued IP field (fd.ip: either end); a value that is not an address is missing."""
+    extract = c.field.fdef.extract
+    arg = c.field.arg
+
+    def keys(ev: Any) -> list[IPKey]:
+        return [k for v in extract(ev, arg) or () if (k := ip_key(v)) is not None]
+
+    if c.op is Op.EXISTS:
+        return lambda ev: bool(keys(ev))
+    test = ip_key_test(c.operand)
+    if c.op is Op.NE:
+        return lambda ev: bool(ks := keys(ev)) and not any(test(k) for k in ks)
+    return lambda ev: any(test(k) for k in keys(ev))

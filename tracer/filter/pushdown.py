@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final, Generic, TypeVar
 
-from tracer.filter.ast import And, Check, Node, Not, Op, Or
+from tracer.filter.ast import And, Check, Node, Not, Op, Or, conjuncts
 from tracer.filter.checks import Kind, kind_of, value_test
 
 T = TypeVar("T", str, int)
@@ -44,6 +44,7 @@ DIMENSIONS: Final = {
     "thread.tid": "tids",
     "proc.name": "comms",
     "container.id": "container_ids",
+    "fd.type": "fd_types",
 }
 
 # Fields every event has (from the record header); the lead's table must never return <NA> for
@@ -119,6 +120,7 @@ class Pushdown:
     tids: ValueSet[int] | None = None
     comms: ValueSet[str] | None = None
     container_ids: ValueSet[str] | None = None
+    fd_types: ValueSet[str] | None = None  # user space only: the kernel does not know fd types
 
     @property
     def unrestricted(self) -> bool:
@@ -132,12 +134,12 @@ class Pushdown:
 
     def admits(self, *, evt_type: str | None = None, dir: str | None = None,
                pid: int | None = None, tid: int | None = None, comm: str | None = None,
-               container_id: str | None = None) -> bool:
+               container_id: str | None = None, fd_type: str | None = None) -> bool:
         """Whether an event with these values passes; ``None`` (not known) passes a dimension."""
         pairs: tuple[tuple[ValueSet[Any] | None, Any], ...] = (
             (self.evt_types, evt_type), (self.dirs, dir), (self.pids, pid), (self.tids, tid),
             (self.comms, None if comm is None else comm[:COMM_LEN]),
-            (self.container_ids, container_id))
+            (self.container_ids, container_id), (self.fd_types, fd_type))
         return all(s is None or v is None or s.admits(v) for s, v in pairs)
 
     def merge(self, other: Pushdown) -> Pushdown:
@@ -185,6 +187,22 @@ def derive(node: Node, *, always_present: Iterable[str] = ALWAYS_PRESENT,
     if "dirs" in dims:
         dims["dirs"] = _within(dims["dirs"], DEFAULT_UNIVERSES["evt.dir"])
     return replace(UNRESTRICTED, **dims)
+
+
+def exact(node: Node) -> bool:
+    """True when the pushdown of ``node`` says everything about it: the filter is an ``and`` of
+    =, != and in checks on the dimension fields (proc.name values within the 15 characters of a
+    comm), so an event every dimension admits, with every value known, matches."""
+    for c in conjuncts(node):
+        if not isinstance(c, Check) or c.field.name not in DIMENSIONS or c.field.arg is not None:
+            return False
+        if c.op not in (Op.EQ, Op.NE, Op.IN):
+            return False
+        if c.field.name == "proc.name":
+            values = c.operand if c.op is Op.IN else {c.operand}
+            if c.op is Op.NE or any(len(v) > COMM_LEN for v in values):
+                return False
+    return True
 
 
 def _within(s: ValueSet[Any], universe: Collection[Any]) -> ValueSet[Any]:
