@@ -148,11 +148,16 @@ def _main(kw: dict[str, Any]) -> int:
                                    render=render, extra_dirs=kw["chisel_dir"], live=not kw["reads"])
     filter_text = " ".join(rest)
     if kw["explain"]:
+        from .enrich.cgroupid import explain as explain_cgroups
         from .filter.compiler import compile_filter
         from .schema.fields import FIELDS
 
-        print(compile_filter(filter_text or "evt.num exists", FIELDS).explain() if filter_text else
-              "no filter: every event reaches user space")
+        if not filter_text:
+            print("no filter: every event reaches user space")
+            return 0
+        flt = compile_filter(filter_text, FIELDS)
+        print(flt.explain())
+        print(explain_cgroups(flt.pushdown))
         return 0
     rotate = None
     if kw["file_size"] or kw["rotate_seconds"] or kw["rotate_events"] or kw["file_limit"]:

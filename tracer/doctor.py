@@ -491,6 +491,55 @@ def check_cgroup(roots: Roots) -> Check:
     )
 
 
+def check_container_filter(roots: Roots) -> Check:
+    """Whether container conditions of a filter (container.id, container.name, k8s.pod.name) can
+    be checked in the kernel: that needs the cgroup v2 hierarchy (tracer/enrich/cgroupid.py)."""
+    from .enrich import hostroot
+    from .enrich.cgroupid import unified_root
+
+    with hostroot.using(roots.host):
+        root = unified_root()
+    if root is None:
+        return Check(INFO, "container filters", "in user space only: cgroup v1 only, every task shares one v2 "
+                     "cgroup, so the kernel cannot tell containers apart")
+    return Check(OK, "container filters", f"in the kernel, by cgroup v2 id (hierarchy at {root})")
+
+
+def check_containers(roots: Roots, wait: float = 3.0) -> list[Check]:
+    """The containers running now, and for each whose name the runtimes do not give, why."""
+    from .enrich import hostroot
+    from .enrich.cgroup import HOST_ID, CgroupMatch, parse_cgroup
+    from .enrich.containers import NA, ContainerResolver
+
+    proc = roots.host_path("/proc")
+    try:
+        pids = [e for e in os.listdir(proc) if e.isdigit()]
+    except OSError:
+        return []
+    running: dict[str, CgroupMatch] = {}
+    for pid in pids:
+        m = parse_cgroup(_read(os.path.join(proc, pid, "cgroup")) or "")
+        if m.id != HOST_ID:
+            running.setdefault(m.id, m)
+    if not running:
+        return [Check(INFO, "containers", "none running")]
+    with hostroot.using(roots.host), ContainerResolver(retry_delays=(), timeout=1.0) as resolver:
+        for cid, m in running.items():
+            resolver.get(cid, m)
+        resolver.wait_idle(wait)
+        infos = {cid: resolver.get(cid) for cid in running}
+        unnamed = {cid: resolver.reasons(cid) for cid, info in infos.items() if info.name == NA}
+    named = len(running) - len(unnamed)
+    checks = [Check(OK if not unnamed else WARN, "containers",
+                    f"{len(running)} running, {named} named by their runtime")]
+    for cid, why in sorted(unnamed.items())[:10]:
+        checks.append(Check(WARN, f"container {cid}", "name <NA>: " + ("; ".join(why) or "no answer in time"),
+                            f"mount the runtime's socket or state directory (deploy/k8s), or set {HOST_ROOT_ENV}"))
+    if len(unnamed) > 10:
+        checks.append(Check(WARN, "containers", f"... and {len(unnamed) - 10} more without a name"))
+    return checks
+
+
 # --- the whole -------------------------------------------------------------------------------------
 
 
@@ -512,6 +561,8 @@ def check_all(roots: Roots | None = None, env: Mapping[str, str] | None = None) 
     ]
     checks.extend(check_runtime_sockets(roots))
     checks.append(check_cgroup(roots))
+    checks.append(check_container_filter(roots))
+    checks.extend(check_containers(roots))
     return checks
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .schema import record as R
-from .schema.events import FD_NONE, FD_REGS, FD_RET, EventInfo, Param, event_info, event_name
+from .schema.events import FD_NONE, FD_REGS, FD_RET, SYSCALL_NR, EventInfo, Param, event_info, event_name
 from .schema.flags import enum_name, errno_name, flag_names
 from .schema.types import PT
 
@@ -23,6 +23,7 @@ _FIXED = struct.Struct(R.FIXED_FMT)
 _I32 = struct.Struct("<i")
 _PAIR = struct.Struct("<ii")
 AT_FDCWD = -100
+_CHDIR_EXIT = SYSCALL_NR["chdir"] * 2 + 1
 
 
 @dataclass
@@ -210,7 +211,7 @@ def hexdump(data: bytes, ascii_col: bool = True) -> str:
     for i in range(0, len(data), 16):
         chunk = data[i:i + 16]
         words = " ".join(chunk[j:j + 2].hex() for j in range(0, len(chunk), 2))
-        line = f"\t0x{i:04x}:  {words:<40}"
+        line = f"\t0x{i:04x}: {words:<39}"  # sysdig's -X columns: one space after the offset, two before the text
         if ascii_col:
             line += "  " + "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
         lines.append(line.rstrip())
@@ -297,7 +298,11 @@ def render_param(ev: Event, p: Param, v: Any, opts: RenderOptions) -> str:
     if t is PT.PATH:
         path = v.decode(errors="replace")
         dirfd = ev.raw(Param("", PT.DIRFD, p.fmt)) if p.fmt else None
-        full = resolve_path(ev, path, dirfd)
+        if ev.evt == _CHDIR_EXIT and ev.ret == 0 and ev.thread is not None and ev.thread.cwd \
+                and not path.startswith("/"):
+            full = ev.thread.cwd  # the state already moved the cwd there: resolving again would double it
+        else:
+            full = resolve_path(ev, path, dirfd)
         return path if full == path else f"{path}({full})"
     if t is PT.STR:
         return str(v.rstrip(b"\0").decode(errors="replace"))

@@ -13,11 +13,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgpack
+
 from .engine import scan as _scan
 from .event import Event
 from .schema import record as R
 from .schema.events import FD_REGS, SYSCALLS, event_ids
 from .state.state import State
+from .state.tables import Thread
 
 SEL_STATE = 1
 SEL_MATCH = 2
@@ -78,8 +81,9 @@ class Pipeline:
     """Feeds batches of records through state, filter and output.
 
     ``on_event`` receives every event that passes the filter (internal events only with
-    ``show_internal``, or those in ``admit_internal``: a chisel's filter that names them). ``feed`` returns the bytes a capture should keep for this batch: everything
-    (with inserted records) when unfiltered; with a filter, the matching records, plus the
+    ``show_internal``, or those in ``admit_internal``: a chisel's filter that names them). ``feed``
+    returns the bytes a capture should keep for this batch: everything (with inserted records) when
+    unfiltered; with a filter, the matching records, plus the
     state-changing ones flagged hidden when ``fatfile`` (-F).
     """
 
@@ -110,9 +114,26 @@ class Pipeline:
         self.matched = 0
         self.latency = latency
         self.kept: tuple[int, int, int] = (0, 0, 0)  # records, first ts, last ts of feed()'s result
+        self._described: dict[int, Thread] = {}  # tid -> the thread as last written (see _describe)
 
     def _thread_changed(self, tid: int) -> None:
         self.scanner.reset_tids()
+
+    def _describe(self, ev: Event) -> bytes | None:
+        """Filtered capture: the first kept event of a thread is preceded by what the state knows
+        of it, as a THREADINFO record. The records that told the live state (a thread info after an
+        unkept exec or clone, the clone itself) may have been dropped by the filter; without this a
+        replay elsewhere would not know the thread's container or name. (Only the first: a record
+        right after a state-changing event is applied before that event is shown, so a later one
+        could show the thread's previous event with its next state.)"""
+        t = self.state.threads.get(ev.tid)
+        if t is None or self._described.get(ev.tid) is t:
+            return None
+        if len(self._described) > 65536:
+            self._described.clear()
+        self._described[ev.tid] = t
+        doc = {f: getattr(t, f) for f in Thread.FIELDS if f not in ("tid", "pid")}
+        return R.pack_record(ev.ts, ev.tid, ev.pid, R.EVT_THREADINFO, seg0=msgpack.packb(doc))
 
     def feed(self, batch: bytes) -> bytes:
         """Process one batch; return what a capture keeps of it."""
@@ -177,9 +198,20 @@ class Pipeline:
                     if on_event is not None:
                         on_event(ev)
             if filtered:
-                if matched:
+                if matched or ev.evt == R.EVT_CONTAINER or (
+                        ev.evt == R.EVT_PROCINFO and predicate is not None and predicate.match(ev)):
+                    # Container metadata is kept whatever the filter: a capture read elsewhere,
+                    # even after the containers are gone, still names them. CPU samples of the
+                    # threads the filter keeps go too, so CPU chisels work on the capture.
+                    if matched and self.keep and not self.fatfile and ev.evt < R.EVT_BASE_OTHER:
+                        info = self._describe(ev)
+                        if info is not None:
+                            out.append(info)
                     out.append(batch[off:off + length])
-                elif self.fatfile and why & SEL_STATE:
+                elif self.fatfile and why & SEL_STATE or ev.evt in _EXEC_ENTERS:
+                    # -F keeps every state change, hidden; without it, exec enters still go (hidden):
+                    # they carry the program and arguments of an exec whose exit the filter keeps
+                    # (the name the filter wants often comes with that exec).
                     hidden = bytearray(batch[off:off + length])
                     flags = int.from_bytes(hidden[84:88], "little") | R.RF_HIDDEN
                     hidden[84:88] = flags.to_bytes(4, "little")
@@ -191,7 +223,9 @@ class Pipeline:
                 shift += 1
                 if self.show_internal and on_event is not None and (predicate is None or predicate.match(iev)):
                     on_event(iev)
-                if self.keep and (not filtered or self.fatfile):
+                if self.keep and (not filtered or self.fatfile or matched or iev.evt == R.EVT_CONTAINER):
+                    # What live mode learned about a kept event goes with it: a replay needs it
+                    # (and container metadata always: see above).
                     out.append(_record_bytes(iev))
             i += 3
         self.count = base + n + shift
@@ -222,6 +256,7 @@ def _ts(rec: bytes) -> int:
     return int.from_bytes(rec[:8], "little")
 
 
+_EXEC_ENTERS = frozenset(event_ids(n)[0] for n in ("execve", "execveat"))
 _INTERNAL = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_PROCINFO, R.EVT_CONTAINER, R.EVT_DROPS})
 _FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO})
 

@@ -28,6 +28,7 @@ from .state.state import State
 
 
 TABLES_EVERY_S = 10.0  # live -w: a fresh state snapshot this often
+START_LOOKUP_WAIT_S = 1.0  # live: wait this long for the running containers' names at start
 
 
 @dataclass
@@ -158,6 +159,7 @@ class Runner:
         self.done = False
         self.summary: Counter[tuple[str, str]] = Counter()
         self._out: list[str] = []
+        self._notes: list[str] = []  # -v: printed after the end-of-run counts
         self.writer: CaptureWriter | None = None
         self.stop_requested = False
         chisel = opts.chisel
@@ -302,6 +304,7 @@ class Runner:
         return dict(stats)
 
     def _run_live(self) -> dict[str, int]:
+        from .enrich.cgroupid import kernel_filter
         from .probe.loader import ProbeConfig
         from .source.enrich_live import LiveEnricher
         from .source.live import LiveSource
@@ -316,13 +319,21 @@ class Runner:
             cfg.comms = frozenset(self.pushdown.comms.values)
         if self.pushdown.pids is not None and not self.pushdown.pids.exclude:
             cfg.pids = frozenset(self.pushdown.pids.values)
+        # Container conditions: the kernel filters by cgroup id where it can (tracer/enrich/cgroupid.py).
+        cgroups, cgroup_note = kernel_filter(self.pushdown)
+        if cgroups is not None:
+            cfg.cgroups = cgroups.verdicts
         chisel = opts.chisel
         needs_cpu = bool(getattr(chisel, "needs_cpu", False)) or opts.write is not None
         enricher = LiveEnricher(self.state, procinfo=needs_cpu)
         self.pipeline.enricher = enricher
         source = LiveSource(cfg)  # loads the probe: events start flowing now
         bootstrap(self.state, skip_pid=os.getpid())
-        enricher.start()
+        enricher.start(wait=START_LOOKUP_WAIT_S)
+        for rec in enricher.pending():  # names known before the first line and the first tables
+            self.state.apply(Event(rec, 0, 0, self.state))
+        if cgroups is not None:
+            cgroups.poll(source.probe, self.state.containers, enricher.ask, force=True)
         self._open_writer(self._meta(True))
         start = time.monotonic()
         deadline = start + opts.seconds if opts.seconds else None
@@ -348,6 +359,8 @@ class Runner:
                     if extra:
                         kept = self.pipeline.feed(b"".join(extra))
                         self._write(kept)
+                if cgroups is not None:
+                    cgroups.poll(source.probe, self.state.containers, enricher.ask)
                 now = time.monotonic()
                 self._last_ts = time.time_ns()
                 self._tick(self._last_ts)
@@ -368,6 +381,9 @@ class Runner:
                 self.writer.write_stats(_stats_doc(stats))
             source.close()
             enricher.close()
+            if opts.verbose:
+                self._notes.extend(enricher.unnamed())
+                self._notes.append(cgroups.summary() if cgroups is not None else f"kernel cgroup filter: {cgroup_note}")
         return stats
 
     def _report(self, stats: dict[str, int]) -> None:
@@ -376,6 +392,8 @@ class Runner:
         detail = ", ".join(f"{k.removeprefix('drops_')} {v}" for k, v in drops.items()) or "none"
         print(f"ktrace: {stats.get('events', 0)} events captured, {total} dropped ({detail})",
               file=self.opts.stderr)
+        for note in self._notes:
+            print(f"ktrace: {note}", file=self.opts.stderr)
 
     def _print_summary(self) -> None:
         out = self.opts.stdout

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,17 +47,24 @@ def env() -> dict[str, str]:
 class Ktrace:
     """One ktrace process; stdout goes to a file (read it with ``lines``), stderr to another."""
 
-    def __init__(self, args: list[str], out: Path, cwd: Path | None = None) -> None:
+    def __init__(self, args: list[str], out: Path, cwd: Path | None = None, cmd: list[str] | None = None,
+                 lines: Path | None = None) -> None:
+        """``cmd`` replaces the ktrace command; ``lines`` is where it prints events, if not stdout."""
         self.out_path = out
+        self.lines_path = lines or out
         self.err_path = out.with_suffix(out.suffix + ".err")
         self._out = open(out, "wb")  # noqa: SIM115 - closed in stop()
         self._err = open(self.err_path, "wb")  # noqa: SIM115
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([*ktrace_argv(), *args], stdout=self._out, stderr=self._err, env=env(),
-                                     cwd=cwd)
+        self.proc = subprocess.Popen([*(cmd or ktrace_argv()), *args], stdout=self._out, stderr=self._err,
+                                     env=env(), cwd=cwd)
 
     def text(self) -> str:
-        return self.out_path.read_text(errors="replace")
+        """What it printed so far."""
+        try:
+            return self.lines_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def stderr(self) -> str:
         return self.err_path.read_text(errors="replace")
@@ -208,10 +215,10 @@ class Call:
     err: str | None  # errno name of a failure
     ret_note: str | None  # the -yy annotation of a returned fd
     line: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    ts: float = 0.0  # seconds since midnight when strace printed the line (the call's return)
 
 
-_HEAD = re.compile(r"^(\d+) +[\d:.]+ (.*)$")
+_HEAD = re.compile(r"^(\d+) +(\d+):(\d+):([\d.]+) (.*)$")
 _RET = re.compile(r"^(-?\d+|0x[0-9a-f]+|\?)(?:<(.*?)>)?(?: (E[A-Z0-9]+) \(.*\))?(?: \(.*\))?$")
 
 
@@ -223,7 +230,8 @@ def parse_strace(text: str) -> list[Call]:
         m = _HEAD.match(line)
         if not m:
             continue
-        pid, rest = int(m[1]), m[2]
+        pid, rest = int(m[1]), m[5]
+        ts = int(m[2]) * 3600 + int(m[3]) * 60 + float(m[4])
         if rest.startswith(("---", "+++")):
             continue
         if rest.endswith("<unfinished ...>"):
@@ -233,9 +241,12 @@ def parse_strace(text: str) -> list[Call]:
         if rm:
             head = pending.pop(pid, f"{rm[1]}(")
             body = rm[2]
-            rest = head + (body if head.endswith("(") or body.startswith((",", ")")) else ", " + body.lstrip(" "))
+            if head.endswith(",") and not body.startswith((",", ")")):
+                head += " "
+            rest = head + body
         call = _parse_call(pid, rest, line)
         if call is not None:
+            call.ts = ts
             out.append(call)
     return out
 
@@ -245,10 +256,10 @@ def _parse_call(pid: int, text: str, line: str) -> Call | None:
     if not m:
         return None
     name, body = m[1], m[2]
-    cut = body.rfind(") = ")
-    if cut < 0:
+    ends = list(re.finditer(r"\) +=(?: |$)", body))  # strace pads short calls: "gettid()          = 7"
+    if not ends:
         return None
-    args_text, ret_text = body[:cut], body[cut + 4:].strip()
+    args_text, ret_text = body[:ends[-1].start()], body[ends[-1].end():].strip()
     rm = _RET.match(ret_text)
     if not rm:
         return None

@@ -23,6 +23,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 PR_SET_NAME = 15
 NAME = b"ktwork"
@@ -39,6 +40,8 @@ UDP_PONG = b"udp-pong!"
 UDP_LONE = b"unconnected datagram"
 CHILD_HELLO = b"child says hi\n"
 THREAD_TEXT = b"written by a second thread\n"
+HOLD = 0.3  # seconds a connection stays open before use: time for a tracer to look at the socket
+CHURN = 20  # short-lived connections
 
 
 def _recv_exact(s: socket.socket, n: int) -> bytes:
@@ -158,6 +161,7 @@ def main() -> int:
     c1 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     c1.connect(("127.0.0.1", lport))
     s1, _ = ls.accept()
+    time.sleep(HOLD)
     c1.sendall(HTTP_REQ)
     got["req"] = len(_recv_exact(s1, len(HTTP_REQ)))
     s1.sendall(HTTP_RESP)
@@ -176,6 +180,7 @@ def main() -> int:
     # UDP: a connected client, and an unconnected one, to the socket bound before the start.
     uc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     uc.connect(("127.0.0.1", uport))
+    time.sleep(HOLD)
     uc.send(UDP_PING)
     data, addr = us.recvfrom(100)
     got["ping"] = len(data)
@@ -186,6 +191,28 @@ def main() -> int:
     ul.sendto(UDP_LONE, ("127.0.0.1", uport))
     got["lone"] = len(us.recvfrom(100)[0])
     ul.close()
+
+    # Short-lived connections to a new listener: each fd number is reused by the next connection
+    # long before a tracer reading sockets after the fact could look at it.
+    lc = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lc.bind(("127.0.0.1", 0))
+    lc.listen(CHURN)
+    got["churn_port"] = lc.getsockname()[1]
+    time.sleep(HOLD)  # the listener itself lives long enough to be looked at
+    churned = 0
+    cports = []
+    for i in range(CHURN):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.connect(("127.0.0.1", got["churn_port"]))
+        s, peer = lc.accept()
+        cports.append(peer[1])
+        c.send(b"churn %02d" % i)
+        churned += len(s.recv(100))
+        s.close()
+        c.close()
+    lc.close()
+    got["churn"] = churned
+    got["churn_cports"] = cports
 
     # A second thread: its own tid, the process's fds.
     def in_thread() -> None:

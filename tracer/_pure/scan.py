@@ -53,6 +53,8 @@ class Scanner:
         self.tid_check = tid_check
         self.fd_check = fd_check
         self.fd_regs = bytes(fd_regs) if fd_regs is not None else bytes([FD_NONE]) * len(match_mask)
+        if len(self.fd_regs) < len(self.match_mask):
+            raise ValueError("fd_regs is shorter than match_mask")
         self._tids: dict[int, bool] = {}
         self._fds: dict[int, dict[int, bool]] = {}
         self.first_ts = 0
@@ -72,6 +74,7 @@ class Scanner:
         smask = self.state_mask
         mmask = self.match_mask
         nmask = len(mmask)
+        nsmask = len(smask)
         tcheck = self.tid_check
         fcheck = self.fd_check
         regs = self.fd_regs
@@ -89,15 +92,15 @@ class Scanner:
                 self.first_ts = ts
             self.last_ts = ts
             why = 0
+            if evt < nsmask and smask[evt]:  # each mask is 'no' past its own end
+                why = SEL_STATE
+                if tcheck is not None:
+                    tids.pop(tid, None)
+                    dirty_tids.add(tid)
+                if fcheck is not None:
+                    fds.pop(pid, None)
+                    dirty_pids.add(pid)
             if evt < nmask:
-                if smask[evt]:
-                    why = SEL_STATE
-                    if tcheck is not None:
-                        tids.pop(tid, None)
-                        dirty_tids.add(tid)
-                    if fcheck is not None:
-                        fds.pop(pid, None)
-                        dirty_pids.add(pid)
                 if mmask[evt]:
                     ok = True
                     exact = True

@@ -14,7 +14,9 @@ Only absolute paths are prefixed: a relative path is the caller's own business.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Final
 
 ENV_VAR: Final = "KTRACE_HOST_ROOT"
@@ -27,6 +29,19 @@ def set_host_root(root: str | None) -> None:
     """Fix the host root (the CLI flag calls this); ``None`` goes back to the environment."""
     global _override
     _override = None if root is None else _normalize(root)
+
+
+@contextlib.contextmanager
+def using(root: str) -> Iterator[None]:
+    """Within the block, the host root is ``root`` (``ktrace doctor`` checking a given root);
+    whatever was in force before comes back after, an environment-following state included."""
+    global _override
+    saved = _override
+    _override = _normalize(root)
+    try:
+        yield
+    finally:
+        _override = saved
 
 
 def host_root() -> str:

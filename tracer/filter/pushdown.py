@@ -1,11 +1,11 @@
 """What any event matching a filter must satisfy, in terms the probe can check in the kernel.
 
 From a filter's AST, :func:`derive` computes, for each of a few *dimensions* (evt.type, evt.dir,
-proc.pid, thread.tid, the comm behind proc.name, container.id), a :class:`ValueSet` every matching
-event's value must be in, or ``None`` when the filter does not restrict it.  The probe (or a
-user-space prefilter) may drop any event a dimension does not admit, and the compiled predicate
-still runs on what is left: pushdown only needs to be *sound* (never exclude an event that could
-match), not exact.
+proc.pid, thread.tid, the comm behind proc.name, container.id, container.name, k8s.pod.name), a
+:class:`ValueSet` every matching event's value must be in, or ``None`` when the filter does not
+restrict it.  The probe (or a user-space prefilter) may drop any event a dimension does not
+admit, and the compiled predicate still runs on what is left: pushdown only needs to be *sound*
+(never exclude an event that could match), not exact.
 
 How sets combine: a check ``f = v`` / ``f in (...)`` gives ``{v...}``; ``f != v`` gives
 "everything but v" (a check on a missing value is false, so the complement is sound); ``or``
@@ -45,7 +45,13 @@ DIMENSIONS: Final = {
     "proc.name": "comms",
     "container.id": "container_ids",
     "fd.type": "fd_types",
+    "container.name": "container_names",
+    "k8s.pod.name": "pod_names",
 }
+
+# Dimensions only the live run's start turns into something checkable (container names and pod
+# names into cgroup ids): a filter on them is never exact for the scanner.
+RESOLVED_LATER: Final = frozenset({"container.name", "k8s.pod.name"})
 
 # Fields every event has (from the record header); the lead's table must never return <NA> for
 # them, or pushing a negated check on them would be unsound.
@@ -121,6 +127,9 @@ class Pushdown:
     comms: ValueSet[str] | None = None
     container_ids: ValueSet[str] | None = None
     fd_types: ValueSet[str] | None = None  # user space only: the kernel does not know fd types
+    # Turned into containers, then cgroup ids, when a live run starts (tracer.enrich.cgroupid).
+    container_names: ValueSet[str] | None = None
+    pod_names: ValueSet[str] | None = None
 
     @property
     def unrestricted(self) -> bool:
@@ -134,12 +143,14 @@ class Pushdown:
 
     def admits(self, *, evt_type: str | None = None, dir: str | None = None,
                pid: int | None = None, tid: int | None = None, comm: str | None = None,
-               container_id: str | None = None, fd_type: str | None = None) -> bool:
+               container_id: str | None = None, fd_type: str | None = None,
+               container_name: str | None = None, pod_name: str | None = None) -> bool:
         """Whether an event with these values passes; ``None`` (not known) passes a dimension."""
         pairs: tuple[tuple[ValueSet[Any] | None, Any], ...] = (
             (self.evt_types, evt_type), (self.dirs, dir), (self.pids, pid), (self.tids, tid),
             (self.comms, None if comm is None else comm[:COMM_LEN]),
-            (self.container_ids, container_id), (self.fd_types, fd_type))
+            (self.container_ids, container_id), (self.fd_types, fd_type),
+            (self.container_names, container_name), (self.pod_names, pod_name))
         return all(s is None or v is None or s.admits(v) for s, v in pairs)
 
     def merge(self, other: Pushdown) -> Pushdown:
@@ -195,6 +206,8 @@ def exact(node: Node) -> bool:
     comm), so an event every dimension admits, with every value known, matches."""
     for c in conjuncts(node):
         if not isinstance(c, Check) or c.field.name not in DIMENSIONS or c.field.arg is not None:
+            return False
+        if c.field.name in RESOLVED_LATER:  # no per-thread check in the scanner for these
             return False
         if c.op not in (Op.EQ, Op.NE, Op.IN):
             return False

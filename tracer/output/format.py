@@ -7,6 +7,7 @@ and means the same.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -66,7 +67,11 @@ class Formatter:
         self.json_out = json_out
         self.time_mode = time_mode
         self.opts = opts or RenderOptions()
+        # sysdig's -j prints buffers whole, whatever -v says.
+        self._json_opts = dataclasses.replace(self.opts, verbose=True)
         self.custom = fmt is not None
+        # The default line and the -pc/-pk presets end with evt.info's trailing space, like sysdig's.
+        self._info_space = fmt is None or fmt in PRESETS.values()
         fmt = fmt if fmt is not None else DEFAULT_FORMAT
         if fmt.startswith("*"):
             fmt = fmt[1:]
@@ -95,7 +100,7 @@ class Formatter:
         if name == "evt.outputtime":
             return self._outputtime(ev)
         if name in ("evt.info", "evt.args"):
-            return ev.info_str(self.opts).rstrip(" ") if not self.json_out else ev.info_str(self.opts)
+            return ev.info_str(self.opts).rstrip(" ") if not self.json_out else ev.info_str(self._json_opts)
         return p.field.extract(ev, p.arg)
 
     def _outputtime(self, ev: Event) -> Any:
@@ -129,7 +134,7 @@ class Formatter:
                 continue
             v = self.value(ev, p)
             text = NA if v is None else _text(v)
-            if p.field.name == "evt.info" and not self.custom:
+            if p.field.name == "evt.info" and self._info_space:
                 text += " " if text else ""
             out.append(text.ljust(p.width) if p.width else text)
         return "".join(out)

@@ -52,7 +52,15 @@ BPF_PERCPU_ARRAY(kt_scratch, struct kt_big, 1);
 BPF_HASH(kt_pids, u32, u8, 4096);
 #endif
 #ifdef KT_FILTER_CGROUPS
-BPF_HASH(kt_cgroups, u64, u8, 4096);
+/* Container pushdown (tracer/enrich/cgroupid.py): cgroup v2 id -> user space's verdict, 1 = a
+ * wanted container's cgroup, 0 = not wanted. An id without a verdict (a cgroup created since the
+ * last look) passes, and is noted in kt_cgnew with the tgid seen in it so user space can classify
+ * it: nothing the filter could match is dropped while a new cgroup waits for its verdict. */
+#ifndef KT_CGROUPS_MAX
+#define KT_CGROUPS_MAX 16384
+#endif
+BPF_HASH(kt_cgroups, u64, u8, KT_CGROUPS_MAX);
+BPF_HASH(kt_cgnew, u64, u32, 1024);
 #endif
 #ifdef KT_FILTER_COMMS
 struct kt_comm {
@@ -82,8 +90,13 @@ static __always_inline int kt_wanted(u64 pid_tgid, struct kt_spec *spec)
 #endif
 #ifdef KT_FILTER_CGROUPS
     u64 cg = bpf_get_current_cgroup_id();
-    if (!kt_cgroups.lookup(&cg))
+    u8 *verdict = kt_cgroups.lookup(&cg);
+    if (!verdict) {
+        u32 seen = pid_tgid >> 32;
+        kt_cgnew.insert(&cg, &seen);
+    } else if (!*verdict) {
         return 0;
+    }
 #endif
 #ifdef KT_FILTER_COMMS
     if (!spec->always) {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,9 @@ class ProbeConfig:
     snaplen: int = 80
     evts: frozenset[int] | None = None  # wanted event ids; None = all
     pids: frozenset[int] | None = None
-    cgroups: frozenset[int] | None = None
+    # cgroup v2 id -> verdict (True: a wanted container's cgroup); ids without one pass and are
+    # reported by Probe.new_cgroups(). None: no cgroup filter (tracer/enrich/cgroupid.py).
+    cgroups: Mapping[int, bool] | None = None
     comms: frozenset[str] | None = None
     self_tgid: int = field(default_factory=os.getpid)
 
@@ -99,8 +101,10 @@ class Probe:
             self.bpf: Any = BPF(src_file=str(PROBE_SRC).encode(), cflags=cflags(cfg))
         except Exception as e:  # bcc raises bare Exception on compile/load failures
             raise ProbeError(_explain_failure(e)) from e
-        self._fill_spec()
+        # bcc attached the programs already: the filters go in first, then the spec rows, which
+        # open the gate (an event without its row is not wanted), so no event slips past a filter.
         self._fill_filters()
+        self._fill_spec()
         self.ring_fd: int = self.bpf["kt_events"].map_fd
         self.attach_time_ns = time.time_ns()
 
@@ -121,9 +125,7 @@ class Probe:
         if self.cfg.pids is not None:
             self.set_pids(self.cfg.pids)
         if self.cfg.cgroups is not None:
-            t = self.bpf["kt_cgroups"]
-            for cg in self.cfg.cgroups:
-                t[ctypes.c_uint64(cg)] = ctypes.c_uint8(1)
+            self.set_cgroups(self.cfg.cgroups)
         if self.cfg.comms is not None:
             t = self.bpf["kt_comms"]
             for comm in self.cfg.comms:
@@ -136,6 +138,40 @@ class Probe:
         t = self.bpf["kt_pids"]
         for pid in pids:
             t[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+
+    def set_cgroups(self, verdicts: Mapping[int, bool]) -> int:
+        """Give the kernel's cgroup filter its verdicts; returns how many the map took (a full map
+        refuses the rest, whose cgroups then keep passing: safe, only less selective)."""
+        t = self.bpf["kt_cgroups"]
+        n = 0
+        for cg, wanted in verdicts.items():
+            try:
+                t[ctypes.c_uint64(cg)] = ctypes.c_uint8(1 if wanted else 0)
+                n += 1
+            except Exception:  # bcc raises a bare Exception when the map is full
+                break
+        return n
+
+    def forget_cgroups(self, ids: Iterable[int]) -> None:
+        """Drop verdicts (of cgroups gone since), making room in the map."""
+        t = self.bpf["kt_cgroups"]
+        for cg in ids:
+            try:
+                del t[ctypes.c_uint64(cg)]
+            except KeyError:
+                pass
+
+    def new_cgroups(self) -> list[tuple[int, int]]:
+        """``(cgroup id, a tgid seen in it)`` for each cgroup that had events but no verdict since
+        the last call; each is taken out of the kernel's list (it comes back if still unjudged)."""
+        t = self.bpf["kt_cgnew"]
+        out = [(int(k.value), int(v.value)) for k, v in t.items()]
+        for cg, _ in out:
+            try:
+                del t[ctypes.c_uint64(cg)]
+            except KeyError:
+                pass
+        return out
 
     def stats(self) -> dict[str, int]:
         """Counters summed over CPUs: events, drops_buffer, drops_toolarge, faults."""

@@ -26,9 +26,9 @@ from typing import Final
 from .record import (
     EVT_BASE_OTHER,
     EVT_CONTAINER,
-    EVT_MAX,
     EVT_DROPS,
     EVT_FDINFO,
+    EVT_MAX,
     EVT_PROCEXIT,
     EVT_PROCINFO,
     EVT_THREADINFO,
@@ -204,7 +204,7 @@ S("listen", "net", f"{_FD} backlog:int@a1", _RES, "", STATE)
 S("connect", "net", f"{_FD} addr:sockaddr@s0", f"{_RES} tuple:tuple@a0 fd:fd@a0",
   "enter s0=sockaddr(a1,a2)", STATE)
 S("accept", "net", "", f"{_RESFD} tuple:tuple@ret", "exit s0=sockaddr_plen(a1,*a2)", CREATES_FD)
-S("accept4", "net", "flags:flags@a3/socket_type", f"{_RESFD} tuple:tuple@ret",
+S("accept4", "net", "flags:flags@a3/accept_flags", f"{_RESFD} tuple:tuple@ret",
   "exit s0=sockaddr_plen(a1,*a2)", CREATES_FD)
 S("sendto", "net", f"{_FD} size:uint@a2", f"{_RES} data:buf@s0 addr:sockaddr@s1",
   "exit s0=buf(a1,ret) s1=sockaddr(a4,a5)", IO_WRITE)

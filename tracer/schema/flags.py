@@ -21,6 +21,7 @@ FLAGS: Final[dict[str, list[tuple[int, str]]]] = {
     "rename_flags": [(1, "RENAME_NOREPLACE"), (2, "RENAME_EXCHANGE"), (4, "RENAME_WHITEOUT")],
     "access_mode": [(1, "X_OK"), (2, "W_OK"), (4, "R_OK")],
     "socket_type": [(0o4000, "SOCK_NONBLOCK"), (0o2000000, "SOCK_CLOEXEC")],
+    "accept_flags": [(0o4000, "SOCK_NONBLOCK"), (0o2000000, "SOCK_CLOEXEC")],  # no socket type in them
     "prot_flags": [(1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC")],
     "mmap_flags": [
         (0x01, "MAP_SHARED"), (0x02, "MAP_PRIVATE"), (0x10, "MAP_FIXED"), (0x20, "MAP_ANONYMOUS"),

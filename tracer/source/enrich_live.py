@@ -11,7 +11,8 @@ from typing import Any
 
 import msgpack
 
-from ..enrich.containers import ContainerInfo, ContainerResolver
+from ..enrich.cgroup import parse_cgroup
+from ..enrich.containers import NA, ContainerInfo, ContainerResolver
 from ..enrich.hostroot import host_path
 from ..event import Event, s32, sockaddr_parts
 from ..schema import record as R
@@ -22,8 +23,13 @@ from ..state.state import State
 _EXEC = {SYSCALL_NR["execve"] * 2 + 1, SYSCALL_NR["execveat"] * 2 + 1}
 _SOCK = {SYSCALL_NR[n] * 2 + 1 for n in ("accept", "accept4", "connect")}
 _CLONE = {SYSCALL_NR[n] * 2 + 1 for n in ("clone", "clone3", "fork", "vfork")}
+_BIND = SYSCALL_NR["bind"] * 2 + 1
 _PRCTL = SYSCALL_NR["prctl"] * 2 + 1
 PR_SET_NAME = 15
+# How long the live pipeline waits for a new container's metadata when it first sees it (docker
+# answers once the container's start is done, ~0.15 s here; containerd's bundle is there at
+# once). Events queue meanwhile, none is lost; a runtime that fails answers at once.
+NEW_CONTAINER_WAIT_S = 1.0
 EINPROGRESS = 115
 
 
@@ -41,39 +47,119 @@ class LiveEnricher:
         self.procinfo = procinfo
         self._last_sample = time.monotonic()
         self._asked: set[str] = set()
+        self._sent: dict[str, ContainerInfo] = {}  # inserted at once by _resolve_now
 
-    def start(self) -> None:
-        """Ask the runtime about every container the bootstrap found."""
+    def start(self, wait: float = 0.0) -> None:
+        """Ask the runtime about every container the bootstrap found; wait up to ``wait`` seconds
+        for the answers, so the first lines and a capture's first tables already have the names."""
         for t in list(self.state.threads.values()):
-            self._ask(t.container_id)
+            self.ask(t.container_id, t.cgroups)
+        resolver = self.resolver
+        deadline = time.monotonic() + wait
+        # Until each has an answer or a first failure (its retries are not waited for).
+        while resolver is not None and time.monotonic() < deadline and any(
+                resolver.get(cid).lookup == "pending" and not resolver.reasons(cid) for cid in self._asked):
+            time.sleep(0.005)
 
-    def _ask(self, cid: str) -> None:
+    def ask(self, cid: str, cgroups: str = "") -> bool:
+        """Look container ``cid`` up, once (True the first time). ``cgroups`` is the
+        /proc/PID/cgroup text the id came from: it gives the resolver the full id, the runtime to
+        ask first and the pod uid."""
         if self.resolver is None or cid == "host" or cid in self._asked:
-            return
+            return False
         self._asked.add(cid)
-        info = self.resolver.get(cid)
+        m = parse_cgroup(cgroups) if cgroups else None
+        info = self.resolver.get(cid, m if m is not None and m.id == cid else None)
         if info.lookup != "pending":
             self._updates.put(info)
+        return True
+
+    def _resolve_now(self, cid: str, ts: int) -> list[bytes]:
+        """A container first seen (its first exec): wait a moment for its metadata, so the event
+        that showed it is already printed, and filtered, with the container's name."""
+        assert self.resolver is not None
+        deadline = time.monotonic() + NEW_CONTAINER_WAIT_S
+        info = self.resolver.get(cid)
+        while info.lookup == "pending" and not self.resolver.reasons(cid) and time.monotonic() < deadline:
+            time.sleep(0.002)
+            info = self.resolver.get(cid)
+        if info.lookup == "pending":
+            return []  # its record comes later, through pending()
+        self._sent[cid] = info
+        return [internal_record(R.EVT_CONTAINER, ts, 0, 0, info.to_dict())]
+
+    def unnamed(self) -> list[str]:
+        """One line per container whose name is still ``<NA>``, with the resolver's reasons (-v)."""
+        if self.resolver is None:
+            return []
+        out = []
+        for cid in sorted(self._asked):
+            d = self.state.containers.get(cid) or {}
+            if d.get("name") not in (None, "", NA):
+                continue
+            why = self.resolver.reasons(cid)
+            if not why:
+                why = ["still being looked up when the run ended" if d.get("lookup", "pending") == "pending"
+                       else "the runtime gave no name"]
+            out.append(f"container {cid}: name <NA>: " + "; ".join(why))
+        return out
 
     def after(self, ev: Event) -> list[bytes]:
         evt = ev.evt
-        if evt in _EXEC and ev.ret == 0 or (evt == _PRCTL and ev.args[0] == PR_SET_NAME and ev.ret == 0):
+        if evt in _EXEC and ev.ret == 0:
             return self._threadinfo(ev.ts, ev.tid, ev.pid)
-        if evt in _CLONE and ev.ret == 0 and ev.thread is not None and not ev.thread.cwd:
+        if evt == _PRCTL and ev.args[0] == PR_SET_NAME and ev.ret == 0:
+            return self._threadinfo(ev.ts, ev.tid, ev.pid, rename=True)
+        if evt in _CLONE and ev.ret == 0 and ev.thread is not None and (
+                not ev.thread.cwd or ev.thread.vtid < 0 and ev.thread.container_id != "host"):
+            # A thread first seen, or one whose id in its pid namespace (thread.vtid) is unknown:
+            # a container's children, whose clone returned their in-container id.
             return self._threadinfo(ev.ts, ev.tid, ev.pid)
         if evt in _SOCK:
             return self._fdinfo(ev)
+        if evt == _BIND and ev.ret == 0:
+            return self._bound(ev)
         return []
 
-    def _threadinfo(self, ts: int, tid: int, pid: int) -> list[bytes]:
+    def _bound(self, ev: Event) -> list[bytes]:
+        """A socket bound to port 0 gets the port the kernel chose, so it is named by its real address."""
+        num = s32(ev.args[0])
+        fd = self.state.fd(ev.pid, num)
+        if fd is None or fd.type not in ("ipv4", "ipv6") or fd.sport != 0 or not fd.sip:
+            return []
+        facts = proc.socket_facts(ev.pid, num)
+        if facts is None or facts["peer"] is not None or facts["l4proto"] != fd.l4proto:
+            return []
+        ip, port = facts["local"]
+        if ip != proc.plain_ip(fd.sip) or not port:
+            return []  # the program has reused the number for another socket since
+        doc = {"num": num, "sport": port, "name": f"{fd.sip}:{port}"}
+        return [internal_record(R.EVT_FDINFO, ev.ts, ev.tid, ev.pid, doc)]
+
+    def _threadinfo(self, ts: int, tid: int, pid: int, rename: bool = False) -> list[bytes]:
+        """THREADINFO from /proc; ``rename``: after prctl(PR_SET_NAME), whose new name only /proc has."""
         facts = proc.thread_facts(pid, tid)
         if facts is None:
             return []
-        # exe and args come from the exec record itself; /proc may already show a later exec.
-        for k in ("exe", "args", "comm"):
-            facts.pop(k, None)
-        self._ask(facts.get("container_id", "host"))
-        return [internal_record(R.EVT_THREADINFO, ts, tid, pid, facts)]
+        # exe and args come from the exec record itself; /proc may already show a later exec. Only
+        # a thread the state knows nothing of (its parent unseen) takes them from /proc.
+        t = self.state.threads.get(tid)
+        if t is not None and t.exe:
+            facts.pop("exe", None)
+            facts.pop("args", None)
+        if t is not None and t.comm and not rename:
+            facts.pop("comm", None)
+        # A process that has exited since shows empty links (cwd, exe) and no cgroups: keep what the
+        # state knows rather than blank it.
+        if not facts.get("cgroups"):
+            facts.pop("cgroups", None)
+            facts.pop("container_id", None)
+        facts = {k: v for k, v in facts.items() if v != ""}
+        cid = facts.get("container_id", "host")
+        out = [internal_record(R.EVT_THREADINFO, ts, tid, pid, facts)]
+        if self.ask(cid, facts.get("cgroups", "")):
+            out.extend(self._resolve_now(cid, ts))
+        return out
 
     def _fdinfo(self, ev: Event) -> list[bytes]:
         accept = ev.type != "connect"
@@ -87,14 +173,14 @@ class LiveEnricher:
         # The socket is read now, not when the event happened: by now the program may have closed
         # the fd and reused the number for another socket. Keep the facts only when the peer is the
         # one the event names (accept's returned address; connect's target, which the state holds).
+        # A socket without a peer (a connect still in progress, or a reused fd) tells nothing sure:
+        # the fd keeps the state's own name, with an unknown local end.
         if accept:
             named = sockaddr_parts(ev.seg0)
             expect = (proc.plain_ip(named[1]), named[2]) if named is not None and named[0] != "unix" else None
         else:
             fd = self.state.fd(ev.pid, num)
             expect = (proc.plain_ip(fd.sip), fd.sport) if fd is not None and fd.sip else None
-            if peer is None and expect is not None and fd is not None and fd.l4proto == facts["l4proto"]:
-                peer = expect  # a non-blocking connect still in progress: no peer yet
         if peer is None or (expect is not None and tuple(peer) != expect):
             return []
         doc: dict[str, Any] = {"num": num, "type": facts["family"], "l4proto": facts["l4proto"],
@@ -113,6 +199,8 @@ class LiveEnricher:
                 info = self._updates.get_nowait()
             except queue.Empty:
                 break
+            if self._sent.pop(info.id, None) == info:
+                continue  # already inserted by _resolve_now
             out.append(internal_record(R.EVT_CONTAINER, ts, 0, 0, info.to_dict()))
         if self.procinfo and time.monotonic() - self._last_sample >= 1.0:
             self._last_sample = time.monotonic()

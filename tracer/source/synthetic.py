@@ -6,7 +6,7 @@ syscall (the enter and the exit), with the argument registers filled the way the
 reads them and the payload segments on the side (enter or exit) its capture specs say, cut to the
 probe's limits::
 
-    s = Synth(pid=100, comm="curl")          # comm only names the default execve result
+    s = Synth(pid=100)                       # thread 100 of process 100
     s.open("/etc/passwd", 3, flags=os.O_RDONLY | os.O_CLOEXEC).read(3, b"root:x:0:0")
     child = s.clone(101).on(101)             # the child's own records
     child.execve("/bin/cat", ["cat", "/etc/hosts"]).procexit()
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-import socket
+import socket as _socket
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -64,15 +64,15 @@ def sockaddr(addr: Addr) -> bytes:
         return addr
     if isinstance(addr, str):
         if addr.startswith("@"):  # abstract: a NUL, the name, no terminator
-            return struct.pack("<H", socket.AF_UNIX) + b"\0" + addr[1:].encode()
-        return struct.pack("<H", socket.AF_UNIX) + addr.encode() + b"\0"
+            return struct.pack("<H", _socket.AF_UNIX) + b"\0" + addr[1:].encode()
+        return struct.pack("<H", _socket.AF_UNIX) + addr.encode() + b"\0"
     ip, port = addr
     try:
-        raw = socket.inet_pton(socket.AF_INET, ip)
+        raw = _socket.inet_pton(_socket.AF_INET, ip)
     except OSError:
-        raw6 = socket.inet_pton(socket.AF_INET6, ip)
-        return struct.pack("<H", socket.AF_INET6) + struct.pack(">HI", port, 0) + raw6 + b"\0\0\0\0"
-    return struct.pack("<H", socket.AF_INET) + struct.pack(">H", port) + raw + b"\0" * 8
+        raw6 = _socket.inet_pton(_socket.AF_INET6, ip)
+        return struct.pack("<H", _socket.AF_INET6) + struct.pack(">HI", port, 0) + raw6 + b"\0\0\0\0"
+    return struct.pack("<H", _socket.AF_INET) + struct.pack(">H", port) + raw + b"\0" * 8
 
 
 def split(batch: bytes) -> list[bytes]:
@@ -182,8 +182,9 @@ class Synth:
         info = _info(name)
         regs = self._regs(info, args)
         data = {0: seg0, 1: seg1}
+        msg = any(c.kind in (CK.MSG, CK.MMSG) for c in info.captures)  # fills segments 0 and 1
         for seg, value in data.items():
-            if value and not any(c.seg == seg for c in info.captures):
+            if value and not any(c.seg == seg for c in info.captures) and not (seg == 1 and msg):
                 raise ValueError(f"{name} captures no segment {seg}")
         for c in info.captures:
             if regs[c.arg] is None:
@@ -308,12 +309,12 @@ class Synth:
         return self.syscall("setuid", (uid,), ret=ret)
 
     # --- sockets ------------------------------------------------------------------------------
-    def socket(self, fd: int, domain: int = socket.AF_INET, type: int = socket.SOCK_STREAM,
+    def socket(self, fd: int, domain: int = _socket.AF_INET, type: int = _socket.SOCK_STREAM,
                proto: int = 0) -> Synth:
         """socket(domain, type, proto) = fd."""
         return self.syscall("socket", (domain, type, proto), ret=fd)
 
-    def socketpair(self, fd1: int, fd2: int, domain: int = socket.AF_UNIX, type: int = socket.SOCK_STREAM,
+    def socketpair(self, fd1: int, fd2: int, domain: int = _socket.AF_UNIX, type: int = _socket.SOCK_STREAM,
                    *, ret: int = 0) -> Synth:
         return self.syscall("socketpair", (domain, type, 0), ret=ret, seg0=struct.pack("<ii", fd1, fd2))
 
@@ -366,9 +367,9 @@ class Synth:
         name = _b(comm) if comm is not None else posixpath.basename(p)
         if ret != 0 and comm is None:
             raise ValueError("a failed execve keeps the old comm: pass comm=")
-        self.syscall("execve", (None, None, self._s.ptr()), ret=0, seg0=p, seg1=b"".join(a + b"\0" for a in args),
-                     exit=False)
-        return self.syscall("execve", (None, None, None), ret=ret, seg0=name, enter=False)
+        regs = (self._s.ptr(), self._s.ptr(), self._s.ptr())  # path, argv, envp: the same on both sides
+        self.syscall("execve", regs, seg0=p, seg1=b"".join(a + b"\0" for a in args), exit=False)
+        return self.syscall("execve", regs, ret=ret, seg0=name, enter=False)
 
     def procexit(self) -> Synth:
         """The kernel's sched_process_exit for this thread."""

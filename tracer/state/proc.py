@@ -92,7 +92,12 @@ def thread_facts(pid: int, tid: int) -> dict[str, Any] | None:
     t = read_thread(pid, tid)
     if t is None:
         return None
-    return {f: getattr(t, f) for f in Thread.FIELDS if f not in ("tid", "pid")}
+    facts = {f: getattr(t, f) for f in Thread.FIELDS if f not in ("tid", "pid")}
+    if not t.cgroups:
+        # Exited already (a zombie has an empty cgroup file): that says nothing about its
+        # container, so the thread keeps the one it had rather than becoming the host's.
+        del facts["cgroups"], facts["container_id"]
+    return facts
 
 
 def _net_table(name: str) -> dict[int, tuple[str, int, str, int, int]]:
@@ -135,8 +140,17 @@ def _unix_table() -> dict[int, str]:
 TCP_LISTEN = 10
 
 
+def listening(nets: dict[str, dict[int, tuple[str, int, str, int, int]]]) -> set[tuple[str, int]]:
+    """(ip, port) of every listening TCP socket on the host."""
+    return {(r[0], r[1]) for k in ("tcp", "tcp6") for r in nets[k].values() if r[4] == TCP_LISTEN}
+
+
+def _serves(listen: set[tuple[str, int]], ip: str, port: int) -> bool:
+    return (ip, port) in listen or ("0.0.0.0", port) in listen or ("::", port) in listen
+
+
 def _socket_fd(num: int, ino: int, nets: dict[str, dict[int, tuple[str, int, str, int, int]]],
-               unix: dict[int, str]) -> Fd:
+               unix: dict[int, str], listen: set[tuple[str, int]] | None = None) -> Fd:
     for kind, proto in (("tcp", "tcp"), ("udp", "udp"), ("tcp6", "tcp"), ("udp6", "udp")):
         row = nets[kind].get(ino)
         if row is None:
@@ -146,8 +160,17 @@ def _socket_fd(num: int, ino: int, nets: dict[str, dict[int, tuple[str, int, str
         if proto == "tcp" and st == TCP_LISTEN or (proto == "udp" and rport == 0):
             fd.set_server(lip, lport)
         else:
-            # Client -> server: the side with the lower port is taken for the server when unsure.
-            if lport < rport:
+            # Client -> server: this end serves if a socket listens on its address; the peer serves
+            # if one listens on the peer's (a loopback connection); else the lower port is the server.
+            if listen is None:
+                listen = listening(nets)
+            if proto == "tcp" and _serves(listen, lip, lport):
+                server = True
+            elif proto == "tcp" and _serves(listen, rip, rport):
+                server = False
+            else:
+                server = lport < rport
+            if server:
                 fd.set_tuple(rip, rport, lip, lport)
                 fd.is_server = True
             else:
@@ -159,9 +182,10 @@ def _socket_fd(num: int, ino: int, nets: dict[str, dict[int, tuple[str, int, str
     return Fd(num, "unknown", ino=ino)
 
 
-def _fd_from_link(num: int, link: str, nets: Any, unix: dict[int, str]) -> Fd:
+def _fd_from_link(num: int, link: str, nets: Any, unix: dict[int, str],
+                  listen: set[tuple[str, int]] | None = None) -> Fd:
     if link.startswith("socket:["):
-        return _socket_fd(num, int(link[8:-1]), nets, unix)
+        return _socket_fd(num, int(link[8:-1]), nets, unix, listen)
     if link.startswith("pipe:["):
         return Fd(num, "pipe", "", ino=int(link[6:-1]))
     if link.startswith("anon_inode:"):
@@ -187,6 +211,7 @@ def _nets() -> dict[str, dict[int, tuple[str, int, str, int, int]]]:
 def bootstrap(state: State, skip_pid: int | None = None) -> None:
     """Fill the state with every thread and fd on the host, and its users and groups."""
     nets = _nets()
+    listen = listening(nets)
     unix = _unix_table()
     proc = host_path("/proc")
     for entry in os.listdir(proc):
@@ -215,7 +240,7 @@ def bootstrap(state: State, skip_pid: int | None = None) -> None:
         for name in names:
             link = _readlink(f"{fd_dir}/{name}")
             if link:
-                fds[int(name)] = _fd_from_link(int(name), link, nets, unix)
+                fds[int(name)] = _fd_from_link(int(name), link, nets, unix, listen)
         state.fds[pid] = fds
     load_users(state)
 

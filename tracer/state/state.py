@@ -23,6 +23,7 @@ O_DIRECTORY = 0o200000
 O_CLOEXEC = 0o2000000
 CLONE_THREAD = 0x10000
 CLONE_PARENT = 0x8000
+CLONE_NEWPID = 0x20000000
 EINPROGRESS = 115
 USER_HZ = 100
 
@@ -52,6 +53,9 @@ class State:
         self._enter_ts: dict[int, int] = {}
         self._procinfo_ts: dict[int, int] = {}
         self._reap: list[int] = []
+        # Forks in a container, waiting for their other half (see _ns_parent).
+        self._ns_clones: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+        self._ns_orphans: dict[tuple[int, ...], list[int]] = {}
         # Called after a thread's name/container may have changed (the scanner's thread cache).
         self.on_thread_change: Callable[[int], None] | None = None
         self._handlers = self._build_handlers()
@@ -69,6 +73,8 @@ class State:
             t = leader.fork(tid, pid) if leader is not None and tid != pid else Thread(tid, pid)
             if leader is not None and tid != pid:
                 t.ptid = leader.ptid
+                if leader.vtid == leader.tid:
+                    t.vtid, t.vpid = tid, pid  # the host's pid namespace: same ids
             self.threads[tid] = t
         return t
 
@@ -177,29 +183,98 @@ class State:
     def _on_clone(self, ev: Event) -> None:
         if ev.ret < 0:
             return
+        new = ev.tid not in self.threads
         parent = self.thread(ev.tid, ev.pid)
         if ev.ret == 0:
-            return  # the child's own return: it exists already
+            # The child's own return: it exists already, unless its parent is in a container.
+            if new and ev.tid == ev.pid:
+                self._ns_child(ev, parent)
+            return
         if ev.evt == _exit("clone"):
             flags = ev.args[0]
         elif ev.evt == _exit("clone3"):
             flags = int.from_bytes(ev.seg0[:8] or b"\0", "little")
         else:
             flags = 0
+        if parent.vtid != parent.tid and (parent.vtid > 0 or parent.container_id != "host"):
+            # In a child pid namespace (a container) clone returns the child's id *there*, not the
+            # host's: registering it would overwrite whichever host thread has that number. The
+            # child shows up under its host id with its own return from clone: see _ns_child.
+            if not flags & CLONE_THREAD:
+                self._ns_parent(ev, parent)
+            return
         child_tid = ev.ret
         child_pid = parent.pid if flags & CLONE_THREAD else child_tid
         known = self.threads.get(child_tid)
+        if known is not None and self._ns_orphans:
+            self._forget_orphan((ev.evt, *ev.args), child_tid)  # a host fork: no pairing needed
         child = parent.fork(child_tid, child_pid)
         if flags & CLONE_PARENT:
             child.ptid = parent.ptid
         child.start_ts = ev.ts
         if known is not None and known.comm:
             child.vtid, child.vpid = known.vtid, known.vpid
+        elif parent.vtid == parent.tid and not flags & CLONE_NEWPID:
+            child.vtid, child.vpid = child_tid, child_pid  # the host's pid namespace: same ids
         self.threads[child_tid] = child
         if child_pid != parent.pid and child_pid not in self.fds:
             # A new process starts with a copy of the parent's fd table.
             self.fds[child_pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
         self._changed(child_tid)
+
+    # A container's fork: the parent's clone returns the child's id in the container, the child's
+    # own return (ret 0) comes with its host id. The two are paired by the clone's arguments, which
+    # parent and child return with alike (the child's registers are a copy), so a child that exits
+    # before /proc can be read still gets its parent's container, name and fds.
+    def _ns_parent(self, ev: Event, parent: Thread) -> None:
+        key = (ev.evt, *ev.args)
+        waiting = self._ns_orphans.get(key)
+        if waiting:
+            child = self.threads.get(waiting.pop(0))
+            if not waiting:
+                del self._ns_orphans[key]
+            if child is not None:
+                self._adopt(child, parent, ev.ret, sure=not waiting)
+            return
+        if len(self._ns_clones) > 4096:
+            self._ns_clones.clear()
+        self._ns_clones.setdefault(key, []).append((parent.tid, ev.ret))
+
+    def _ns_child(self, ev: Event, child: Thread) -> None:
+        key = (ev.evt, *ev.args)
+        pending = self._ns_clones.get(key)
+        if pending:
+            parent_tid, vtid = pending.pop(0)
+            sure = not pending  # one fork of that kind in flight: its id is this child's
+            if not pending:
+                del self._ns_clones[key]
+            parent = self.threads.get(parent_tid)
+            if parent is not None:
+                self._adopt(child, parent, vtid, sure)
+            return
+        if len(self._ns_orphans) > 4096:
+            self._ns_orphans.clear()
+        self._ns_orphans.setdefault(key, []).append(child.tid)
+
+    def _forget_orphan(self, key: tuple[int, ...], tid: int) -> None:
+        waiting = self._ns_orphans.get(key)
+        if waiting and tid in waiting:
+            waiting.remove(tid)
+            if not waiting:
+                del self._ns_orphans[key]
+
+    def _adopt(self, child: Thread, parent: Thread, vtid: int, sure: bool) -> None:
+        if child.cwd:
+            return  # live mode read it from /proc already
+        t = parent.fork(child.tid, child.pid)
+        t.ptid = parent.pid
+        t.start_ts = child.start_ts
+        if sure:
+            t.vtid = t.vpid = vtid
+        self.threads[child.tid] = t
+        if child.pid not in self.fds:
+            self.fds[child.pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
+        self._changed(child.tid)
 
     def _on_exec(self, ev: Event) -> None:
         pending = self._pending.pop(ev.tid, None)
@@ -380,6 +455,13 @@ class State:
         for k, v in d.items():
             if k in Thread.FIELDS:
                 setattr(t, k, v)
+        parent = self.threads.get(t.ptid) if not t.comm and t.tid == t.pid else None
+        if parent is not None and parent is not t:
+            # A forked child whose first event came before its parent's clone returned: until it
+            # execs it is a copy of its parent (name, command line, open fds).
+            t.comm, t.exe, t.exepath, t.args = parent.comm, parent.exe, parent.exepath, list(parent.args)
+            if t.pid not in self.fds:
+                self.fds[t.pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
         self._changed(ev.tid)
 
     def _on_fdinfo(self, ev: Event) -> None:
