@@ -108,7 +108,8 @@ cdef class Scanner:
         cdef int why, ok, exact, r
         cdef uint8_t reg
         cdef int32_t fd
-        cdef uint32_t last_tid = 0xFFFFFFFF
+        cdef uint32_t last_tid = 0
+        cdef bint have_last = False  # any tid value is possible in a crafted capture: no sentinel
         cdef int last_ok = 0
         cdef set dirty_tids = set()
         cdef set dirty_pids = set()
@@ -133,7 +134,7 @@ cdef class Scanner:
                 if has_tcheck:
                     self._tids.pop(h.tid, None)
                     dirty_tids.add(h.tid)
-                    last_tid = 0xFFFFFFFF
+                    have_last = False
                 if has_fcheck:
                     self._fds.pop(h.pid, None)
                     dirty_pids.add(h.pid)
@@ -141,7 +142,7 @@ cdef class Scanner:
                 ok = 1
                 exact = 1
                 if has_tcheck:
-                    if h.tid == last_tid:
+                    if have_last and h.tid == last_tid:
                         ok = last_ok
                     else:
                         r = self._thread_ok(h.tid, dirty_tids)
@@ -150,6 +151,7 @@ cdef class Scanner:
                         else:
                             ok = r
                             last_tid = h.tid
+                            have_last = True
                             last_ok = r
                 if ok and has_fcheck:
                     reg = regs[h.evt]

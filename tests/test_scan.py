@@ -418,10 +418,6 @@ def test_engines_agree_on_real_masks() -> None:
         assert outs[0] == outs[1]
 
 
-@pytest.mark.xfail(strict=True, reason="ext/scan.pyx uses tid 0xFFFFFFFF as its 'no last thread' sentinel "
-                   "(last_tid = 0xFFFFFFFF, last_ok = 0): a record of that tid is dropped without asking "
-                   "tid_check; the pure twin asks. Unreachable from a real kernel (pid_max <= 2**22), "
-                   "reachable from a crafted capture")
 def test_engines_agree_on_tid_all_ones() -> None:
     """tid 0xFFFFFFFF is a thread like any other: the thread check is asked about it."""
     pure, ext = _engines()

@@ -565,9 +565,6 @@ def test_thread_and_fd_rows_complete() -> None:
     assert Fd.from_row(fd_row(3, "pipe")).type == "pipe"
 
 
-@pytest.mark.xfail(strict=True, reason="State._on_exec (tracer/state/state.py) looks the execve enter's payload up "
-                   "by the exit's tid; when a non-leader thread execs, the kernel gives the exit the leader's tid "
-                   "(de_thread), so exe, args and exepath keep the old program's values")
 def test_execve_from_a_non_leader_thread() -> None:
     s = Synth(pid=P).clone(101, thread=True)
     s.on(101, P).syscall("execve", seg0=b"/bin/ls", seg1=b"ls\0-l\0", exit=False)
@@ -578,9 +575,6 @@ def test_execve_from_a_non_leader_thread() -> None:
     assert 101 not in st.threads
 
 
-@pytest.mark.xfail(strict=True, reason="State.reap (tracer/state/state.py) drops a process's fd table when its main "
-                   "thread exits, though other threads live on (pthread_exit in main): their later events lose "
-                   "fd.name")
 def test_main_thread_exit_keeps_fds_while_threads_live() -> None:
     s = Synth(pid=P).open("/data", 3).clone(101, thread=True)
     s.procexit()

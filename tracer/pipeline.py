@@ -221,7 +221,8 @@ class Pipeline:
                 cut = off + length
             for iev in inserted:
                 shift += 1
-                if self.show_internal and on_event is not None and (predicate is None or predicate.match(iev)):
+                if (self.show_internal or iev.evt in self.admit_internal) and on_event is not None \
+                        and (predicate is None or predicate.match(iev)):
                     on_event(iev)
                 if self.keep and (not filtered or self.fatfile or matched or iev.evt == R.EVT_CONTAINER):
                     # What live mode learned about a kept event goes with it: a replay needs it

@@ -118,10 +118,14 @@ def transfer(n: int) -> int:
     t = threading.Thread(target=serve)
     t.start()
     cli = socket.create_connection(("127.0.0.1", port))
+    # Live mode names the client end from the socket itself after connect: give it a moment,
+    # as any connection that lives longer than a burst does.
+    time.sleep(0.3)
     block = b"k" * 8192
     sent = 0
     while sent < n:
         sent += cli.send(block[: min(len(block), n - sent)])
+    time.sleep(0.1)
     cli.close()
     t.join(30)
     srv.close()
@@ -150,6 +154,7 @@ def test_network_bytes(ktrace_live: Callable[..., LiveRun], chisel: str) -> None
     if chisel == "topconns":
         mine = [row for t in tables for row in t["data"] if row[1].endswith(f"->127.0.0.1:{port}")]
         assert {row[0] for row in mine} == {"tcp"}
+        assert len({row[1] for row in mine}) == 1  # both ends: one client->server tuple, one row
     elif chisel == "topprocs_net":
         mine = [row for t in tables for row in t["data"] if row[1] == str(os.getpid())]
     else:

@@ -35,6 +35,9 @@ def _exit(name: str) -> int:
     return _NR[name] * 2 + 1
 
 
+_EXEC_ENTERS = frozenset({_NR["execve"] * 2, _NR["execveat"] * 2})
+
+
 def _enter(name: str) -> int:
     return _NR[name] * 2
 
@@ -113,7 +116,9 @@ class State:
         """Forget threads that exited (kept until now so their procexit could still be shown)."""
         for tid in self._reap:
             t = self.threads.pop(tid, None)
-            if t is not None and t.tid == t.pid:
+            # The fd table belongs to the process: it goes with its last thread, which need not
+            # be the main one.
+            if t is not None and not any(x.pid == t.pid for x in self.threads.values()):
                 self.fds.pop(t.pid, None)
             self._enter_ts.pop(tid, None)
             self._pending.pop(tid, None)
@@ -278,6 +283,14 @@ class State:
 
     def _on_exec(self, ev: Event) -> None:
         pending = self._pending.pop(ev.tid, None)
+        if pending is None and ev.ret == 0:
+            # A non-main thread's exec returns as the main thread (the kernel gives it the
+            # leader's id): its enter was remembered under its own tid.
+            for tid, p in list(self._pending.items()):
+                t_ = self.threads.get(tid)
+                if t_ is not None and t_.pid == ev.pid and p[0] in _EXEC_ENTERS:
+                    pending = self._pending.pop(tid)
+                    break
         if ev.ret != 0:
             return
         t = self.thread(ev.tid, ev.pid)
