@@ -412,14 +412,13 @@ class TableChisel(Chisel):
 
     def on_capture_end(self, ts_ns: int) -> None:
         start = self.last_print_ts if self.live else self.start_ts
-        if self.live and not self.ctx.json_out and self.ctx.terminal:
-            # The last table stays on the screen (a partial second would only flicker), unless
-            # the run was too short for one.
-            if not self.printed:
-                self.emit(ts_ns, ts_ns - start if start else 0)
+        tty = self.live and self.ctx.terminal and not self.ctx.json_out
+        # A terminal keeps the last table on the screen (a partial second would only flicker),
+        # unless the run was too short for one; a pipe gets the rest, so its tables add up.
+        if not (tty and self.printed):
+            self.emit(ts_ns, ts_ns - start if start else 0)
+        if tty:
             self.ctx.get_console().show_cursor(True)
-            return
-        self.emit(ts_ns, ts_ns - start if start else 0)
 
     # --- output --------------------------------------------------------------------------------
     def sorted_rows(self) -> list[tuple[tuple[str, ...], Any]]:
@@ -535,13 +534,11 @@ class CpuTableChisel(TableChisel):
         self.last_print_ts = ts_ns
 
     def on_capture_end(self, ts_ns: int) -> None:
-        if self.live and self.printed and (self.ctx.terminal and not self.ctx.json_out or not self.rounds):
-            # A terminal keeps the last table; elsewhere only rounds since it make a new one.
-            if self.ctx.terminal:
-                self.ctx.get_console().show_cursor(True)
-            return
-        self.emit(ts_ns, self.span)
-        if self.live and self.ctx.terminal:
+        tty = self.live and self.ctx.terminal and not self.ctx.json_out
+        # Live, only rounds since the last table make a new one, and a terminal keeps the last.
+        if not (self.live and self.printed and (tty or not self.rounds)):
+            self.emit(ts_ns, self.span)
+        if tty:
             self.ctx.get_console().show_cursor(True)
 
 

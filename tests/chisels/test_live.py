@@ -104,7 +104,7 @@ def transfer(n: int) -> int:
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
-    port = srv.getsockname()[1]
+    port: int = srv.getsockname()[1]
     got = []
 
     def serve() -> None:
@@ -233,7 +233,9 @@ def cpu_ticks(pid: int) -> int:
 
 
 def test_topprocs_cpu(ktrace_live: Callable[..., LiveRun]) -> None:
-    """A process busy half of each 20 ms: ktrace's CPU% agrees with its /proc ticks within 10 points."""
+    """A process busy half of each 20 ms: ktrace's CPU% agrees with its /proc ticks within 10
+    points. The ticks, not the duty cycle, are the reference: on a loaded machine the process gets
+    less than it asks for."""
     child = subprocess.Popen([sys.executable, "-c", DUTY, "0.5"], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline() == "ready\n"
@@ -252,8 +254,8 @@ def test_topprocs_cpu(ktrace_live: Callable[..., LiveRun]) -> None:
     seen = [float(m[1]) for line in lines if (m := pattern.fullmatch(line))]
     assert len(seen) >= 3, lines
     average = sum(seen) / len(seen)
+    assert measured > 5, "the busy process hardly ran: nothing to compare"
     assert abs(average - measured) <= 10, (seen, measured)
-    assert abs(average - 50) <= 25, (seen, measured)  # the duty cycle, give or take a loaded machine
 
 
 SHELL_LINE = re.compile(r"( *)(\d+) \d\d:\d\d:\d\d (\S+)\) (.*)")
@@ -299,9 +301,9 @@ def test_spy_users(ktrace_live: Callable[..., LiveRun]) -> None:
     bash and sh from exec'ing their last command in place). The action repeats until one round
     is seen whole: the first rounds may predate the probe.
 
-    bash is started with fork, not vfork: the state re-makes a vfork child from its parent when
-    the parent's vfork exit is read after the child's exec (reported; a state issue), which
-    would name bash "python" when it runs ``cd``."""
+    bash is started with fork, not vfork (Python's subprocess): when a vfork parent's exit is read
+    after its child's exec, the state re-makes the child from the parent, and bash would be named
+    "python" when it runs ``cd`` -- a state matter, not the chisel's."""
     run = ktrace_live("-c", "spy_users", "disable_color")
     marks: list[int] = []
 

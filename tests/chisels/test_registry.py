@@ -210,3 +210,20 @@ def test_listing_skips_a_broken_chisel_with_a_warning(tmp_path: Path, ktrace: An
     assert r.code == 0
     assert "hello           Count reads and greet\n" in r.out
     assert "syntax.py: syntax error" in r.err
+
+
+def test_entry_point_chisel(tmp_path: Path, scenario_path: str, ktrace: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package can ship chisels through the ``ktrace.chisels`` entry-point group."""
+    import importlib.metadata
+
+    import tracer.chisel as registry
+
+    (tmp_path / "ktrace_ep_sample.py").write_text(HELLO.replace("class Hello", "class EpHello"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = importlib.metadata.EntryPoint("ephello", "ktrace_ep_sample:EpHello", registry.ENTRY_POINT_GROUP)
+    broken = importlib.metadata.EntryPoint("epbroken", "ktrace_no_such_module:X", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: [ep, broken])
+    assert ktrace("-r", scenario_path, "-c", "ephello", "hey").out == "hey 7\n"
+    assert "ephello         Count reads and greet\n" in ktrace("-cl").out
+    r = ktrace("-r", scenario_path, "-c", "epbroken")
+    assert r.code == 2 and "entry point epbroken (ktrace_no_such_module:X)" in r.err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import socket
+import time
 from typing import Any
 
 from ..enrich.cgroup import container_id_from_cgroup
@@ -36,6 +37,14 @@ def _readlink(path: str) -> str:
         return ""
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _boot_ns() -> int:
+    """Boot time as epoch ns: the kernel's boot clock is shared with the host, even in a pod."""
+    return time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+
 def read_thread(pid: int, tid: int) -> Thread | None:
     """One thread's facts from /proc, or None if it is gone."""
     base = host_path(f"/proc/{pid}/task/{tid}")
@@ -50,6 +59,8 @@ def read_thread(pid: int, tid: int) -> Thread | None:
     sid = int(rest[3])
     tty = int(rest[4])
     t = Thread(tid, pid, ptid=ppid, comm=comm, sid=sid, tty=tty)
+    # starttime (field 22) is in clock ticks since boot: proc.duration needs it as epoch ns.
+    t.start_ts = _boot_ns() + int(rest[19]) * 1_000_000_000 // _CLK_TCK
     cmdline = _read(host_path(f"/proc/{pid}/cmdline")).split("\0")
     if cmdline and cmdline[-1] == "":
         cmdline.pop()

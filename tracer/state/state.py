@@ -213,6 +213,16 @@ class State:
         known = self.threads.get(child_tid)
         if known is not None and self._ns_orphans:
             self._forget_orphan((ev.evt, *ev.args), child_tid)  # a host fork: no pairing needed
+        if known is not None and known.comm and known.comm != parent.comm:
+            # The child ran (and exec'd: vfork) before its parent's clone returned: what it
+            # became wins; it only learns its parent and its birth.
+            known.ptid = known.ptid or (parent.ptid if flags & CLONE_PARENT else parent.pid)
+            known.start_ts = known.start_ts or ev.ts
+            if child_pid not in self.fds:
+                self.fds[child_pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()
+                                       if not f.flags & O_CLOEXEC}
+            self._changed(child_tid)
+            return
         child = parent.fork(child_tid, child_pid)
         if flags & CLONE_PARENT:
             child.ptid = parent.ptid

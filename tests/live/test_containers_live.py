@@ -8,6 +8,7 @@ container's own loopback) or ``--network host`` talking to a listener on 127.0.0
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -123,7 +124,12 @@ class Run:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGINT)
-            rc = self.proc.wait(timeout=30)
+            try:
+                rc = self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
         finally:
             self._o.close()
             self._e.close()
@@ -249,24 +255,29 @@ def test_kubernetes_labels_give_the_k8s_fields(tmp_path: Path, start_box: Callab
 # --- the kernel-side filter ----------------------------------------------------------------------------
 
 
-def _host_load(seconds: float) -> subprocess.Popen[bytes]:
-    """Many host syscalls: dd copying byte by byte, for ``seconds``."""
-    return subprocess.Popen(["timeout", str(seconds), "sh", "-c",
-                             "while true; do dd if=/dev/zero of=/dev/null bs=1 count=20000 2>/dev/null; done"])
+@contextlib.contextmanager
+def host_load(seconds: float) -> Iterator[None]:
+    """Many host syscalls (some 100 k events/s): dd copying byte by byte, for at most ``seconds``;
+    in its own process group, all of which is killed at the end."""
+    p = subprocess.Popen(["timeout", str(seconds), "sh", "-c",
+                          "while true; do dd if=/dev/zero of=/dev/null bs=1 count=2000 2>/dev/null; sleep 0.02; done"],
+                         start_new_session=True)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
 
 
 def test_container_id_filter_keeps_host_events_in_the_kernel(tmp_path: Path, start_box: Callable[..., Box]) -> None:
     box = start_box(BOX_SCRIPT)
     args = ["-v", "-M", "3", "-p", "%container.id %evt.type", f"container.id={box.id}"]
-    load = _host_load(30)
-    try:
+    with host_load(60):
         kernel_out, kernel_err = ktrace(tmp_path, *args)
         # The same filter where the kernel cannot filter (no cgroup v2 under this host root): user space.
         user_out, user_err = ktrace(tmp_path, *args,
                                     extra_env={"KTRACE_HOST_ROOT": str(fake_host_without_runtime(tmp_path))})
-    finally:
-        load.kill()
-        load.wait()
     assert "kernel cgroup filter: 1 cgroup(s) wanted" in kernel_err, kernel_err
     assert "checked in user space" in user_err, user_err
     for out in (kernel_out, user_out):
