@@ -19,6 +19,7 @@ each BPF tracer with the kernel's BPF run-time statistics on, for the mean ns pe
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sys
@@ -50,6 +51,7 @@ from _common import (  # noqa: E402
     machine_line,
     need_root,
     probe_ns,
+    proc_cpu,
     prog_stats,
     ratio_series,
     run_capture,
@@ -111,10 +113,31 @@ def start_nginx(work: Path) -> tuple[Bg, int]:
     return bg, port
 
 
+def nginx_pids(master: int) -> list[int]:
+    """The master and its workers."""
+    out = [master]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            if int(st[st.rfind(")") + 2:].split()[1]) == master:
+                out.append(int(d))
+    return out
+
+
 class Nginx:
-    def __init__(self, args: argparse.Namespace, work: Path, port: int) -> None:
+    def __init__(self, args: argparse.Namespace, work: Path, port: int, master: int) -> None:
         self.a = args
         self.work = work
+        self.master = master
+        # CPU per request (us): nginx's processes (the probes run in their system time), wrk, the
+        # tracer's user-space threads. Blind to other load competing for the CPUs.
+        self.us_nginx = {v: Series() for v in VARIANTS}
+        self.us_wrk = {v: Series() for v in VARIANTS}
+        self.us_tracer = {v: Series() for v in VARIANTS}
         self.url = f"http://127.0.0.1:{port}/index.html"
         self.rps = {v: Series() for v in VARIANTS}
         self.lat = {v: Series() for v in VARIANTS}
@@ -126,16 +149,28 @@ class Nginx:
         self.skip: set[str] = set()
         self.probe: dict[str, tuple[int, float]] = {}
 
-    def wrk(self, v: str) -> None:
+    def wrk(self, v: str, tracer: int | None = None) -> None:
         if not self.a.no_wait_quiet:
             q = wait_quiet()
             if not q.ok:
                 self.notes.append(f"{v}: machine not quiet ({q.busy:.0%} busy, tracers {q.tracers})")
+        pids = nginx_pids(self.master)
+        n0 = sum(proc_cpu(p) for p in pids)
+        t0 = proc_cpu(tracer) if tracer else 0.0
         d = run_capture(["wrk", "-t1", "-c10", f"-d{self.a.duration}s", "--latency", self.url])
+        n1 = sum(proc_cpu(p) for p in pids)
+        t1 = proc_cpu(tracer) if tracer else 0.0
         m = re.search(r"Requests/sec:\s+([\d.]+)", d.stdout)
         if d.code != 0 or m is None:
             raise RuntimeError(f"wrk failed ({d.code}): {d.stdout[-300:]} {d.stderr[-300:]}")
         self.rps[v].add(float(m.group(1)))
+        m = re.search(r"(\d+) requests in", d.stdout)
+        if m and int(m.group(1)):
+            nreq = int(m.group(1))
+            self.us_nginx[v].add((n1 - n0) / nreq * 1e6)
+            self.us_wrk[v].add(d.cpu / nreq * 1e6)
+            if tracer:
+                self.us_tracer[v].add((t1 - t0) / nreq * 1e6)
         m = re.search(r"Latency\s+([\d.]+)(us|ms|s)", d.stdout)
         if m:
             self.lat[v].add(float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)])
@@ -155,7 +190,7 @@ class Nginx:
             bg.wait_ready(links_ready(2), timeout=60, settle=1.0)
         t0 = time.monotonic()
         try:
-            self.wrk(v)
+            self.wrk(v, bg.pid)
         finally:
             span = time.monotonic() - t0
             done = bg.stop()
@@ -220,7 +255,7 @@ class Nginx:
             elif v == "floor":
                 bg = start_floor(self.work)
                 try:
-                    self.wrk(v)
+                    self.wrk(v, bg.pid)
                 finally:
                     bg.stop()
             elif v == "ktrace":
@@ -247,6 +282,18 @@ class Nginx:
                          fmt(rf.median, "{:.2f}x"), rf.spread("{:.2f}"), fmt(self.lat[v].median, "{:.3f}"),
                          ">= 0.90x floor, 0 drops" if v in ("ktrace", "topconns") else ""])
         table(["variant", "req/s", "spread", "vs bare", "vs floor", "spread", "latency ms", "target"], rows)
+        print("\nCPU per request, us (from /proc and wait4; blind to other load competing for the CPUs): nginx's "
+              "processes (the probes run in their\nsystem time), wrk, and the tracer's own threads (bpftrace: its "
+              "user-space only):")
+        crows = []
+        for v in VARIANTS:
+            if not self.us_nginx[v].values:
+                continue
+            rf = ratio_series(self.us_nginx[v], self.us_nginx["floor"])
+            crows.append([v, fmt(self.us_nginx[v].median, "{:.1f}"), self.us_nginx[v].spread("{:.1f}"),
+                          fmt(rf.median, "{:.2f}x"), fmt(self.us_wrk[v].median, "{:.1f}"),
+                          fmt(self.us_tracer[v].median, "{:.1f}")])
+        table(["variant", "nginx us/req", "spread", "vs floor", "wrk us/req", "tracer us/req"], crows)
         krows = []
         for v, k in self.k.items():
             if not k["rss_mb"].values:
@@ -273,6 +320,11 @@ class Nginx:
             "vs_floor": {v: ratio_series(s, floor).to_json() for v, s in self.rps.items() if s.values},
             "vs_bare": {v: ratio_series(s, bare).to_json() for v, s in self.rps.items() if s.values},
             "latency_ms": {v: s.to_json() for v, s in self.lat.items() if s.values},
+            "cpu_us_per_request": {
+                "nginx": {v: s.to_json() for v, s in self.us_nginx.items() if s.values},
+                "wrk": {v: s.to_json() for v, s in self.us_wrk.items() if s.values},
+                "tracer": {v: s.to_json() for v, s in self.us_tracer.items() if s.values},
+            },
             "ktrace": {v: {k: s.to_json() for k, s in d.items()} for v, d in self.k.items()},
             "notes": self.notes,
         }
@@ -295,7 +347,7 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         server, port = start_nginx(work)
         try:
-            b = Nginx(a, work, port)
+            b = Nginx(a, work, port, server.pid)
             if "topconns" in a.only:
                 ok, why = ktrace_has_chisel("topconns")
                 if not ok:

@@ -109,6 +109,7 @@ class Storm:
         self.a = args
         self.work = work
         self.t = {v: Series() for v in VARIANTS}
+        self.cpu = {v: Series() for v in VARIANTS}  # dd's own CPU (user + system): blind to other load
         self.busy: list[float] = []
         self.k: dict[str, dict[str, Series]] = {
             v: {k: Series() for k in ("events", "drops", "rss_mb", "ready_rss_mb", "storm_rss_mb", "cpu_s",
@@ -127,10 +128,12 @@ class Storm:
         if not q.ok:
             self.notes.append(f"{v}: machine not quiet ({q.busy:.0%} busy, tracers {q.tracers})")
 
-    def run_dd(self, count: int) -> float:
+    def run_dd(self, count: int, v: str | None = None) -> float:
         d = run_timed(dd(count))
         if d.code != 0:
             raise RuntimeError(f"dd failed ({d.code})")
+        if v is not None:
+            self.cpu[v].add(d.cpu)
         return d.wall
 
     def variant(self, v: str, i: int) -> None:
@@ -141,17 +144,18 @@ class Storm:
             n = max(1, self.a.count // 10)
             d = run_timed(["strace", "-f", "-o", "/dev/null", *dd(n)])
             self.t[v].add(d.wall * self.a.count / n)
+            self.cpu[v].add(d.cpu * self.a.count / n)  # strace's CPU and dd's (wait4 sums children)
             return
         self.quiet(v)
         if v == "bare":
-            self.t[v].add(self.run_dd(self.a.count))
+            self.t[v].add(self.run_dd(self.a.count, v))
             return
         bg, cap, ready = start_tracer(v, self.work)
         try:
             ready_rss = status_kb(bg.pid, "VmRSS")
             c0 = proc_cpu(bg.pid)
             rss = RssSampler(bg.pid)
-            self.t[v].add(self.run_dd(self.a.count))
+            self.t[v].add(self.run_dd(self.a.count, v))
             storm_rss = rss.stop()
             storm_cpu = proc_cpu(bg.pid) - c0
         finally:
@@ -245,6 +249,18 @@ class Storm:
             rows.append([v, fmt(s.median, "{:.3f}"), s.spread("{:.3f}"), fmt(rb.median, "{:.2f}x"),
                          fmt(rf.median, "{:.2f}x"), rf.spread("{:.2f}"), TARGETS.get(v, ""), extra])
         table(["variant", "time s", "spread", "vs bare", "vs floor", "spread", "target", "note"], rows)
+        print("\ndd's own CPU time (user + system, from wait4; the probes run in dd's system time, so this"
+              " is the tracers' in-kernel cost,\nblind to other load competing for the CPUs; it misses what a"
+              " tracer's user-space threads take from dd on 2 cores):")
+        crows = []
+        for v in VARIANTS:
+            s = self.cpu[v]
+            if not s.values:
+                continue
+            rf = ratio_series(s, self.cpu["floor"])
+            crows.append([v, fmt(s.median, "{:.3f}"), s.spread("{:.3f}"), fmt(ratio_series(s, self.cpu["bare"]).median,
+                          "{:.2f}x"), fmt(rf.median, "{:.2f}x"), rf.spread("{:.2f}")])
+        table(["variant", "dd CPU s", "spread", "vs bare", "vs floor", "spread"], crows)
         print()
         krows = []
         for v in KTRACE_RUNS:
@@ -281,6 +297,8 @@ class Storm:
         return {
             "bench": "storm", "machine": machine(), "count": self.a.count, "rounds": self.a.rounds,
             "time_s": {v: s.to_json() for v, s in self.t.items() if s.values},
+            "dd_cpu_s": {v: s.to_json() for v, s in self.cpu.items() if s.values},
+            "dd_cpu_vs_floor": {v: ratio_series(s, self.cpu["floor"]).to_json() for v, s in self.cpu.items() if s.values},
             "vs_floor": {v: ratio_series(s, floor).to_json() for v, s in self.t.items() if s.values},
             "vs_bare": {v: ratio_series(s, bare).to_json() for v, s in self.t.items() if s.values},
             "ktrace": {v: {k: s.to_json() for k, s in d.items()} for v, d in self.k.items()},

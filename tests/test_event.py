@@ -275,8 +275,8 @@ def test_openat2_how_and_clone3_flags() -> None:
     got = exit_(lambda s: s.syscall("openat2", (AT_FDCWD, None, None, 24), ret=9, seg0=b"f", seg1=how))
     assert got == ("fd=9(<f>/home/u/f) dirfd=-100(AT_FDCWD) name=f(/home/u/f) "
                    "flags=524288(O_RDONLY|O_CLOEXEC) mode=0640 resolve=8 ")
-    got = exit_(lambda s: s.syscall("clone3", ret=101, seg0=struct.pack("<Q", 0x10000 | 0x100)))
-    assert got == "res=101 flags=65792(CLONE_VM|CLONE_THREAD) "
+    got = exit_(lambda s: s.syscall("clone3", ret=101, seg0=struct.pack("<Q", 0x10000 | 0x100), seg1=b"app\0"))
+    assert got == "res=101 flags=65792(CLONE_VM|CLONE_THREAD) comm=app "
 
 
 # --- buffers --------------------------------------------------------------------------------------

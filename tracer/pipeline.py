@@ -60,6 +60,8 @@ def state_events() -> frozenset[int]:
     out = set(_S()._handlers)
     for name in ("execve", "execveat", "connect"):
         out.update(event_ids(name)[:1])  # their enters carry what the exit needs
+    # prctl(PR_SET_NAME) renames the thread: its exit carries the new comm.
+    out.update(event_ids("prctl")[1:])
     return frozenset(out)
 
 
@@ -179,7 +181,7 @@ class Pipeline:
                 # What live mode learned about this event sits right after it: apply it before
                 # the event is shown, as live mode did.
                 j, nxt = i + 3, off + length
-                while j < nsel and sel[j + 1] == nxt and _evt_at(batch, nxt) in _FOLLOWERS:
+                while j < nsel and sel[j + 1] == nxt and _follows(batch, nxt, ev.tid):
                     state.apply(Event(batch, nxt, 0, state))
                     early.add(j)
                     nxt += int.from_bytes(batch[nxt + 20:nxt + 24], "little")
@@ -245,6 +247,14 @@ class Pipeline:
 
 def _evt_at(batch: bytes, off: int) -> int:
     return int.from_bytes(batch[off + 16:off + 18], "little")
+
+
+def _follows(batch: bytes, off: int, tid: int) -> bool:
+    """Whether the record at ``off`` is one live mode inserted right after an event of ``tid``,
+    about it: thread or fd info, or the metadata of the container it was first seen in (which
+    carries the thread's id; metadata that merely arrived carries 0)."""
+    evt = _evt_at(batch, off)
+    return evt in _FOLLOWERS or (evt == R.EVT_CONTAINER and int.from_bytes(batch[off + 8:off + 12], "little") == tid)
 
 
 def _record_bytes(ev: Event) -> bytes:

@@ -26,7 +26,6 @@ from .schema.events import INTERNAL_EVENTS, SCHEMA_VERSION, event_ids, event_nam
 from .schema.fields import FIELDS
 from .state.state import State
 
-
 TABLES_EVERY_S = 10.0  # live -w: a fresh state snapshot this often
 START_LOOKUP_WAIT_S = 1.0  # live: wait this long for the running containers' names at start
 
@@ -383,7 +382,9 @@ class Runner:
             enricher.close()
             if opts.verbose:
                 self._notes.extend(enricher.unnamed())
-                self._notes.append(cgroups.summary() if cgroups is not None else f"kernel cgroup filter: {cgroup_note}")
+                if cgroups is not None or self.pushdown.container_ids or self.pushdown.container_names \
+                        or self.pushdown.pod_names:
+                    self._notes.append(cgroups.summary() if cgroups else f"kernel cgroup filter: {cgroup_note}")
         return stats
 
     def _report(self, stats: dict[str, int]) -> None:

@@ -43,13 +43,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from tracer.enrich.cgroup import HOST_ID, parse_cgroup, read_cgroup
+from tracer.enrich.cgroup import HOST, HOST_ID, parse_cgroup, read_cgroup
 from tracer.enrich.hostroot import host_path
 from tracer.filter.pushdown import Pushdown, ValueSet
 
 CGROUP2_MOUNTS: Final = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
 POLL_S: Final = 0.5
 MAP_MAX: Final = 16384  # KT_CGROUPS_MAX in the probe
+PRUNE_S: Final = 30.0  # a nearly full map is checked for gone cgroups at most this often
 GIVE_UP_AFTER: Final = 3  # reports of a cgroup no process of which could be read
 NA: Final = "<NA>"
 _AT_FDCWD: Final = -100
@@ -228,6 +229,7 @@ class CgroupFilter:
         self.known: dict[int, _Cgroup] = {}
         self._tries: dict[int, int] = {}
         self._last_poll = 0.0
+        self._last_prune = 0.0
         self.off_reason = ""
 
     # -- planning -------------------------------------------------------------------------------
@@ -272,13 +274,14 @@ class CgroupFilter:
 
     def _judge_text(self, text: str, containers: Mapping[str, Mapping[str, Any]], expect: int | None) -> bool:
         """Set the verdict of the v2 cgroup ``text`` names. False: layout unsound (filter off)."""
-        m = parse_cgroup(text)
         path = v2_path(text)
-        if path is None or (m.id != HOST_ID and m.full_id not in path):
-            if m.id != HOST_ID:
-                self.off_reason = (f"container {m.id}'s unified (v2) cgroup is {path or 'missing'}: its "
-                                   "runtime does not use cgroup v2, so the kernel cannot tell it apart")
-                return False
+        m = parse_cgroup(f"0::{path}") if path is not None else HOST
+        anywhere = parse_cgroup(text)  # v1 lines too
+        if anywhere.id != HOST_ID and m.id != anywhere.id:
+            self.off_reason = (f"container {anywhere.id}'s unified (v2) cgroup is {path or 'missing'}: its "
+                               "runtime does not use cgroup v2, so the kernel cannot tell it apart")
+            return False
+        if path is None:
             return True  # a host task without a v2 line: nothing to judge
         d = self._dirs.find(path)
         if d is None:
@@ -334,7 +337,8 @@ class CgroupFilter:
         changed = {cg: v for cg, v in self.verdicts.items() if before.get(cg) != v}
         if changed:
             probe.set_cgroups(changed)
-        if len(self.verdicts) > MAP_MAX * 3 // 4:
+        if len(self.verdicts) > MAP_MAX * 3 // 4 and (force or now - self._last_prune >= PRUNE_S):
+            self._last_prune = now
             self._prune(probe)
 
     def _turn_off(self, probe: VerdictSink) -> None:

@@ -37,7 +37,7 @@ from .record import (
 from .syscalls_x86_64 import SYSCALLS_X86_64
 from .types import CK, PT
 
-SCHEMA_VERSION: Final = (1, 0)
+SCHEMA_VERSION: Final = (1, 1)  # 1.1: comm appended to clone/fork/vfork/clone3/prctl exits
 
 
 @dataclass(frozen=True)
@@ -223,10 +223,12 @@ S("getsockname", "net", _FD, f"{_RES} addr:sockaddr@s0", "exit s0=sockaddr_plen(
 S("getpeername", "net", _FD, f"{_RES} addr:sockaddr@s0", "exit s0=sockaddr_plen(a1,*a2)")
 
 # --- process -----------------------------------------------------------------------------------
-S("clone", "process", "flags:flags@a0/clone_flags", f"{_RES} flags:flags@a0/clone_flags", "", STATE)
-S("clone3", "process", "", f"{_RES} flags:u64@s0", "exit s0=raw(a0,8)", STATE)
-S("fork", "process", "", _RES, "", STATE)
-S("vfork", "process", "", _RES, "", STATE)
+# The comm at exit names a child that runs (and may exit) before its parent's clone returns.
+S("clone", "process", "flags:flags@a0/clone_flags", f"{_RES} flags:flags@a0/clone_flags comm:str@s0",
+  "exit s0=comm(a0)", STATE)
+S("clone3", "process", "", f"{_RES} flags:u64@s0 comm:str@s1", "exit s0=raw(a0,8) s1=comm(a0)", STATE)
+S("fork", "process", "", f"{_RES} comm:str@s0", "exit s0=comm(a0)", STATE)
+S("vfork", "process", "", f"{_RES} comm:str@s0", "exit s0=comm(a0)", STATE)
 S("execve", "process", "filename:path@s0 args:argv@s1",
   f"{_RES} exe:state@thread.exe args:state@thread.args tid:state@thread.tid pid:state@thread.pid "
   "ptid:state@thread.ptid cwd:state@thread.cwd comm:str@s0",
@@ -251,7 +253,8 @@ S("setregid", "user", "rgid:gid@a0 egid:gid@a1", _RES, "", STATE)
 S("setresuid", "user", "ruid:uid@a0 euid:uid@a1 suid:uid@a2", _RES, "", STATE)
 S("setresgid", "user", "rgid:gid@a0 egid:gid@a1 sgid:gid@a2", _RES, "", STATE)
 S("setgroups", "user", "size:uint@a0", _RES)
-S("prctl", "process", "option:enum@a0/prctl_ops arg2:hex@a1", _RES, "", STATE)
+# The comm at exit is the new name after PR_SET_NAME, even if the thread is gone before /proc is read.
+S("prctl", "process", "option:enum@a0/prctl_ops arg2:hex@a1", f"{_RES} comm:str@s0", "exit s0=comm(a0)", STATE)
 S("setns", "process", f"{_FD} nstype:flags@a1/clone_flags", _RES)
 S("unshare", "process", "flags:flags@a0/clone_flags", _RES)
 S("chroot", "file", "", f"{_RES} path:path@s0", "exit s0=str(a0)", STATE)

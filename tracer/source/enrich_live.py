@@ -24,8 +24,6 @@ _EXEC = {SYSCALL_NR["execve"] * 2 + 1, SYSCALL_NR["execveat"] * 2 + 1}
 _SOCK = {SYSCALL_NR[n] * 2 + 1 for n in ("accept", "accept4", "connect")}
 _CLONE = {SYSCALL_NR[n] * 2 + 1 for n in ("clone", "clone3", "fork", "vfork")}
 _BIND = SYSCALL_NR["bind"] * 2 + 1
-_PRCTL = SYSCALL_NR["prctl"] * 2 + 1
-PR_SET_NAME = 15
 # How long the live pipeline waits for a new container's metadata when it first sees it (docker
 # answers once the container's start is done, ~0.15 s here; containerd's bundle is there at
 # once). Events queue meanwhile, none is lost; a runtime that fails answers at once.
@@ -74,7 +72,7 @@ class LiveEnricher:
             self._updates.put(info)
         return True
 
-    def _resolve_now(self, cid: str, ts: int) -> list[bytes]:
+    def _resolve_now(self, cid: str, ts: int, tid: int, pid: int) -> list[bytes]:
         """A container first seen (its first exec): wait a moment for its metadata, so the event
         that showed it is already printed, and filtered, with the container's name."""
         assert self.resolver is not None
@@ -86,7 +84,8 @@ class LiveEnricher:
         if info.lookup == "pending":
             return []  # its record comes later, through pending()
         self._sent[cid] = info
-        return [internal_record(R.EVT_CONTAINER, ts, 0, 0, info.to_dict())]
+        # With the thread's ids: a replay applies it, like a thread info, before the event is shown.
+        return [internal_record(R.EVT_CONTAINER, ts, tid, pid, info.to_dict())]
 
     def unnamed(self) -> list[str]:
         """One line per container whose name is still ``<NA>``, with the resolver's reasons (-v)."""
@@ -108,8 +107,6 @@ class LiveEnricher:
         evt = ev.evt
         if evt in _EXEC and ev.ret == 0:
             return self._threadinfo(ev.ts, ev.tid, ev.pid)
-        if evt == _PRCTL and ev.args[0] == PR_SET_NAME and ev.ret == 0:
-            return self._threadinfo(ev.ts, ev.tid, ev.pid, rename=True)
         if evt in _CLONE and ev.ret == 0 and ev.thread is not None and (
                 not ev.thread.cwd or ev.thread.vtid < 0 and ev.thread.container_id != "host"):
             # A thread first seen, or one whose id in its pid namespace (thread.vtid) is unknown:
@@ -136,8 +133,8 @@ class LiveEnricher:
         doc = {"num": num, "sport": port, "name": f"{fd.sip}:{port}"}
         return [internal_record(R.EVT_FDINFO, ev.ts, ev.tid, ev.pid, doc)]
 
-    def _threadinfo(self, ts: int, tid: int, pid: int, rename: bool = False) -> list[bytes]:
-        """THREADINFO from /proc; ``rename``: after prctl(PR_SET_NAME), whose new name only /proc has."""
+    def _threadinfo(self, ts: int, tid: int, pid: int) -> list[bytes]:
+        """THREADINFO from /proc: what the records cannot carry (cwd, ids, cgroups, tty...)."""
         facts = proc.thread_facts(pid, tid)
         if facts is None:
             return []
@@ -147,7 +144,7 @@ class LiveEnricher:
         if t is not None and t.exe:
             facts.pop("exe", None)
             facts.pop("args", None)
-        if t is not None and t.comm and not rename:
+        if t is not None and t.comm:
             facts.pop("comm", None)
         # A process that has exited since shows empty links (cwd, exe) and no cgroups: keep what the
         # state knows rather than blank it.
@@ -158,7 +155,7 @@ class LiveEnricher:
         cid = facts.get("container_id", "host")
         out = [internal_record(R.EVT_THREADINFO, ts, tid, pid, facts)]
         if self.ask(cid, facts.get("cgroups", "")):
-            out.extend(self._resolve_now(cid, ts))
+            out.extend(self._resolve_now(cid, ts, tid, pid))
         return out
 
     def _fdinfo(self, ev: Event) -> list[bytes]:

@@ -25,6 +25,7 @@ CLONE_THREAD = 0x10000
 CLONE_PARENT = 0x8000
 CLONE_NEWPID = 0x20000000
 EINPROGRESS = 115
+PR_SET_NAME = 15
 USER_HZ = 100
 
 _SOCK_TYPES = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
@@ -36,6 +37,13 @@ def _exit(name: str) -> int:
 
 
 _EXEC_ENTERS = frozenset({_NR["execve"] * 2, _NR["execveat"] * 2})
+
+
+def _comm(ev: Event) -> str:
+    """The task's comm the probe recorded at the exit of clone, fork, vfork, clone3 and prctl."""
+    p = ev.param("comm")
+    raw = ev.raw(p) if p is not None else b""
+    return raw.split(b"\0", 1)[0].decode(errors="replace") if isinstance(raw, bytes) else ""
 
 
 def _enter(name: str) -> int:
@@ -162,6 +170,7 @@ class State:
             h[_exit(n)] = self._on_setuid
         for n in ("setgid", "setregid", "setresgid", "setfsgid"):
             h[_exit(n)] = self._on_setgid
+        h[_exit("prctl")] = self._on_prctl
         h[R.EVT_PROCEXIT] = self._on_procexit
         h[R.EVT_THREADINFO] = self._on_threadinfo
         h[R.EVT_FDINFO] = self._on_fdinfo
@@ -190,6 +199,8 @@ class State:
             return
         new = ev.tid not in self.threads
         parent = self.thread(ev.tid, ev.pid)
+        if not parent.comm:
+            parent.comm = _comm(ev)  # the caller (or the child, on its own return) first seen here
         if ev.ret == 0:
             # The child's own return: it exists already, unless its parent is in a container.
             if new and ev.tid == ev.pid:
@@ -469,19 +480,28 @@ class State:
         if gid != 0xFFFFFFFF:
             self.thread(ev.tid, ev.pid).gid = gid
 
+    def _on_prctl(self, ev: Event) -> None:
+        if ev.args[0] == PR_SET_NAME and ev.ret == 0:
+            comm = _comm(ev)
+            if comm:
+                self.thread(ev.tid, ev.pid).comm = comm
+                self._changed(ev.tid)
+
     def _on_procexit(self, ev: Event) -> None:
         self._reap.append(ev.tid)
 
     def _on_threadinfo(self, ev: Event) -> None:
         d = msgpack.unpackb(ev.seg0)
         t = self.thread(ev.tid, ev.pid)
+        bare = not t.comm
         for k, v in d.items():
             if k in Thread.FIELDS:
                 setattr(t, k, v)
-        parent = self.threads.get(t.ptid) if not t.comm and t.tid == t.pid else None
+        parent = self.threads.get(t.ptid) if bare and t.tid == t.pid else None
         if parent is not None and parent is not t:
             # A forked child whose first event came before its parent's clone returned: until it
-            # execs it is a copy of its parent (name, command line, open fds).
+            # execs it is a copy of its parent (name, command line, open fds), whatever /proc shows
+            # by now (maybe a later exec).
             t.comm, t.exe, t.exepath, t.args = parent.comm, parent.exe, parent.exepath, list(parent.args)
             if t.pid not in self.fds:
                 self.fds[t.pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
