@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 T0 = time.monotonic_ns()
 SPAWN = int(sys.argv[1])
@@ -73,7 +74,7 @@ def main() -> None:
     first: dict[str, float] = {}
     on_event = session.Runner._on_event
 
-    def _on_event(self: session.Runner, ev: object) -> None:
+    def _on_event(self: session.Runner, ev: Any) -> None:
         on_event(self, ev)
         if "event" not in first:
             first["event"] = now()

@@ -22,6 +22,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ from _common import (  # noqa: E402
     Bg,
     BpfStats,
     Series,
+    apply_nice,
     capture_events,
     common_args,
     dump_json,
@@ -63,7 +65,8 @@ from _common import (  # noqa: E402
 
 VARIANTS = ("bare", "floor", "ktrace", "topconns", "probe-only")
 PROBE_ONLY = str(Path(__file__).resolve().parent / "probe_only.py")
-INDEX = b"<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n<body>\n" + b"x" * 512 + b"\n</body></html>\n"
+INDEX = (b"<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n<body>\n" + b"x" * 512
+         + b"\n</body></html>\n")
 
 CONF = """\
 worker_processes 1;
@@ -148,12 +151,17 @@ class Nginx:
         self.notes: list[str] = []
         self.skip: set[str] = set()
         self.probe: dict[str, tuple[int, float]] = {}
+        self.busy: list[float] = []
 
-    def wrk(self, v: str, tracer: int | None = None) -> None:
+    def quiet(self, v: str) -> None:
+        """Before a variant starts its tracer: wait (bounded) for an idle machine."""
         if not self.a.no_wait_quiet:
             q = wait_quiet()
+            self.busy.append(q.busy)
             if not q.ok:
                 self.notes.append(f"{v}: machine not quiet ({q.busy:.0%} busy, tracers {q.tracers})")
+
+    def wrk(self, v: str, tracer: int | None = None) -> None:
         pids = nginx_pids(self.master)
         n0 = sum(proc_cpu(p) for p in pids)
         t0 = proc_cpu(tracer) if tracer else 0.0
@@ -250,6 +258,7 @@ class Nginx:
             if v in self.skip or v not in self.a.only:
                 continue
             log(f"round {i + 1}/{self.a.rounds}: {v}")
+            self.quiet(v)
             if v == "bare":
                 self.wrk(v)
             elif v == "floor":
@@ -311,9 +320,13 @@ class Nginx:
                   "statistics' own ~20-40 ns):")
             table(["tracer", "program runs", "ns per run"],
                   [[v, f"{r[0]:,}", f"{r[1]:.0f}"] for v, r in self.probe.items()])
+        if self.busy:
+            print(f"\nCPU busy (other load) before each run: median {100 * statistics.median(self.busy):.0f}%, "
+                  f"max {100 * max(self.busy):.0f}%")
         for n in self.notes:
             print(f"note: {n}")
         return {
+            "busy_before_runs": self.busy,
             "probe_ns_per_run": {v: {"runs": r[0], "ns": r[1]} for v, r in self.probe.items()},
             "bench": "nginx", "machine": machine(), "rounds": self.a.rounds, "duration": self.a.duration,
             "rps": {v: s.to_json() for v, s in self.rps.items() if s.values},
@@ -337,6 +350,7 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(VARIANTS), help="variants to run, comma-separated")
     ap.add_argument("--no-probe-cost", action="store_true", help="skip the in-kernel probe cost pass")
     a = ap.parse_args()
+    apply_nice(a)
     a.only = set(a.only.split(","))
     need_root()
     for tool in ("wrk", "nginx"):

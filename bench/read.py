@@ -35,6 +35,7 @@ from _common import (  # noqa: E402
     PYTHON,
     Bg,
     Series,
+    apply_nice,
     capture_events,
     common_args,
     dump_json,
@@ -47,7 +48,6 @@ from _common import (  # noqa: E402
     machine_line,
     need_root,
     run_capture,
-    run_timed,
     table,
     wait_quiet,
 )
@@ -119,8 +119,8 @@ class Read:
 
     def run(self, name: str, argv: list[str], cap: Path, pure: bool) -> None:
         key = f"{name} (pure)" if pure else name
-        for d in (self.rate, self.wall, self.cpu, self.rss):
-            d.setdefault(key, Series())
+        for series in (self.rate, self.wall, self.cpu, self.rss):
+            series.setdefault(key, Series())
         env = dict(os.environ)
         env.pop("KTRACE_PUREPYTHON", None)
         if pure:
@@ -129,10 +129,9 @@ class Read:
             q = wait_quiet()
             if not q.ok:
                 self.notes.append(f"{key}: machine not quiet ({q.busy:.0%} busy, tracers {q.tracers})")
-        d = run_timed(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        d = run_capture(argv, env=env)
         if d.code != 0:
-            e = run_capture(argv, env=env)
-            self.notes.append(f"{key}: exit {d.code}: {e.stderr.strip()[-300:]}")
+            self.notes.append(f"{key}: exit {d.code}: {d.stderr.strip()[-300:]}")
             return
         self.rate[key].add(self.n[cap.name] / d.wall)
         self.wall[key].add(d.wall)
@@ -168,7 +167,7 @@ class Read:
             ratio = ""
             if key.endswith("(pure)") and cy is not None and cy.median and s.median:
                 ratio = f"Cython {cy.median / s.median:.1f}x faster"
-            rows.append([key, fmt(s.median / 1e6, "{:.2f}"), f"{s.lo / 1e6:.2f}-{s.hi / 1e6:.2f}",
+            rows.append([key, fmt((s.median or 0) / 1e6, "{:.2f}"), f"{(s.lo or 0) / 1e6:.2f}-{(s.hi or 0) / 1e6:.2f}",
                          fmt(self.wall[key].median, "{:.2f}"), fmt(self.cpu[key].median, "{:.2f}"),
                          fmt(self.rss[key].median, "{:.0f}"),
                          f"{s.median / dec.median:.2f}x" if dec and dec.median and s.median else "-",
@@ -194,6 +193,7 @@ def main() -> int:
     ap.add_argument("--pure-rounds", type=int, default=1, help="rounds with KTRACE_PUREPYTHON=1 too (default 1)")
     ap.add_argument("--only", default="decode,nomatch,nginx,topconns,replay", help="variants, comma-separated")
     a = ap.parse_args()
+    apply_nice(a)
     a.only = set(a.only.split(","))
     with tempfile.TemporaryDirectory(prefix="ktrace-read-") as tmp:
         work = Path(a.workdir or tmp)

@@ -30,6 +30,7 @@ from _common import (  # noqa: E402
     PYTHON,
     Bg,
     Series,
+    apply_nice,
     common_args,
     dump_json,
     fmt,
@@ -116,6 +117,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_args(ap)
     a = ap.parse_args()
+    apply_nice(a)
     need_root()
     e2e = Series()
     first_event = Series()
@@ -170,7 +172,8 @@ def main() -> int:
     print(f"machine: {machine_line()}\n")
     table(["figure", "s", "spread", "target"], [
         ["spawn -> first line on stdout (end-to-end)", fmt(e2e.median, "{:.3f}"), e2e.spread("{:.3f}"), "<= 0.5"],
-        ["spawn -> first event (instrumented run)", fmt(first_event.median, "{:.3f}"), first_event.spread("{:.3f}"), ""],
+        ["spawn -> first event (instrumented run)", fmt(first_event.median, "{:.3f}"),
+         first_event.spread("{:.3f}"), ""],
         ["spawn -> probes attached (instrumented run)", fmt(attach_done.median, "{:.3f}"),
          attach_done.spread("{:.3f}"), ""],
     ])

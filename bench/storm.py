@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -48,6 +49,7 @@ from _common import (  # noqa: E402
     BpfStats,
     RssSampler,
     Series,
+    apply_nice,
     capture_events,
     common_args,
     dump_json,
@@ -61,9 +63,9 @@ from _common import (  # noqa: E402
     probe_ns,
     proc_cpu,
     prog_stats,
-    status_kb,
     ratio_series,
     run_timed,
+    status_kb,
     table,
     text_ready,
     wait_quiet,
@@ -273,7 +275,8 @@ class Storm:
                           fmt(k["file_events"].median, "{:,.0f}"), fmt(k["bytes_per_event"].median, "{:.2f}"),
                           fmt(k["ready_rss_mb"].median, "{:.0f}"), fmt(k["storm_rss_mb"].median, "{:.0f}"),
                           fmt(k["storm_rss_mb"].hi, "{:.0f}"), fmt(k["rss_mb"].median, "{:.0f}"),
-                          fmt(k["storm_cpu_s"].median, "{:.2f}"), fmt(us, "{:.2f}"), fmt(k["ready_s"].median, "{:.2f}")])
+                          fmt(k["storm_cpu_s"].median, "{:.2f}"), fmt(us, "{:.2f}"),
+                          fmt(k["ready_s"].median, "{:.2f}")])
         if krows:
             table(["ktrace run", "events", "drops", "max drops", "in file", "B/event", "RSS ready MB",
                    "RSS storm MB", "max", "VmHWM MB", "CPU s in storm", "CPU us/event", "ready s"], krows)
@@ -290,7 +293,7 @@ class Storm:
             table(["tracer", "program runs", "ns per run"],
                   [[v, f"{r[0]:,}", f"{r[1]:.0f}"] for v, r in self.probe.items()])
         if self.busy:
-            print(f"\nCPU busy (other load) before each run: median {100 * sorted(self.busy)[len(self.busy) // 2]:.0f}%, "
+            print(f"\nCPU busy (other load) before each run: median {100 * statistics.median(self.busy):.0f}%, "
                   f"max {100 * max(self.busy):.0f}%")
         for n in self.notes:
             print(f"note: {n}")
@@ -298,7 +301,8 @@ class Storm:
             "bench": "storm", "machine": machine(), "count": self.a.count, "rounds": self.a.rounds,
             "time_s": {v: s.to_json() for v, s in self.t.items() if s.values},
             "dd_cpu_s": {v: s.to_json() for v, s in self.cpu.items() if s.values},
-            "dd_cpu_vs_floor": {v: ratio_series(s, self.cpu["floor"]).to_json() for v, s in self.cpu.items() if s.values},
+            "dd_cpu_vs_floor": {v: ratio_series(s, self.cpu["floor"]).to_json()
+                                for v, s in self.cpu.items() if s.values},
             "vs_floor": {v: ratio_series(s, floor).to_json() for v, s in self.t.items() if s.values},
             "vs_bare": {v: ratio_series(s, bare).to_json() for v, s in self.t.items() if s.values},
             "ktrace": {v: {k: s.to_json() for k, s in d.items()} for v, d in self.k.items()},
@@ -318,6 +322,7 @@ def main() -> int:
                     help="run strace in the first N rounds only (it takes ~1 min a run; default %(default)s)")
     ap.add_argument("--no-probe-cost", action="store_true", help="skip the in-kernel probe cost pass")
     a = ap.parse_args()
+    apply_nice(a)
     a.only = set(a.only.split(","))
     need_root()
     with tempfile.TemporaryDirectory(prefix="ktrace-storm-") as tmp:

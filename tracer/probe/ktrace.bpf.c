@@ -205,9 +205,20 @@ static __always_inline u32 kt_argv(u8 *dst, u64 argvp)
 }
 
 /* Fill one segment at dst; for MSG/MMSG also the next segment at dst2. */
-static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, int seg)
+/* Fill one segment; MSG/MMSG fill both. `seg` and `at_exit` are constants at every call site, so
+ * the compiler drops the kinds the schema never uses there (the loops of iovecs and argv are the
+ * costly ones): enters capture strings, argv and sockaddrs only; segment 1 never holds a message
+ * or argv. Kinds outside that set are left empty. */
+static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, int seg, int at_exit)
 {
     struct kt_rec *r = &b->h;
+    u8 kind = s->kind;
+    if (!at_exit && kind != KT_CK_STR && kind != KT_CK_ARGV && kind != KT_CK_SOCKADDR)
+        return;
+    if (at_exit && kind == KT_CK_ARGV)
+        return;
+    if (seg && (kind == KT_CK_IOV || kind == KT_CK_MSG || kind == KT_CK_MMSG || kind == KT_CK_ARGV))
+        return;
     u32 off = seg ? (r->l0 & (KT_SEGMAX - 1)) : 0;
     u8 *dst = b->data + off;
     u64 p = kt_reg(r, s->arg);
@@ -230,7 +241,7 @@ static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, 
     case KT_LEN_CONST: want = s->lconst; break;
     }
 
-    switch (s->kind) {
+    switch (kind) {
     case KT_CK_STR:
         if (!p)
             break;
@@ -284,7 +295,7 @@ static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, 
 }
 
 static __always_inline int kt_emit(struct kt_spec *spec, u64 pid_tgid, u32 evt, s64 ret,
-                                   struct kt_argregs *g)
+                                   struct kt_argregs *g, int at_exit)
 {
     if (spec->seg[0].kind == 0) {
         struct kt_rec *r = kt_events.ringbuf_reserve(sizeof(struct kt_rec));
@@ -305,9 +316,9 @@ static __always_inline int kt_emit(struct kt_spec *spec, u64 pid_tgid, u32 evt, 
     kt_head(&b->h, pid_tgid, evt, ret, g);
     struct kt_seg_spec s0 = spec->seg[0];
     struct kt_seg_spec s1 = spec->seg[1];
-    kt_segment(b, &s0, 0);
+    kt_segment(b, &s0, 0, at_exit);
     if (s1.kind)
-        kt_segment(b, &s1, 1);
+        kt_segment(b, &s1, 1, at_exit);
     if (b->h.flags & KT_RF_FAULT)
         kt_count(KT_STAT_FAULTS);
     u64 size = (sizeof(struct kt_rec) + b->h.l0 + b->h.l1 + 7) & ~7ULL;
@@ -333,7 +344,7 @@ RAW_TRACEPOINT_PROBE(sys_enter)
         return 0;
     struct kt_argregs g = {};
     bpf_probe_read_kernel(&g, sizeof(g), (void *)(ctx->args[0] + KT_REGS_OFF));
-    return kt_emit(spec, pid_tgid, evt, 0, &g);
+    return kt_emit(spec, pid_tgid, evt, 0, &g, 0);
 }
 
 RAW_TRACEPOINT_PROBE(sys_exit)
@@ -347,7 +358,7 @@ RAW_TRACEPOINT_PROBE(sys_exit)
     u64 pid_tgid = bpf_get_current_pid_tgid();
     if (!kt_wanted(pid_tgid, spec))
         return 0;
-    return kt_emit(spec, pid_tgid, evt, (s64)ctx->args[1], &g);
+    return kt_emit(spec, pid_tgid, evt, (s64)ctx->args[1], &g, 1);
 }
 
 RAW_TRACEPOINT_PROBE(sched_process_exit)
