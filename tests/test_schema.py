@@ -232,3 +232,20 @@ def test_list_events_names_everything() -> None:
 ])
 def test_list_events_signatures(line: str) -> None:
     assert line in _list_events().splitlines()
+
+
+# The probe compiles each capture kind only where the schema uses it (tracer/probe/ktrace.bpf.c,
+# kt_segment): a row outside these places would silently capture nothing.
+_ENTER_KINDS = {CK.STR, CK.ARGV, CK.SOCKADDR}
+_SEG0_ONLY = {CK.IOV, CK.MSG, CK.MMSG}
+
+
+@pytest.mark.parametrize("info", [i for i in SYSCALLS if i is not None and i.captures], ids=lambda i: i.name)
+def test_captures_fit_the_probe(info: EventInfo) -> None:
+    for c in info.captures:
+        if not c.at_exit:
+            assert c.kind in _ENTER_KINDS, f"{info.name}: {c.kind.name} at enter"
+        if c.kind in _SEG0_ONLY:
+            assert c.seg == 0, f"{info.name}: {c.kind.name} in segment {c.seg}"
+        if c.kind is CK.ARGV:
+            assert c.seg == 1 and not c.at_exit, f"{info.name}: argv must be segment 1 at enter"

@@ -269,6 +269,8 @@ class Runner:
         return 0
 
     _last_ts = 0
+    abort = False  # a second signal: stop processing the backlog
+    discarded = 0  # records captured but never processed (after -n, or a second signal)
 
     def _tick(self, now_ns: int) -> None:
         chisel = self.opts.chisel
@@ -338,6 +340,10 @@ class Runner:
         deadline = start + opts.seconds if opts.seconds else None
 
         def stop(_sig: int, _frame: Any) -> None:
+            # The first signal stops the capture and lets what was captured be processed; a
+            # second one gives up on that backlog (counted, never silently).
+            if self.stop_requested:
+                self.abort = True
             self.stop_requested = True
             source.stop()
 
@@ -349,6 +355,10 @@ class Runner:
         last_stats = last_tables = time.monotonic()
         try:
             for batch in source.batches(tick=0.1):
+                if self.abort or (self.done and self.writer is None):
+                    # Nothing more will be shown (-n reached, or a second Ctrl-C): count the rest.
+                    self.discarded += _records(batch or b"") + source.discard()
+                    break
                 if batch:
                     kept = self.pipeline.feed(batch)
                     self._write(kept)
@@ -388,6 +398,8 @@ class Runner:
         return stats
 
     def _report(self, stats: dict[str, int]) -> None:
+        if self.discarded and self.abort:
+            stats["drops_unprocessed"] = self.discarded
         drops = {k: v for k, v in stats.items() if k.startswith("drops") and v}
         total = sum(drops.values())
         detail = ", ".join(f"{k.removeprefix('drops_')} {v}" for k, v in drops.items()) or "none"
@@ -403,6 +415,13 @@ class Runner:
         print("----------------------", file=out)
         for (d, t), n in sorted(self.summary.items(), key=lambda kv: (-kv[1], kv[0])):
             print(f"{d} {t:<22}{n}", file=out)
+
+
+def _records(batch: bytes) -> int:
+    """How many records a batch holds (the scanner counts in C)."""
+    from .engine import scan
+
+    return scan.Scanner(b"", b"").scan(batch)[1] if batch else 0
 
 
 def _stats_doc(stats: dict[str, int]) -> dict[str, Any]:

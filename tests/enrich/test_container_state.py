@@ -4,14 +4,20 @@ the metadata live mode inserted."""
 
 from __future__ import annotations
 
-import msgpack
+from pathlib import Path
 
+import msgpack
+import pytest
+
+from tracer.enrich import hostroot
+from tracer.event import Event
 from tracer.filter import compile_filter
 from tracer.output.format import CONTAINER_FORMAT
 from tracer.pipeline import Pipeline
 from tracer.schema import record as R
 from tracer.schema.fields import FIELDS
 from tracer.source.synthetic import Synth, fd_row, lines, state_from, tables, thread_row
+from tracer.state.proc import thread_facts
 from tracer.state.state import State
 
 CID = "abc123abc123"
@@ -130,3 +136,24 @@ def _split(batch: bytes) -> list[bytes]:
         out.append(batch[off:off + n])
         off += n
     return out
+
+
+
+def test_thread_facts_of_an_exiting_task_claim_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task caught exiting: its stat still reads, its cgroup file, status and cwd no longer. A
+    thread info read then must not move the thread out of its container (to the host), nor clear
+    the ids the state knew."""
+    task = tmp_path / "proc" / "900" / "task" / "900"
+    task.mkdir(parents=True)
+    (task / "stat").write_text("900 (app) Z 500 900 900 0 -1 4227148 69 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n")
+    monkeypatch.setenv(hostroot.ENV_VAR, str(tmp_path))
+    facts = thread_facts(900, 900)
+    assert facts is not None and facts["ptid"] == 500
+    for gone in ("container_id", "cgroups", "cwd", "vtid", "vpid", "uid", "gid", "exepath"):
+        assert gone not in facts
+    st = state_from(tables(threads=[thread_row(900, comm="app", vtid=3, vpid=3, cwd="/", container_id=CID)]))
+    s = Synth(pid=900)
+    s.threadinfo(**facts)
+    st.apply(Event(s.batch(), 0, 1, st))
+    t = st.threads[900]
+    assert (t.container_id, t.vtid, t.cwd) == (CID, 3, "/")

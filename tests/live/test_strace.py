@@ -334,6 +334,12 @@ def compare(c: Call, kc: KCall, pid: int, ctx: FdContext, problems: list[str]) -
             bad(f"filename={got!r} != {want!r}")
         if c.ret == 0 and ex["proc.name"] != Path(want.decode() if want else "").name[:15]:
             bad(f"proc.name after exec {ex['proc.name']}")
+        # strace prints argv as ["a", "b", ...]; the probe's copy shows dot-separated on the enter.
+        argv = [a.decode(errors="replace") for a in (c_string(x) for x in re.findall(r'"(?:[^"\\]|\\.)*"',
+                                                                                      c.args[1])) if a is not None]
+        got_args = info_args(en).get("args", "") if en is not None else None
+        if argv and got_args != ".".join(argv):
+            bad(f"args={got_args!r} != {argv!r}")
 
 
 def check_name(ev: dict[str, Any], exp: tuple[str, set[str]] | None, bad: Any, ctx: FdContext) -> None:

@@ -207,8 +207,8 @@ static __always_inline u32 kt_argv(u8 *dst, u64 argvp)
 /* Fill one segment at dst; for MSG/MMSG also the next segment at dst2. */
 /* Fill one segment; MSG/MMSG fill both. `seg` and `at_exit` are constants at every call site, so
  * the compiler drops the kinds the schema never uses there (the loops of iovecs and argv are the
- * costly ones): enters capture strings, argv and sockaddrs only; segment 1 never holds a message
- * or argv. Kinds outside that set are left empty. */
+ * costly ones): enters capture strings, argv and sockaddrs only; argv only ever goes in segment 1
+ * (execve's), iovecs and messages only in segment 0. tests/test_schema.py holds the schema to it. */
 static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, int seg, int at_exit)
 {
     struct kt_rec *r = &b->h;
@@ -217,7 +217,9 @@ static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, 
         return;
     if (at_exit && kind == KT_CK_ARGV)
         return;
-    if (seg && (kind == KT_CK_IOV || kind == KT_CK_MSG || kind == KT_CK_MMSG || kind == KT_CK_ARGV))
+    if (seg && (kind == KT_CK_IOV || kind == KT_CK_MSG || kind == KT_CK_MMSG))
+        return;
+    if (!seg && kind == KT_CK_ARGV)
         return;
     u32 off = seg ? (r->l0 & (KT_SEGMAX - 1)) : 0;
     u8 *dst = b->data + off;

@@ -18,7 +18,7 @@ from ..engine import ring as _ring
 from ..probe.loader import Probe, ProbeConfig
 
 POLL_S = 0.0005  # drain period when the ring was empty: 0.5 ms
-MAX_QUEUED = 1 << 30  # bytes queued for the main thread before the consumer pauses
+MAX_QUEUED = 256 << 20  # bytes queued for the main thread before the consumer pauses
 
 
 class LiveSource:
@@ -34,7 +34,7 @@ class LiveSource:
         self._queued = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.paused = 0  # drains skipped because the main thread fell 1 GiB behind
+        self.paused = 0  # drains skipped because the main thread fell MAX_QUEUED behind
         sys.setswitchinterval(0.0005)  # let the consumer thread run soon after it wakes
         self._thread = threading.Thread(target=self._consume, name="ktrace-consumer", daemon=True)
         self._thread.start()
@@ -74,6 +74,22 @@ class LiveSource:
             with self._lock:
                 self._queued -= len(b)
             yield b
+
+    def discard(self) -> int:
+        """Empty the queue without processing it; returns how many records were in it."""
+        from ..engine import scan
+
+        counter = scan.Scanner(b"", b"")
+        n = 0
+        while True:
+            try:
+                b = self._q.get_nowait()
+            except queue.Empty:
+                return n
+            if b:
+                with self._lock:
+                    self._queued -= len(b)
+                n += counter.scan(b)[1]
 
     def stop(self) -> None:
         """Stop draining: ``batches`` ends once the consumer has flushed what it had."""

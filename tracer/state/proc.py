@@ -104,11 +104,18 @@ def thread_facts(pid: int, tid: int) -> dict[str, Any] | None:
     if t is None:
         return None
     facts = {f: getattr(t, f) for f in Thread.FIELDS if f not in ("tid", "pid")}
-    if not t.cgroups:
-        # Exited already (a zombie has an empty cgroup file): that says nothing about its
-        # container, so the thread keeps the one it had rather than becoming the host's.
-        del facts["cgroups"], facts["container_id"]
+    # What could not be read (the task exiting: a zombie's cgroup file is empty, its status may
+    # be gone) says nothing: the thread keeps what the state had (its container, its vtid) rather
+    # than becoming the host's or losing its ids.
+    for k, unknown in _UNREAD.items():
+        if facts.get(k) == unknown:
+            del facts[k]
+    if "cgroups" not in facts:
+        del facts["container_id"]
     return facts
+
+
+_UNREAD = {"cgroups": "", "cwd": "", "exepath": "", "vtid": -1, "vpid": -1, "uid": -1, "gid": -1}
 
 
 def _net_table(name: str) -> dict[int, tuple[str, int, str, int, int]]:
