@@ -49,12 +49,25 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"kernel": u.release, "cpus": os.cpu_count(), "cpu_model": model,
-            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+            "date": time.strftime("%Y-%m-%d %H:%M %Z"), "commit": commit()}
+
+
+def commit() -> str:
+    """The ktrace commit measured ("+dirty" when tracked files outside bench/ differ from it)."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)bench"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def machine_line() -> str:
     m = machine()
-    return f"{m['cpus']} vCPU ({m['cpu_model']}), kernel {m['kernel']}, {m['date']}"
+    return f"{m['cpus']} vCPU ({m['cpu_model']}), kernel {m['kernel']}, ktrace {m['commit']}, {m['date']}"
 
 
 def _cpu_times() -> tuple[int, int]:
