@@ -203,19 +203,37 @@ def derive(node: Node, *, always_present: Iterable[str] = ALWAYS_PRESENT,
 def exact(node: Node) -> bool:
     """True when the pushdown of ``node`` says everything about it: the filter is an ``and`` of
     =, != and in checks on the dimension fields (proc.name values within the 15 characters of a
-    comm), so an event every dimension admits, with every value known, matches."""
-    for c in conjuncts(node):
-        if not isinstance(c, Check) or c.field.name not in DIMENSIONS or c.field.arg is not None:
+    comm; an ``or`` of such checks on one field counts as an ``in``), and of any check on a property
+    of the event type, so an event every dimension admits, with every value known, matches."""
+    return all(_exact_term(c) for c in conjuncts(node))
+
+
+def _exact_term(c: Node) -> bool:
+    if isinstance(c, Or):
+        names = {x.field.name for x in c.children if isinstance(x, Check)}
+        return len(names) == 1 and all(
+            isinstance(x, Check) and x.op in (Op.EQ, Op.IN) and _exact_term(x) for x in c.children)
+    if not isinstance(c, Check) or c.field.arg is not None:
+        return False
+    if _per_event(c) is not None:
+        return True
+    if c.field.name not in DIMENSIONS or c.field.name in RESOLVED_LATER:
+        return False  # RESOLVED_LATER: no per-thread check in the scanner for these
+    if c.op not in (Op.EQ, Op.NE, Op.IN):
+        return False
+    if c.field.name == "proc.name":
+        values = c.operand if c.op is Op.IN else {c.operand}
+        if c.op is Op.NE or any(len(v) > COMM_LEN for v in values):
             return False
-        if c.field.name in RESOLVED_LATER:  # no per-thread check in the scanner for these
-            return False
-        if c.op not in (Op.EQ, Op.NE, Op.IN):
-            return False
-        if c.field.name == "proc.name":
-            values = c.operand if c.op is Op.IN else {c.operand}
-            if c.op is Op.NE or any(len(v) > COMM_LEN for v in values):
-                return False
     return True
+
+
+def _per_event(c: Check) -> Mapping[str, Any] | None:
+    """The field's value for every event type, when the field table gives one (``by_event``)."""
+    if c.field.arg is not None or c.field.multi:
+        return None
+    per: Mapping[str, Any] | None = getattr(c.field.fdef, "by_event", None)
+    return per
 
 
 def _within(s: ValueSet[Any], universe: Collection[Any]) -> ValueSet[Any]:
@@ -241,6 +259,13 @@ class _Context:
 
     def check(self, c: Check, negated: bool) -> _Dims:
         name = c.field.name
+        per_event = _per_event(c)
+        if per_event is not None:
+            # A property of the event type (evt.is_io, evt.category...): the check is the set of
+            # event types it holds for, over the field's complete table.
+            test = value_test(kind_of(c.field), c.op, c.operand)
+            types = frozenset(t for t, v in per_event.items() if v is not None and test(v) != negated)
+            return {"evt_types": ValueSet(types)}
         dim = DIMENSIONS.get(name)
         kind = kind_of(c.field)
         if dim is None or c.field.arg is not None or c.field.multi or \

@@ -7,10 +7,11 @@ comparison false.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,9 @@ class FieldDef:
     multi: bool = False
     filter_only: bool = False
     cost: int = 1  # relative cost of extracting; the filter orders checks by it
+    # For fields that are a property of the event type: the value for every event type name, so
+    # the filter turns a check on them into a set of event types (pushdown, exact selection).
+    by_event: Mapping[str, Any] | None = None
 
     def extract(self, ev: Event, arg: Any = None) -> Any:
         return self.fn(ev, arg)
@@ -565,5 +569,25 @@ def _default_opts() -> Any:
 
     return RenderOptions()
 
+
+def _event_type_values() -> dict[str, dict[str, Any]]:
+    """Per event type name, the value of each field that depends on the event type alone."""
+    from ..schema.events import event_ids, event_info, event_names
+
+    out: dict[str, dict[str, Any]] = {k: {} for k in _BY_EVENT}
+    for name in event_names():
+        info = event_info(event_ids(name)[0])
+        flags = info.flags if info else frozenset()
+        out["evt.is_io"][name] = "io_read" in flags or "io_write" in flags
+        out["evt.is_io_read"][name] = "io_read" in flags
+        out["evt.is_io_write"][name] = "io_write" in flags
+        out["evt.is_wait"][name] = "wait" in flags
+        out["evt.category"][name] = info.category if info else None
+    return out
+
+
+_BY_EVENT = ("evt.is_io", "evt.is_io_read", "evt.is_io_write", "evt.is_wait", "evt.category")
+_VALUES = _event_type_values()
+_ROWS = [dataclasses.replace(r, by_event=_VALUES[r.name]) if r.name in _VALUES else r for r in _ROWS]
 
 FIELDS = FieldTable(_ROWS)
