@@ -95,9 +95,10 @@ def live_reason() -> str | None:
     return live_skip_reason()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def live() -> None:
-    """Skip the test unless BPF programs can be loaded here (same as marking it ``live``)."""
+    """Skip the test unless BPF programs can be loaded here (same as marking it ``live``); session
+    scoped, so module-scoped fixtures that start a probe can depend on it."""
     reason = live_skip_reason()
     if reason:
         pytest.skip(reason)

@@ -70,12 +70,7 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    from conftest import live_skip_reason
-
-    reason = live_skip_reason()
-    if reason:
-        pytest.skip(reason)
+def run(live: None, tmp_path_factory: pytest.TempPathFactory) -> Run:
     tmp = tmp_path_factory.mktemp("roundtrip")
     r = Run(tmp)
     wl = Workload(tmp)
