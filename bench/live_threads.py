@@ -1,18 +1,12 @@
 """Where a live `ktrace -w f.kcap -q` spends its CPU, thread by thread, under a storm or nginx.
 
-    sudo .venv/bin/python bench/live_threads.py --rounds 3 [--workload storm|nginx] [--poll asis,fixed]
+    sudo .venv/bin/python bench/live_threads.py --rounds 3 [--workload storm|nginx]
 
 ktrace runs in-process (its CLI entry point, in a child process per run) so its threads can be told
 apart by their Python names: MainThread (scan, state, enrichment, output), ktrace-consumer (ring
 buffer drains), ktrace-capture-writer (compression, writes). CPU (user + system) per thread is
 read from /proc/self/task while the workload runs, together with the number of batches the main
-thread processed.
-
---poll names the consumer variants to compare, alternately:
-  asis    ktrace's LiveSource as it is (drains again at once after a non-empty drain)
-  fixed   an experiment: after a drain of less than 1 MiB, sleep one poll period (0.5 ms) before
-          the next, so records accumulate into fewer, larger batches; drains back to back only
-          when behind (LiveSource._consume patched in the child, nothing else changed)
+thread processed. A diagnostic: it says which thread to work on when a live figure misses its target.
 """
 
 from __future__ import annotations
@@ -33,32 +27,7 @@ from _common import PYTHON, apply_nice, common_args, dump_json, log, machine, ma
 
 CHILD = r'''
 import json, os, signal, subprocess, sys, threading, time
-variant, workload, cap, url = sys.argv[1:5]
-import tracer.source.live as live
-if variant == "fixed":
-    BIG = 1 << 20
-
-    def _consume(self):
-        ring = self.ring
-        stop = self._stop
-        while not stop.is_set():
-            if self._queued > live.MAX_QUEUED:
-                self.paused += 1
-                time.sleep(live.POLL_S)
-                continue
-            b = ring.drain()
-            if b:
-                with self._lock:
-                    self._queued += len(b)
-                self._q.put(b)
-            if len(b) < BIG:
-                time.sleep(live.POLL_S)
-        b = ring.drain()
-        if b:
-            self._q.put(b)
-        self._q.put(b"")
-
-    live.LiveSource._consume = _consume
+workload, cap, url = sys.argv[1:4]
 import tracer.pipeline as P
 fed = [0]
 feed = P.Pipeline.feed
@@ -124,11 +93,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_args(ap, rounds=3)
     ap.add_argument("--workload", choices=("storm", "nginx"), default="storm")
-    ap.add_argument("--poll", default="asis,fixed", help="consumer variants, comma-separated (asis, fixed)")
     a = ap.parse_args()
     apply_nice(a)
     need_root()
-    variants = a.poll.split(",")
+    variants = ["ktrace"]
     res: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="ktrace-threads-") as tmp:
         work = Path(a.workdir or tmp)
@@ -146,7 +114,7 @@ def main() -> int:
                     log(f"round {i + 1}/{a.rounds}: {v}")
                     cap = work / "t.kcap"
                     cap.unlink(missing_ok=True)
-                    out = subprocess.run([PYTHON, "-c", CHILD, v, a.workload, str(cap), url], capture_output=True,
+                    out = subprocess.run([PYTHON, "-c", CHILD, a.workload, str(cap), url], capture_output=True,
                                          text=True, check=False)
                     if out.returncode != 0 or not out.stdout.strip():
                         log(f"  failed: {out.stderr.strip()[-300:]}")
@@ -176,7 +144,7 @@ def main() -> int:
         rows.append([v, f"{statistics.median(r['batches'] for r in rs):,.0f}", *(f"{med[k]:.2f}" for k in THREADS),
                      f"{total:.2f}", per, f"{statistics.median(r['seconds'] for r in rs):.2f}",
                      (rs[-1].get("stats") or ["-"])[0].removeprefix("ktrace: ")])
-    table(["consumer", "batches", "main s", "consumer s", "writer s", "total s", "us/request" if unit else "",
+    table(["run", "batches", "main s", "consumer s", "writer s", "total s", "us/request" if unit else "",
            "workload s", "last run"], rows)
     dump_json(a.json, {"bench": "live_threads", "machine": machine(), "workload": a.workload, "results": res})
     return 0

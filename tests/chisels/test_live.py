@@ -189,6 +189,10 @@ def test_topfiles_bytes(ktrace_live: Callable[..., LiveRun], tmp_path: Path) -> 
     assert sum(row[-1] for t in tables for row in t["data"] if row[0] == str(path)) == 2 * n
 
 
+@pytest.mark.skipif(os.environ.get("KTRACE_PUREPYTHON") == "1",
+                    reason="the pure-Python consumer lags a loaded machine by seconds: this test's "
+                           "timing (short-lived processes read from /proc, a 1 s wait measured live) "
+                           "holds with the Cython engine only")
 def test_topfiles_time(ktrace_live: Callable[..., LiveRun], tmp_path: Path) -> None:
     """A read from a FIFO (opened like a file) waits for a writer that sleeps 1 s first."""
     run = ktrace_live("-j", "-c", "topfiles_time", f"proc.pid={os.getpid()}")

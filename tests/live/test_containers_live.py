@@ -316,6 +316,10 @@ def test_container_started_later_is_caught_by_name(tmp_path: Path, start_box: Ca
 # --- -pc lines against docker inspect --------------------------------------------------------------------
 
 
+@pytest.mark.skipif(os.environ.get("KTRACE_PUREPYTHON") == "1",
+                    reason="the pure-Python consumer lags a loaded machine by seconds: this test's "
+                           "timing (short-lived processes read from /proc, a 1 s wait measured live) "
+                           "holds with the Cython engine only")
 def test_pc_lines_match_docker_inspect(tmp_path: Path, start_box: Callable[..., Box]) -> None:
     box = start_box("while true; do cat /etc/passwd > /dev/null; sleep 0.1; done")
     host_prog = tmp_path / "ktpchost"
