@@ -49,7 +49,7 @@ class Event:
     """A decoded record. ``num`` is sysdig's evt.num (every record counts, hidden ones too)."""
 
     __slots__ = ("num", "ts", "tid", "pid", "evt", "cpu", "ret", "args", "seg0", "seg1", "flags",
-                 "state", "thread", "latency", "_info")
+                 "state", "thread", "latency", "_info", "_fd")
     num: int
     ts: int
     tid: int
@@ -71,6 +71,7 @@ class Event:
         self.thread: Thread | None = state.threads.get(self.tid)
         self.latency = 0  # exit events: ns since the matching enter (set by the state)
         self._info: EventInfo | None | bool = False
+        self._fd: Fd | None | bool = False  # looked up once, after the state saw the event
 
     # --- identity ----------------------------------------------------------------------------
     @property
@@ -148,10 +149,10 @@ class Event:
 
     @property
     def fd(self) -> Fd | None:
-        n = self.fd_num()
-        if n is None or n < 0:
-            return None
-        return self.state.fd(self.pid, n)
+        if self._fd is False:
+            n = self.fd_num()
+            self._fd = None if n is None or n < 0 else self.state.fd(self.pid, n)
+        return self._fd  # type: ignore[return-value]
 
     # --- rendering ---------------------------------------------------------------------------
     def arg_str(self, p: Param, opts: RenderOptions) -> str:
