@@ -500,3 +500,16 @@ def status_kb(pid: int, key: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def print_footer(probe: dict[str, tuple[int, float]], probe_title: str, busy: Sequence[float],
+                 notes: Sequence[str]) -> None:
+    """The tail every bench report shares: in-kernel probe cost, how busy the machine was, notes."""
+    if probe:
+        print(f"\nin-kernel probe cost ({probe_title}; includes the statistics' own ~20-40 ns):")
+        table(["tracer", "program runs", "ns per run"], [[v, f"{r[0]:,}", f"{r[1]:.0f}"] for v, r in probe.items()])
+    if busy:
+        print(f"\nCPU busy (other load) before each run: median {100 * statistics.median(busy):.0f}%, "
+              f"max {100 * max(busy):.0f}%")
+    for n in notes:
+        print(f"note: {n}")

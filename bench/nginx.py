@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     BPFTRACE_FLOOR,
     KTRACE,
     PYTHON,
@@ -52,6 +51,7 @@ from _common import (  # noqa: E402
     machine,
     machine_line,
     need_root,
+    print_footer,  # noqa: E402
     probe_ns,
     proc_cpu,
     prog_stats,
@@ -315,16 +315,7 @@ class Nginx:
             print()
             table(["ktrace run", "events", "events/s", "drops", "max drops", "B/event", "peak RSS MB", "CPU s"],
                   krows)
-        if self.probe:
-            print("\nin-kernel probe cost under wrk (BPF run-time statistics, 3 s each; includes the "
-                  "statistics' own ~20-40 ns):")
-            table(["tracer", "program runs", "ns per run"],
-                  [[v, f"{r[0]:,}", f"{r[1]:.0f}"] for v, r in self.probe.items()])
-        if self.busy:
-            print(f"\nCPU busy (other load) before each run: median {100 * statistics.median(self.busy):.0f}%, "
-                  f"max {100 * max(self.busy):.0f}%")
-        for n in self.notes:
-            print(f"note: {n}")
+        print_footer(self.probe, "under wrk: BPF run-time statistics, 3 s each", self.busy, self.notes)
         return {
             "busy_before_runs": self.busy,
             "probe_ns_per_run": {v: {"runs": r[0], "ns": r[1]} for v, r in self.probe.items()},

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     BPFTRACE_FLOOR,
     KTRACE,
     PYTHON,
@@ -60,6 +59,7 @@ from _common import (  # noqa: E402
     machine,
     machine_line,
     need_root,
+    print_footer,  # noqa: E402
     probe_ns,
     proc_cpu,
     prog_stats,
@@ -287,16 +287,7 @@ class Storm:
             print(f"\nnaive bcc tracer: received {fmt(self.naive['events'].median, '{:,.0f}')} events, dropped "
                   f"{fmt(self.naive['drops'].median, '{:,.0f}')} ({fmt(self.naive['drop_pct'].median, '{:.0f}')}%, "
                   f"spread {self.naive['drop_pct'].spread('{:.0f}')})")
-        if self.probe:
-            print("\nin-kernel probe cost (BPF run-time statistics, dd count/5, one run each; "
-                  "includes the statistics' own ~20-40 ns):")
-            table(["tracer", "program runs", "ns per run"],
-                  [[v, f"{r[0]:,}", f"{r[1]:.0f}"] for v, r in self.probe.items()])
-        if self.busy:
-            print(f"\nCPU busy (other load) before each run: median {100 * statistics.median(self.busy):.0f}%, "
-                  f"max {100 * max(self.busy):.0f}%")
-        for n in self.notes:
-            print(f"note: {n}")
+        print_footer(self.probe, "BPF run-time statistics, dd count/5, one run each", self.busy, self.notes)
         return {
             "bench": "storm", "machine": machine(), "count": self.a.count, "rounds": self.a.rounds,
             "time_s": {v: s.to_json() for v, s in self.t.items() if s.values},
