@@ -18,8 +18,8 @@ from ..engine import ring as _ring
 from ..probe.loader import Probe, ProbeConfig
 
 POLL_S = 0.0005  # drain period after a big drain: 0.5 ms
-MID_POLL_S = 0.002
-IDLE_POLL_S = 0.01  # after an empty or small drain: 10 ms (at most ~40 MB arrive meanwhile at 4 M events/s)
+MID_POLL_S = 0.001
+IDLE_POLL_S = 0.002  # after an empty or small drain: 2 ms; longer lets short-lived processes vanish before /proc is read
 BIG_DRAIN = 4 << 20
 SMALL_DRAIN = 256 << 10
 MAX_QUEUED = 256 << 20  # bytes queued for the main thread before the consumer pauses
