@@ -19,7 +19,8 @@ from ..probe.loader import Probe, ProbeConfig
 
 POLL_S = 0.0005  # drain period after a big drain: 0.5 ms
 MID_POLL_S = 0.001
-IDLE_POLL_S = 0.002  # after an empty or small drain: 2 ms; longer lets short-lived processes vanish before /proc is read
+# After an empty or small drain: 2 ms. Longer lets short-lived processes vanish before /proc is read.
+IDLE_POLL_S = 0.002
 BIG_DRAIN = 4 << 20
 SMALL_DRAIN = 256 << 10
 MAX_QUEUED = 256 << 20  # bytes queued for the main thread before the consumer pauses
