@@ -166,6 +166,9 @@ def test_topconns_plain_layout(ktrace_live: Callable[..., LiveRun]) -> None:
     run = ktrace_live("-c", "topconns", f"proc.pid={os.getpid()}")
     run.wait_for(lambda lines: any(line.startswith("Bytes") for line in lines), START_TIMEOUT)
     port = transfer(N_NET)
+    # The connection's row comes with the table of the second it ended in: wait for it (a loaded
+    # machine can delay that table past the next one), then let the rest out.
+    run.wait_for(lambda lines: any(line.endswith(f"->127.0.0.1:{port}") for line in lines), 10)
     lines = settle(run)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", lines[0])
     assert lines[1] == "Bytes               Proto               Conn                "
