@@ -2,12 +2,24 @@
 
 from array import array
 from collections.abc import Callable
+from typing import Any, Protocol
 
 SEL_STATE: int
 SEL_MATCH: int
 SEL_EXACT: int
 FD_RET: int
 FD_NONE: int
+FAST_CLOSE: int
+FAST_OPEN_A1: int
+FAST_OPEN_A2: int
+FAST_OPEN_SEG1: int
+FAST_CREAT: int
+
+class FastState(Protocol):
+    """What the scanner's fast path changes: the state's fd tables."""
+
+    fds: dict[int, dict[int, Any]]
+    def open_raw(self, pid: int, num: int, path: bytes, flags: int) -> None: ...
 
 class BatchError(ValueError):
     """A record whose length field cannot be right; ``offset`` is where the walk stopped."""
@@ -22,6 +34,8 @@ class Scanner:
     fd_check: Callable[[int, int], bool | None] | None
     first_ts: int
     last_ts: int
+    fast_on: bool
+    fast_applied: int
     def __init__(
         self,
         state_mask: bytes,
@@ -29,6 +43,8 @@ class Scanner:
         tid_check: Callable[[int], bool | None] | None = None,
         fd_check: Callable[[int, int], bool | None] | None = None,
         fd_regs: bytes | None = None,
+        fast_mask: bytes | None = None,
+        fast: FastState | None = None,
     ) -> None: ...
     @property
     def state_mask(self) -> bytes: ...

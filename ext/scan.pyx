@@ -5,10 +5,15 @@ A record is selected when its event changes state (SEL_STATE) or may pass the fi
 its event id is in the match mask and, when checks are set, its thread and its fd pass them.
 SEL_EXACT says every check gave a definite answer, so a filter made only of such checks needs no
 second look in Python. Everything else is counted and skipped in C, never becoming a Python object.
+
+The commonest state events (close, and opens of absolute paths) can be applied right here, without
+an Event (``fast``), unless an earlier record of the batch waits for Python, which will read the
+state as of its own time: after a filter candidate or slow fd event of a process, that process's
+fast events go the slow way; after any other state event, every one does.
 """
 
 from cpython.array cimport array, resize_smart
-from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 from array import array as _array
@@ -20,6 +25,14 @@ SEL_MATCH = 2
 SEL_EXACT = 4
 FD_RET = 6  # fd_regs value: the event's fd is its return value
 FD_NONE = 255  # fd_regs value: the event has no fd
+# fast_mask values: how the scanner itself applies the event to the state.
+FAST_CLOSE = 1  # close(fd=arg0) returning 0
+FAST_OPEN_A1 = 2  # open-like returning an fd; path in segment 0, flags in arg1
+FAST_OPEN_A2 = 3  # flags in arg2 (openat)
+FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
+FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
+DEF REC_L0 = 80
+DEF O_CREAT_WRONLY_TRUNC = 0o1101
 
 
 class BatchError(ValueError):
@@ -59,8 +72,13 @@ cdef class Scanner:
     cdef dict _fds
     cdef public uint64_t first_ts
     cdef public uint64_t last_ts
+    cdef bytes _fmask
+    cdef object _fast
+    cdef public bint fast_on
+    cdef public uint64_t fast_applied
 
-    def __init__(self, state_mask, match_mask, tid_check=None, fd_check=None, fd_regs=None):
+    def __init__(self, state_mask, match_mask, tid_check=None, fd_check=None, fd_regs=None,
+                 fast_mask=None, fast=None):
         self._smask = bytes(state_mask)
         self._mmask = bytes(match_mask)
         self._regs = bytes(fd_regs) if fd_regs is not None else bytes([FD_NONE]) * len(self._mmask)
@@ -72,6 +90,11 @@ cdef class Scanner:
         self._fds = {}
         self.first_ts = 0
         self.last_ts = 0
+        # ``fast``: the state (its ``fds`` dict and ``open_raw(pid, num, path, flags)``).
+        self._fmask = bytes(fast_mask) if fast_mask is not None and fast is not None else b""
+        self._fast = fast
+        self.fast_on = bool(self._fmask)
+        self.fast_applied = 0
 
     @property
     def state_mask(self):
@@ -116,6 +139,10 @@ cdef class Scanner:
         cdef array sel = _array("Q")
         cdef Py_ssize_t nsel = 0
         cdef uint64_t *out
+        cdef const uint8_t *fmask = <const uint8_t *><char *>self._fmask
+        cdef Py_ssize_t nfmask = len(self._fmask) if self.fast_on else 0
+        cdef bint blocked = False  # a state event waits for Python: no more fast ones this batch
+        cdef set waiting_pids = set()  # processes with a filter candidate waiting for Python
         if end == 0:
             return sel, 0
         base = &view[0]
@@ -168,6 +195,18 @@ cdef class Scanner:
                             ok = r
                 if ok:
                     why |= 2 | (4 if exact else 0)
+            if why == 1 and h.evt < nfmask and fmask[h.evt] and not blocked \
+                    and (not waiting_pids or h.pid not in waiting_pids):
+                if self._apply_fast(base + off, h.pid, h.length, fmask[h.evt]):
+                    why = 0
+                    self.fast_applied += 1
+            if why and nfmask:
+                # Fd events touch their own process's table only; others (clone, exec, thread
+                # info...) may read or drop any process's: nothing may pass them.
+                if why & 1 and not (h.evt < nfmask and fmask[h.evt]):
+                    blocked = True
+                else:
+                    waiting_pids.add(h.pid)
             if why:
                 if nsel + 3 > len(sel):
                     resize_smart(sel, nsel + 3)
@@ -180,6 +219,38 @@ cdef class Scanner:
             n += 1
         resize_smart(sel, nsel)
         return sel, n
+
+    cdef int _apply_fast(self, const uint8_t *rec, uint32_t pid, uint32_t length, uint8_t code) except -1:
+        """Apply a fast-mask event to the state; 0 when it must go the slow way (a relative path)."""
+        cdef int64_t ret
+        cdef uint64_t a
+        cdef uint16_t l0, l1
+        cdef int32_t fd
+        cdef uint64_t flags = 0
+        memcpy(&ret, rec + 24, 8)
+        if code == FAST_CLOSE:
+            if ret == 0:
+                table = self._fast.fds.get(pid)
+                if table:
+                    memcpy(&fd, rec + ARGS_OFF, 4)
+                    table.pop(fd, None)
+            return 1
+        if ret < 0 or ret > 0x7FFFFFFF:
+            return 1  # a failed open changes nothing
+        memcpy(&l0, rec + REC_L0, 2)
+        memcpy(&l1, rec + REC_L0 + 2, 2)
+        if l0 == 0 or REC_FIXED + <uint32_t>l0 + l1 > length or rec[REC_FIXED] != 0x2F:  # '/'
+            return 0
+        if code == FAST_OPEN_A1:
+            memcpy(&flags, rec + ARGS_OFF + 8, 8)
+        elif code == FAST_OPEN_A2:
+            memcpy(&flags, rec + ARGS_OFF + 16, 8)
+        elif code == FAST_OPEN_SEG1:
+            memcpy(&flags, rec + REC_FIXED + l0, 8 if l1 >= 8 else l1)
+        else:
+            flags = O_CREAT_WRONLY_TRUNC
+        self._fast.open_raw(pid, <int>ret, (<const char *>rec + REC_FIXED)[:l0], flags)
+        return 1
 
     cdef int _thread_ok(self, uint32_t tid, set dirty):
         """1 yes, 0 no (both cacheable), -1 unknown or dirty (select, do not cache)."""

@@ -171,6 +171,48 @@ def test_prefilter_selects_what_the_predicate_accepts(filt: str, steps: list[tup
     assert fast == plain
 
 
+def _selected(filt: str, state: State, out: list[str]) -> Pipeline:
+    cf = compile_filter(filt, FIELDS)
+    sel = Selection(wanted_events(cf.pushdown), thread_check(cf.pushdown, state), fd_check(cf.pushdown, state),
+                    exact=exact(cf.ast))
+    return pipeline(state, filt, out, selection=sel)
+
+
+@pytest.mark.parametrize("filt", FILTERS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(step_st, max_size=40))
+def test_fast_path_sees_the_stream_in_order(filt: str, steps: list[tuple[int, str, int, bool]]) -> None:
+    """The scanner applies fd events ahead of Python: lines and final state must be those of the
+    same pipeline with every state event going through Python in stream order."""
+    batches = build_stream(steps)
+    fast: list[str] = []
+    s1 = state_from(tabs())
+    p1 = _selected(filt, s1, fast)
+    slow: list[str] = []
+    s2 = state_from(tabs())
+    p2 = _selected(filt, s2, slow)
+    p2.scanner.fast_on = False
+    for b in batches:
+        p1.feed(b)
+        p2.feed(b)
+    assert fast == slow
+    assert s1.tables() == s2.tables()
+    assert p2.scanner.fast_applied == 0
+
+
+def test_fast_path_names_fds_reused_within_a_batch() -> None:
+    s = Synth(pid=P).open("/etc/a", 3).read(3, b"x").close(3).open("/etc/b", 3).read(3, b"y").close(3)
+    s.on(200).open("/etc/c", 5).close(5).open("/etc/d", 5)
+    out: list[str] = []
+    st_ = state_from(tabs())
+    p = _selected("evt.type=read and evt.dir=<", st_, out)
+    p.feed(s.batch())
+    assert [ln.split(" ", 1)[1] for ln in out] == ["app 100 < read /etc/a", "app 100 < read /etc/b"]
+    assert p.scanner.fast_applied == 4  # P's first open, then all of 200's; P's rest waited for its reads
+    assert st_.fd(200, 5) is not None and st_.fd(200, 5).name == "/etc/d"  # type: ignore[union-attr]
+    assert st_.fd(P, 3) is None
+
+
 # --- what a capture keeps ----------------------------------------------------------------------------
 def scenario() -> Synth:
     s = Synth(pid=P)

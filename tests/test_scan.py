@@ -7,6 +7,7 @@ part runs the Cython scanner and its pure-Python twin side by side on the same r
 from __future__ import annotations
 
 import importlib
+import os
 import struct
 from types import ModuleType
 from typing import Any
@@ -16,8 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracer.engine import scan
+from tracer.event import Event
 from tracer.schema import record as R
 from tracer.source.synthetic import Synth, split
+from tracer.state.state import State
 
 SEL_STATE, SEL_MATCH, SEL_EXACT = scan.SEL_STATE, scan.SEL_MATCH, scan.SEL_EXACT
 M = SEL_MATCH | SEL_EXACT  # may match, and every check (if any) said so for sure
@@ -425,3 +428,80 @@ def test_engines_agree_on_tid_all_ones() -> None:
     answers: dict[int, bool | None] = {0xFFFFFFFF: True}
     assert _outcome(pure, [batch], mask(), mask(E_A), answers, None, {}, -1) == \
         _outcome(ext, [batch], mask(), mask(E_A), answers, None, {}, -1)
+
+
+# --- the fast path: fd events applied by the scanner itself ------------------------------------------
+class FdTables:
+    """A stand-in state: the fd tables and what ``open_raw`` was told."""
+
+    def __init__(self) -> None:
+        self.fds: dict[int, dict[int, Any]] = {50: {3: "old", 4: "keep"}}
+        self.opened: list[tuple[int, int, bytes, int]] = []
+
+    def open_raw(self, pid: int, num: int, path: bytes, flags: int) -> None:
+        self.opened.append((pid, num, path, flags))
+        self.fds.setdefault(pid, {})[num] = path
+
+
+def test_fast_path_applies_and_hides_fd_events() -> None:
+    from tracer.pipeline import FAST_MASK, STATE_EVENTS, _mask
+    from tracer.schema.events import FD_REGS
+
+    s = Synth(pid=50).close(3).open("/etc/hosts", 5, os.O_RDONLY | os.O_CLOEXEC, dirfd=-100)
+    s.open("rel", 6, dirfd=-100).open("/nope", -2, dirfd=-100).close(9, ret=-9)
+    batch = s.batch()
+    for mod in _engines():
+        st_ = FdTables()
+        sc = mod.Scanner(_mask(STATE_EVENTS), mask(), None, None, FD_REGS, FAST_MASK, st_)
+        sel, n = sc.scan(batch)
+        # The relative open goes to Python (it needs the cwd), and from there on, in this batch,
+        # so does every fd event of that process: they must come after it.
+        kinds = [Event(batch, off, 0, State()).type for _, off, _ in triples(sel)]
+        assert kinds == ["openat", "openat", "close"], mod
+        assert st_.opened == [(50, 5, b"/etc/hosts", os.O_RDONLY | os.O_CLOEXEC)]
+        assert st_.fds[50] == {4: "keep", 5: b"/etc/hosts"}
+        assert sc.fast_applied == 2
+
+
+def test_fast_path_waits_behind_a_candidate_of_the_same_process() -> None:
+    """A filter candidate's fd name is read after the scan: the process's later close must wait."""
+    from tracer.pipeline import FAST_MASK, STATE_EVENTS, _mask
+    from tracer.schema.events import FD_REGS
+
+    read_x = R.syscall_evt(0, 1)
+    s = Synth(pid=50).read(3, b"x").close(3)
+    s.on(60).close(7)
+    s.on(60).clone(61).on(60).close(8)  # after a clone, every fd event waits
+    batch = s.batch()
+    for mod in _engines():
+        st_ = FdTables()
+        st_.fds[60] = {7: "other", 8: "eight"}
+        sc = mod.Scanner(_mask(STATE_EVENTS), mask(read_x), None, None, FD_REGS, FAST_MASK, st_)
+        sel, _ = sc.scan(batch)
+        kinds = [(Event(batch, off, 0, State()).type, why) for _, off, why in triples(sel)]
+        assert kinds == [("read", M), ("close", SEL_STATE), ("clone", SEL_STATE), ("clone", SEL_STATE),
+                         ("close", SEL_STATE)], mod
+        assert st_.fds == {50: {3: "old", 4: "keep"}, 60: {8: "eight"}}
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(batch_st, min_size=1, max_size=3), mmask=mask_st)
+def test_engines_agree_on_the_fast_path(batches: list[list[tuple[int, int, int, list[int], bytes]]],
+                                         mmask: bytes) -> None:
+    from tracer.pipeline import FAST_MASK, STATE_EVENTS, _mask
+
+    pure, ext = _engines()
+    fast = bytearray(FAST_MASK)
+    for e, code in zip((E_A, E_B, E_S), (1, 3, 4), strict=True):
+        fast[e] = code  # the random events include fast ones of every kind
+    outs = []
+    for mod in (pure, ext):
+        st_ = FdTables()
+        sc = mod.Scanner(_mask(STATE_EVENTS) if not mmask else mask(E_A, E_B, E_S), mmask, None, None, None,
+                         bytes(fast), st_)
+        res: list[Any] = []
+        for b in batches:
+            sel, n = sc.scan(_build(b))
+            res.append((list(sel), n))
+        outs.append((res, st_.fds, st_.opened, sc.fast_applied))
+    assert outs[0] == outs[1]

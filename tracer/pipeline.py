@@ -68,6 +68,19 @@ def state_events() -> frozenset[int]:
 STATE_EVENTS = state_events()
 
 
+def fast_mask() -> bytes:
+    """The scanner's fast-path code for each event id (0: none): the exits of close and the opens."""
+    m = bytearray(R.EVT_MAX)
+    codes = {"close": _scan.FAST_CLOSE, "open": _scan.FAST_OPEN_A1, "openat": _scan.FAST_OPEN_A2,
+             "openat2": _scan.FAST_OPEN_SEG1, "creat": _scan.FAST_CREAT}
+    for name, code in codes.items():
+        m[event_ids(name)[1]] = code
+    return bytes(m)
+
+
+FAST_MASK = fast_mask()
+
+
 def _mask(evts: Iterable[int] | None) -> bytes:
     m = bytearray(R.EVT_MAX)
     if evts is None:
@@ -109,7 +122,11 @@ class Pipeline:
             match.update(e - 1 for e in list(match) if e < R.EVT_BASE_OTHER and e & 1)
         if on_event is None and predicate is None:
             match = set()
-        self.scanner = _scan.Scanner(_mask(STATE_EVENTS), _mask(match), sel.tid_check, sel.fd_check, FD_REGS)
+        # The scanner applies the commonest fd events itself, unless every state event must reach
+        # Python: -F keeps them all in the capture, evt.latency pairs every exit with its enter.
+        fast = None if fatfile or latency else state
+        self.scanner = _scan.Scanner(_mask(STATE_EVENTS), _mask(match), sel.tid_check, sel.fd_check, FD_REGS,
+                                     FAST_MASK, fast)
         self.exact = sel.exact
         state.on_thread_change = self._thread_changed
         self.count = 0  # records seen (evt.num of the last one)

@@ -6,6 +6,11 @@ its event id is in the match mask and, when checks are set, its thread and its f
 SEL_EXACT says every check gave a definite answer, so a filter made only of such checks needs no
 second look in Python. Everything else is counted and skipped without becoming a Python object
 (in the Cython engine).
+
+The commonest state events (close, and opens of absolute paths) can be applied right here, without
+an Event (``fast``), unless an earlier record of the batch waits for Python, which will read the
+state as of its own time: after a filter candidate or slow fd event of a process, that process's
+fast events go the slow way; after any other state event, every one does.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import struct
 from array import array
 from collections.abc import Callable
+from typing import Any, Protocol
 
 REC_FIXED = 88
 SEL_STATE = 1
@@ -20,9 +26,26 @@ SEL_MATCH = 2
 SEL_EXACT = 4
 FD_RET = 6  # fd_regs value: the event's fd is its return value
 FD_NONE = 255  # fd_regs value: the event has no fd
+# fast_mask values: how the scanner itself applies the event to the state.
+FAST_CLOSE = 1  # close(fd=arg0) returning 0
+FAST_OPEN_A1 = 2  # open-like returning an fd; path in segment 0, flags in arg1
+FAST_OPEN_A2 = 3  # flags in arg2 (openat)
+FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
+FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
+_O_CREAT_WRONLY_TRUNC = 0o1101
 
 _HEAD = struct.Struct("<QIIHHI")
 _ARG = struct.Struct("<q")
+_U64 = struct.Struct("<Q")
+_LENS = struct.Struct("<HH")
+
+
+class FastState(Protocol):
+    """What the scanner's fast path changes: the state's fd tables."""
+
+    fds: dict[int, dict[int, Any]]
+
+    def open_raw(self, pid: int, num: int, path: bytes, flags: int) -> None: ...
 
 
 class BatchError(ValueError):
@@ -47,7 +70,8 @@ class Scanner:
     def __init__(self, state_mask: bytes, match_mask: bytes,
                  tid_check: Callable[[int], bool | None] | None = None,
                  fd_check: Callable[[int, int], bool | None] | None = None,
-                 fd_regs: bytes | None = None) -> None:
+                 fd_regs: bytes | None = None, fast_mask: bytes | None = None,
+                 fast: FastState | None = None) -> None:
         self.state_mask = bytes(state_mask)
         self.match_mask = bytes(match_mask)
         self.tid_check = tid_check
@@ -59,6 +83,11 @@ class Scanner:
         self._fds: dict[int, dict[int, bool]] = {}
         self.first_ts = 0
         self.last_ts = 0
+        # ``fast``: the state (its ``fds`` dict and ``open_raw(pid, num, path, flags)``).
+        self._fmask = bytes(fast_mask) if fast_mask is not None and fast is not None else b""
+        self._fast = fast
+        self.fast_on = bool(self._fmask)
+        self.fast_applied = 0
 
     def reset_tids(self) -> None:
         """Forget cached answers (a thread's name or container changed, tables were loaded)."""
@@ -82,6 +111,10 @@ class Scanner:
         fds = self._fds
         dirty_tids: set[int] = set()
         dirty_pids: set[int] = set()
+        fmask = self._fmask if self.fast_on else b""
+        nfmask = len(fmask)
+        blocked = False  # a state event waits for Python: no more fast ones this batch
+        waiting_pids: set[int] = set()  # processes with a filter candidate waiting for Python
         while off < end:
             if end - off < REC_FIXED:
                 raise BatchError(f"truncated record at byte {off}", off)
@@ -138,8 +171,47 @@ class Scanner:
                                 ok = fknown
                     if ok:
                         why |= SEL_MATCH | (SEL_EXACT if exact else 0)
+            if why == SEL_STATE and evt < nfmask and fmask[evt] and not blocked and pid not in waiting_pids:
+                if self._apply_fast(batch, off, pid, length, fmask[evt]):
+                    why = 0
+                    self.fast_applied += 1
+            if why and nfmask:
+                # Fd events touch their own process's table only; others (clone, exec, thread
+                # info...) may read or drop any process's: nothing may pass them.
+                if why & SEL_STATE and not (evt < nfmask and fmask[evt]):
+                    blocked = True
+                else:
+                    waiting_pids.add(pid)
             if why:
                 sel.extend((n, off, why))
             off += length
             n += 1
         return sel, n
+
+    def _apply_fast(self, batch: bytes, off: int, pid: int, length: int, code: int) -> bool:
+        """Apply a fast-mask event to the state; False when it must go the slow way (a relative path)."""
+        assert self._fast is not None
+        ret = _ARG.unpack_from(batch, off + 24)[0]
+        if code == FAST_CLOSE:
+            if ret == 0:
+                table = self._fast.fds.get(pid)
+                if table:
+                    fd = _ARG.unpack_from(batch, off + 32)[0] & 0xFFFFFFFF
+                    table.pop(fd - (1 << 32) if fd & 0x80000000 else fd, None)
+            return True
+        if ret < 0 or ret > 0x7FFFFFFF:
+            return True  # a failed open changes nothing
+        l0, l1 = _LENS.unpack_from(batch, off + 80)
+        p = off + REC_FIXED
+        if l0 == 0 or REC_FIXED + l0 + l1 > length or batch[p] != 0x2F:  # '/'
+            return False
+        if code == FAST_OPEN_A1:
+            flags = _U64.unpack_from(batch, off + 40)[0]
+        elif code == FAST_OPEN_A2:
+            flags = _U64.unpack_from(batch, off + 48)[0]
+        elif code == FAST_OPEN_SEG1:
+            flags = int.from_bytes(bytes(batch[p + l0:p + l0 + min(l1, 8)]) or b"\0", "little")
+        else:
+            flags = _O_CREAT_WRONLY_TRUNC
+        self._fast.open_raw(pid, ret, bytes(batch[p:p + l0]), flags)
+        return True

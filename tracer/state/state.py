@@ -191,8 +191,15 @@ class State:
         else:
             full = resolve_path(ev, name, s32(ev.args[0]))
             flags = ev.args[2] if ev.evt == _exit("openat") else int.from_bytes(ev.seg1[:8] or b"\0", "little")
+        self._opened(ev.pid, ev.ret, full, flags)
+
+    def open_raw(self, pid: int, num: int, path: bytes, flags: int) -> None:
+        """An open of an absolute path, straight from its record (the scanner's fast path)."""
+        self._opened(pid, num, path.decode(errors="replace"), flags)
+
+    def _opened(self, pid: int, num: int, path: str, flags: int) -> None:
         kind = "directory" if flags & O_DIRECTORY else "file"
-        self._add_fd(ev.pid, Fd(ev.ret, kind, full, flags=flags))
+        self.fds.setdefault(pid, {})[num] = Fd(num, kind, path, flags=flags)
 
     def _on_clone(self, ev: Event) -> None:
         if ev.ret < 0:
