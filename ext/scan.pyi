@@ -14,12 +14,13 @@ FAST_OPEN_A1: int
 FAST_OPEN_A2: int
 FAST_OPEN_SEG1: int
 FAST_CREAT: int
+SEL_FAST: int
 
 class FastState(Protocol):
     """What the scanner's fast path changes: the state's fd tables."""
 
     fds: dict[int, dict[int, Any]]
-    def open_raw(self, pid: int, num: int, path: bytes, flags: int) -> None: ...
+    def open_raw(self, pid: int, tid: int, num: int, path: bytes, flags: int, dirfd: int | None) -> None: ...
 
 class BatchError(ValueError):
     """A record whose length field cannot be right; ``offset`` is where the walk stopped."""
@@ -54,5 +55,7 @@ class Scanner:
     def fd_regs(self) -> bytes: ...
     def reset_tids(self) -> None:
         """Forget cached answers (a thread's name or container changed, tables were loaded)."""
+    def apply(self, batch: bytes, off: int) -> None:
+        """Apply the fast-mask event at ``off`` (selected with SEL_FAST) to the state."""
     def scan(self, batch: bytes) -> tuple[array[int], int]:
         """Return (selection, record count); selection holds (index, offset, why) triples."""

@@ -6,10 +6,11 @@ its event id is in the match mask and, when checks are set, its thread and its f
 SEL_EXACT says every check gave a definite answer, so a filter made only of such checks needs no
 second look in Python. Everything else is counted and skipped in C, never becoming a Python object.
 
-The commonest state events (close, and opens of absolute paths) can be applied right here, without
-an Event (``fast``), unless an earlier record of the batch waits for Python, which will read the
-state as of its own time: after a filter candidate or slow fd event of a process, that process's
-fast events go the slow way; after any other state event, every one does.
+The commonest state events (close and the opens: ``fast_mask``) are applied right here, without an
+Event, unless an earlier record of the batch waits for Python, which will read the state as of its
+own time: after a filter candidate or a deferred fd event of a process, that process's fd events
+wait their turn (selected with SEL_FAST, for ``Scanner.apply``); after any other state event,
+every one does. An fd event makes only that fd's cached fd_check answer unsure, not the process's.
 """
 
 from cpython.array cimport array, resize_smart
@@ -31,7 +32,9 @@ FAST_OPEN_A1 = 2  # open-like returning an fd; path in segment 0, flags in arg1
 FAST_OPEN_A2 = 3  # flags in arg2 (openat)
 FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
 FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
+SEL_FAST = 8  # with SEL_STATE: a fast-mask event for Python to apply, in order, with Scanner.apply
 DEF REC_L0 = 80
+DEF C_SEL_FAST = 8
 DEF O_CREAT_WRONLY_TRUNC = 0o1101
 
 
@@ -90,7 +93,7 @@ cdef class Scanner:
         self._fds = {}
         self.first_ts = 0
         self.last_ts = 0
-        # ``fast``: the state (its ``fds`` dict and ``open_raw(pid, num, path, flags)``).
+        # ``fast``: the state (its ``fds`` dict and ``open_raw(pid, tid, num, path, flags, dirfd)``).
         self._fmask = bytes(fast_mask) if fast_mask is not None and fast is not None else b""
         self._fast = fast
         self.fast_on = bool(self._fmask)
@@ -143,6 +146,11 @@ cdef class Scanner:
         cdef Py_ssize_t nfmask = len(self._fmask) if self.fast_on else 0
         cdef bint blocked = False  # a state event waits for Python: no more fast ones this batch
         cdef set waiting_pids = set()  # processes with a filter candidate waiting for Python
+        cdef set dirty_fds = set()  # (pid << 32 | fd) of fd events waiting for Python
+        cdef uint8_t code
+        cdef rec_head nxt
+        cdef uint64_t fdkey = 0
+        cdef int32_t fdnum
         if end == 0:
             return sel, 0
         base = &view[0]
@@ -156,15 +164,32 @@ cdef class Scanner:
                 self.first_ts = h.ts
             self.last_ts = h.ts
             why = 0
+            code = fmask[h.evt] if h.evt < nfmask else 0
+            if code and off + h.length + REC_FIXED <= end:
+                # Facts live mode inserted right after an event (a state record of the same thread)
+                # are applied before the event is judged: such an event takes the full path.
+                memcpy(&nxt, base + off + h.length, sizeof(rec_head))
+                if nxt.tid == h.tid and nxt.evt < nsmask and smask[nxt.evt]:
+                    code = 0
             if h.evt < nsmask and smask[h.evt]:
                 why = 1
-                if has_tcheck:
-                    self._tids.pop(h.tid, None)
-                    dirty_tids.add(h.tid)
-                    have_last = False
-                if has_fcheck:
-                    self._fds.pop(h.pid, None)
-                    dirty_pids.add(h.pid)
+                if code:
+                    # An fd event changes that one fd: only its cached answer goes.
+                    fdnum = self._fast_fd(base + off, code)
+                    fdkey = (<uint64_t>h.pid << 32) | <uint32_t>fdnum
+                    dirty_fds.add(fdkey)  # the event itself is judged after it changed the fd
+                    if has_fcheck:
+                        table = self._fds.get(h.pid)
+                        if table is not None:
+                            table.pop(fdnum, None)
+                else:
+                    if has_tcheck:
+                        self._tids.pop(h.tid, None)
+                        dirty_tids.add(h.tid)
+                        have_last = False
+                    if has_fcheck:
+                        self._fds.pop(h.pid, None)
+                        dirty_pids.add(h.pid)
             if h.evt < nmask and mmask[h.evt]:
                 ok = 1
                 exact = 1
@@ -188,22 +213,25 @@ cdef class Scanner:
                         exact = 0
                     else:
                         memcpy(&fd, base + off + ARGS_OFF + 8 * reg, 4)
-                        r = self._fd_ok(h.pid, fd, dirty_pids)
+                        r = self._fd_ok(h.pid, fd, dirty_pids, dirty_fds)
                         if r < 0:
                             exact = 0
                         else:
                             ok = r
                 if ok:
                     why |= 2 | (4 if exact else 0)
-            if why == 1 and h.evt < nfmask and fmask[h.evt] and not blocked \
-                    and (not waiting_pids or h.pid not in waiting_pids):
-                if self._apply_fast(base + off, h.pid, h.length, fmask[h.evt]):
+            if code and why & 1:
+                if why == 1 and not blocked and (not waiting_pids or h.pid not in waiting_pids):
+                    self._apply_fast(base + off, h.pid, h.tid, h.length, code)
+                    dirty_fds.discard(fdkey)  # the state is current again
                     why = 0
                     self.fast_applied += 1
+                elif why == 1:
+                    why |= C_SEL_FAST  # Python applies it in stream order; until then the fd is unsure
             if why and nfmask:
                 # Fd events touch their own process's table only; others (clone, exec, thread
                 # info...) may read or drop any process's: nothing may pass them.
-                if why & 1 and not (h.evt < nfmask and fmask[h.evt]):
+                if why & 1 and not code:
                     blocked = True
                 else:
                     waiting_pids.add(h.pid)
@@ -220,10 +248,16 @@ cdef class Scanner:
         resize_smart(sel, nsel)
         return sel, n
 
-    cdef int _apply_fast(self, const uint8_t *rec, uint32_t pid, uint32_t length, uint8_t code) except -1:
-        """Apply a fast-mask event to the state; 0 when it must go the slow way (a relative path)."""
+    cdef int32_t _fast_fd(self, const uint8_t *rec, uint8_t code) noexcept:
+        """The fd a fast-mask event changes: close's argument, or the fd an open returned."""
+        cdef int32_t fd
+        memcpy(&fd, rec + (ARGS_OFF if code == FAST_CLOSE else 24), 4)
+        return fd
+
+    cdef int _apply_fast(self, const uint8_t *rec, uint32_t pid, uint32_t tid, uint32_t length,
+                         uint8_t code) except -1:
+        """Apply a fast-mask event to the state."""
         cdef int64_t ret
-        cdef uint64_t a
         cdef uint16_t l0, l1
         cdef int32_t fd
         cdef uint64_t flags = 0
@@ -234,13 +268,14 @@ cdef class Scanner:
                 if table:
                     memcpy(&fd, rec + ARGS_OFF, 4)
                     table.pop(fd, None)
-            return 1
+            return 0
         if ret < 0 or ret > 0x7FFFFFFF:
-            return 1  # a failed open changes nothing
+            return 0  # a failed open changes nothing
         memcpy(&l0, rec + REC_L0, 2)
         memcpy(&l1, rec + REC_L0 + 2, 2)
-        if l0 == 0 or REC_FIXED + <uint32_t>l0 + l1 > length or rec[REC_FIXED] != 0x2F:  # '/'
-            return 0
+        if REC_FIXED + <uint32_t>l0 + l1 > length:
+            l0 = l1 = 0
+        dirfd = None
         if code == FAST_OPEN_A1:
             memcpy(&flags, rec + ARGS_OFF + 8, 8)
         elif code == FAST_OPEN_A2:
@@ -249,8 +284,23 @@ cdef class Scanner:
             memcpy(&flags, rec + REC_FIXED + l0, 8 if l1 >= 8 else l1)
         else:
             flags = O_CREAT_WRONLY_TRUNC
-        self._fast.open_raw(pid, <int>ret, (<const char *>rec + REC_FIXED)[:l0], flags)
-        return 1
+        if code == FAST_OPEN_A2 or code == FAST_OPEN_SEG1:
+            memcpy(&fd, rec + ARGS_OFF, 4)
+            dirfd = fd
+        self._fast.open_raw(pid, tid, <int>ret, (<const char *>rec + REC_FIXED)[:l0], flags, dirfd)
+        return 0
+
+    def apply(self, batch, Py_ssize_t off):
+        """Apply the fast-mask event at ``off`` (selected with SEL_FAST) to the state."""
+        cdef const uint8_t[:] view = batch
+        cdef rec_head h
+        if off < 0 or off + REC_FIXED > view.shape[0]:
+            raise ValueError("no record at this offset")
+        memcpy(&h, &view[off], sizeof(rec_head))
+        if h.length < REC_FIXED or off + h.length > view.shape[0] or h.evt >= len(self._fmask) \
+                or not self._fmask[h.evt]:
+            raise ValueError("not a fast-path record")
+        self._apply_fast(&view[off], h.pid, h.tid, h.length, self._fmask[h.evt])
 
     cdef int _thread_ok(self, uint32_t tid, set dirty):
         """1 yes, 0 no (both cacheable), -1 unknown or dirty (select, do not cache)."""
@@ -264,9 +314,9 @@ cdef class Scanner:
             self._tids[tid] = bool(cached)
         return 1 if cached else 0
 
-    cdef int _fd_ok(self, uint32_t pid, int32_t fd, set dirty):
+    cdef int _fd_ok(self, uint32_t pid, int32_t fd, set dirty, set dirty_fds):
         """Like _thread_ok, for the fd ``fd`` of process ``pid``."""
-        if pid in dirty:
+        if pid in dirty or (dirty_fds and ((<uint64_t>pid << 32) | <uint32_t>fd) in dirty_fds):
             return -1
         table = self._fds.get(pid)
         if table is None:

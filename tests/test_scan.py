@@ -436,59 +436,81 @@ class FdTables:
 
     def __init__(self) -> None:
         self.fds: dict[int, dict[int, Any]] = {50: {3: "old", 4: "keep"}}
-        self.opened: list[tuple[int, int, bytes, int]] = []
+        self.opened: list[tuple[int, int, int, bytes, int, int | None]] = []
 
-    def open_raw(self, pid: int, num: int, path: bytes, flags: int) -> None:
-        self.opened.append((pid, num, path, flags))
+    def open_raw(self, pid: int, tid: int, num: int, path: bytes, flags: int, dirfd: int | None) -> None:
+        self.opened.append((pid, tid, num, path, flags, dirfd))
         self.fds.setdefault(pid, {})[num] = path
 
 
-def test_fast_path_applies_and_hides_fd_events() -> None:
+def _fast_scanner(mod: ModuleType, mmask: bytes, st_: FdTables, fcheck: Any = None) -> Any:
     from tracer.pipeline import FAST_MASK, STATE_EVENTS, _mask
     from tracer.schema.events import FD_REGS
 
+    return mod.Scanner(_mask(STATE_EVENTS), mmask, None, fcheck, FD_REGS, FAST_MASK, st_)
+
+
+def test_fast_path_applies_fd_events_without_selecting_them() -> None:
     s = Synth(pid=50).close(3).open("/etc/hosts", 5, os.O_RDONLY | os.O_CLOEXEC, dirfd=-100)
-    s.open("rel", 6, dirfd=-100).open("/nope", -2, dirfd=-100).close(9, ret=-9)
+    s.open("rel", 6).open("/nope", -2, dirfd=-100).close(9, ret=-9)
+    s.syscall("openat2", (7,), ret=8, seg0=b"x", seg1=(0o200000).to_bytes(8, "little") + bytes(16))
     batch = s.batch()
     for mod in _engines():
         st_ = FdTables()
-        sc = mod.Scanner(_mask(STATE_EVENTS), mask(), None, None, FD_REGS, FAST_MASK, st_)
+        sc = _fast_scanner(mod, mask(), st_)
         sel, n = sc.scan(batch)
-        # The relative open goes to Python (it needs the cwd), and from there on, in this batch,
-        # so does every fd event of that process: they must come after it.
-        kinds = [Event(batch, off, 0, State()).type for _, off, _ in triples(sel)]
-        assert kinds == ["openat", "openat", "close"], mod
-        assert st_.opened == [(50, 5, b"/etc/hosts", os.O_RDONLY | os.O_CLOEXEC)]
-        assert st_.fds[50] == {4: "keep", 5: b"/etc/hosts"}
-        assert sc.fast_applied == 2
+        assert list(sel) == [], mod
+        assert st_.opened == [(50, 50, 5, b"/etc/hosts", os.O_RDONLY | os.O_CLOEXEC, -100),
+                              (50, 50, 6, b"rel", os.O_RDONLY, None), (50, 50, 8, b"x", 0o200000, 7)]
+        assert st_.fds[50] == {4: "keep", 5: b"/etc/hosts", 6: b"rel", 8: b"x"}
+        assert sc.fast_applied == 6  # failed calls included: they change nothing
 
 
 def test_fast_path_waits_behind_a_candidate_of_the_same_process() -> None:
-    """A filter candidate's fd name is read after the scan: the process's later close must wait."""
-    from tracer.pipeline import FAST_MASK, STATE_EVENTS, _mask
-    from tracer.schema.events import FD_REGS
-
+    """A filter candidate's fd name is read after the scan: the process's later fd events wait
+    (and are applied by Scanner.apply, in order); after a clone, every fd event waits."""
     read_x = R.syscall_evt(0, 1)
-    s = Synth(pid=50).read(3, b"x").close(3)
+    s = Synth(pid=50).read(3, b"x").close(3).open("/a", 3)
     s.on(60).close(7)
-    s.on(60).clone(61).on(60).close(8)  # after a clone, every fd event waits
+    s.on(60).clone(61).on(60).close(8)
     batch = s.batch()
+    F = SEL_STATE | scan.SEL_FAST
     for mod in _engines():
         st_ = FdTables()
         st_.fds[60] = {7: "other", 8: "eight"}
-        sc = mod.Scanner(_mask(STATE_EVENTS), mask(read_x), None, None, FD_REGS, FAST_MASK, st_)
+        sc = _fast_scanner(mod, mask(read_x), st_)
         sel, _ = sc.scan(batch)
         kinds = [(Event(batch, off, 0, State()).type, why) for _, off, why in triples(sel)]
-        assert kinds == [("read", M), ("close", SEL_STATE), ("clone", SEL_STATE), ("clone", SEL_STATE),
-                         ("close", SEL_STATE)], mod
+        assert kinds == [("read", M), ("close", F), ("open", F), ("clone", SEL_STATE), ("clone", SEL_STATE),
+                         ("close", F)], mod
         assert st_.fds == {50: {3: "old", 4: "keep"}, 60: {8: "eight"}}
+        for _, off, why in triples(sel):
+            if why == F:
+                sc.apply(batch, off)
+        assert st_.fds == {50: {3: b"/a", 4: "keep"}, 60: {}}
+        with pytest.raises(ValueError):
+            sc.apply(batch, triples(sel)[0][1])  # a read is no fast-path record
+
+
+def test_fd_event_makes_only_its_fd_unsure() -> None:
+    """fd_check answers for other fds of the process stay exact after a deferred close."""
+    read_x = R.syscall_evt(0, 1)
+    s = Synth(pid=50).read(4, b"a").close(3).read(4, b"b").read(3, b"c")
+    batch = s.batch()
+    for mod in _engines():
+        st_ = FdTables()
+        fcheck = FdChecker({(50, 4): True, (50, 3): True})
+        sc = _fast_scanner(mod, mask(read_x), st_, fcheck)
+        sel, _ = sc.scan(batch)
+        assert [why for _, _, why in triples(sel)] == [M, SEL_STATE | scan.SEL_FAST, M, SEL_MATCH], mod
 
 
 @settings(max_examples=200, deadline=None)
-@given(batches=st.lists(batch_st, min_size=1, max_size=3), mmask=mask_st)
+@given(batches=st.lists(batch_st, min_size=1, max_size=3), mmask=mask_st, fds=fd_answers_st, fd_regs=regs_st)
 def test_engines_agree_on_the_fast_path(batches: list[list[tuple[int, int, int, list[int], bytes]]],
-                                         mmask: bytes) -> None:
-    from tracer.pipeline import FAST_MASK, STATE_EVENTS, _mask
+                                         mmask: bytes, fds: dict[tuple[int, int], bool | None] | None,
+                                         fd_regs: dict[int, int]) -> None:
+    from tracer.pipeline import FAST_MASK
 
     pure, ext = _engines()
     fast = bytearray(FAST_MASK)
@@ -497,11 +519,14 @@ def test_engines_agree_on_the_fast_path(batches: list[list[tuple[int, int, int, 
     outs = []
     for mod in (pure, ext):
         st_ = FdTables()
-        sc = mod.Scanner(_mask(STATE_EVENTS) if not mmask else mask(E_A, E_B, E_S), mmask, None, None, None,
-                         bytes(fast), st_)
+        fcheck = FdChecker(dict(fds)) if fds is not None else None
+        r = bytearray([scan.FD_NONE]) * max(len(mmask), 0x10000)
+        for e, v in fd_regs.items():
+            r[e] = v
+        sc = mod.Scanner(mask(E_A, E_B, E_S), mmask, None, fcheck, bytes(r), bytes(fast), st_)
         res: list[Any] = []
         for b in batches:
             sel, n = sc.scan(_build(b))
             res.append((list(sel), n))
-        outs.append((res, st_.fds, st_.opened, sc.fast_applied))
+        outs.append((res, st_.fds, st_.opened, sc.fast_applied, fcheck.asked if fcheck else None))
     assert outs[0] == outs[1]

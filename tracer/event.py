@@ -254,14 +254,19 @@ def sockaddr_parts(raw: bytes) -> tuple[str, str, int] | None:
 
 def resolve_path(ev: Event, path: str, dirfd: int | None) -> str:
     """Absolute form of a path argument: against the dirfd's path, or the thread's cwd."""
+    return resolve_in(ev.state, ev.thread, ev.pid, path, dirfd)
+
+
+def resolve_in(state: State, thread: Thread | None, pid: int, path: str, dirfd: int | None) -> str:
+    """resolve_path for a process's thread, without an Event."""
     if not path or path.startswith("/"):
         return path
     base = ""
     if dirfd is not None and dirfd != AT_FDCWD:
-        fd = ev.state.fd(ev.pid, dirfd)
+        fd = state.fd(pid, dirfd)
         base = fd.name if fd else ""
-    elif ev.thread is not None:
-        base = ev.thread.cwd
+    elif thread is not None:
+        base = thread.cwd
     if not base:
         return path
     import posixpath

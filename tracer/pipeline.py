@@ -25,6 +25,7 @@ from .state.tables import Thread
 SEL_STATE = 1
 SEL_MATCH = 2
 SEL_EXACT = 4
+SEL_FAST = 8
 
 
 class Predicate(Protocol):
@@ -181,6 +182,10 @@ class Pipeline:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
             if count_only and why == SEL_MATCH | SEL_EXACT:
                 self.matched += 1
+                i += 3
+                continue
+            if why == SEL_STATE | SEL_FAST:
+                self.scanner.apply(batch, off)  # an fd event whose turn came: no Event needed
                 i += 3
                 continue
             ev = Event(batch, off, base + idx + 1 + shift, state)

@@ -7,10 +7,11 @@ SEL_EXACT says every check gave a definite answer, so a filter made only of such
 second look in Python. Everything else is counted and skipped without becoming a Python object
 (in the Cython engine).
 
-The commonest state events (close, and opens of absolute paths) can be applied right here, without
-an Event (``fast``), unless an earlier record of the batch waits for Python, which will read the
-state as of its own time: after a filter candidate or slow fd event of a process, that process's
-fast events go the slow way; after any other state event, every one does.
+The commonest state events (close and the opens: ``fast_mask``) are applied right here, without an
+Event, unless an earlier record of the batch waits for Python, which will read the state as of its
+own time: after a filter candidate or a deferred fd event of a process, that process's fd events
+wait their turn (selected with SEL_FAST, for ``Scanner.apply``); after any other state event,
+every one does. An fd event makes only that fd's cached fd_check answer unsure, not the process's.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FAST_OPEN_A1 = 2  # open-like returning an fd; path in segment 0, flags in arg1
 FAST_OPEN_A2 = 3  # flags in arg2 (openat)
 FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
 FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
+SEL_FAST = 8  # with SEL_STATE: a fast-mask event for Python to apply, in order, with Scanner.apply
 _O_CREAT_WRONLY_TRUNC = 0o1101
 
 _HEAD = struct.Struct("<QIIHHI")
@@ -45,7 +47,7 @@ class FastState(Protocol):
 
     fds: dict[int, dict[int, Any]]
 
-    def open_raw(self, pid: int, num: int, path: bytes, flags: int) -> None: ...
+    def open_raw(self, pid: int, tid: int, num: int, path: bytes, flags: int, dirfd: int | None) -> None: ...
 
 
 class BatchError(ValueError):
@@ -83,7 +85,7 @@ class Scanner:
         self._fds: dict[int, dict[int, bool]] = {}
         self.first_ts = 0
         self.last_ts = 0
-        # ``fast``: the state (its ``fds`` dict and ``open_raw(pid, num, path, flags)``).
+        # ``fast``: the state (its ``fds`` dict and ``open_raw(pid, tid, num, path, flags, dirfd)``).
         self._fmask = bytes(fast_mask) if fast_mask is not None and fast is not None else b""
         self._fast = fast
         self.fast_on = bool(self._fmask)
@@ -115,6 +117,7 @@ class Scanner:
         nfmask = len(fmask)
         blocked = False  # a state event waits for Python: no more fast ones this batch
         waiting_pids: set[int] = set()  # processes with a filter candidate waiting for Python
+        dirty_fds: set[tuple[int, int]] = set()  # fd events waiting for Python
         while off < end:
             if end - off < REC_FIXED:
                 raise BatchError(f"truncated record at byte {off}", off)
@@ -125,14 +128,29 @@ class Scanner:
                 self.first_ts = ts
             self.last_ts = ts
             why = 0
+            code = fmask[evt] if evt < nfmask else 0
+            if code and off + length + REC_FIXED <= end:
+                # Facts live mode inserted right after an event (a state record of the same thread)
+                # are applied before the event is judged: such an event takes the full path.
+                _t, ntid, _p, nevt, _c, _l = _HEAD.unpack_from(batch, off + length)
+                if ntid == tid and nevt < nsmask and smask[nevt]:
+                    code = 0
+            fdkey = (0, 0)
             if evt < nsmask and smask[evt]:  # each mask is 'no' past its own end
                 why = SEL_STATE
-                if tcheck is not None:
-                    tids.pop(tid, None)
-                    dirty_tids.add(tid)
-                if fcheck is not None:
-                    fds.pop(pid, None)
-                    dirty_pids.add(pid)
+                if code:
+                    # An fd event changes that one fd: only its cached answer goes.
+                    fdkey = (pid, _fast_fd(batch, off, code))
+                    dirty_fds.add(fdkey)  # the event itself is judged after it changed the fd
+                    if fcheck is not None and pid in fds:
+                        fds[pid].pop(fdkey[1], None)
+                else:
+                    if tcheck is not None:
+                        tids.pop(tid, None)
+                        dirty_tids.add(tid)
+                    if fcheck is not None:
+                        fds.pop(pid, None)
+                        dirty_pids.add(pid)
             if evt < nmask:
                 if mmask[evt]:
                     ok = True
@@ -159,26 +177,33 @@ class Scanner:
                         else:
                             fd = _ARG.unpack_from(batch, off + 32 + 8 * reg)[0]
                             fd = (fd & 0xFFFFFFFF) - (1 << 32) if fd & 0x80000000 else fd & 0xFFFFFFFF
-                            table = fds.setdefault(pid, {})
-                            fknown = table.get(fd)
-                            if fknown is None:
-                                fknown = fcheck(pid, fd)
-                                if fknown is not None:
-                                    table[fd] = fknown
-                            if fknown is None:
+                            if (pid, fd) in dirty_fds:
                                 exact = False
                             else:
-                                ok = fknown
+                                table = fds.setdefault(pid, {})
+                                fknown = table.get(fd)
+                                if fknown is None:
+                                    fknown = fcheck(pid, fd)
+                                    if fknown is not None:
+                                        table[fd] = fknown
+                                if fknown is None:
+                                    exact = False
+                                else:
+                                    ok = fknown
                     if ok:
                         why |= SEL_MATCH | (SEL_EXACT if exact else 0)
-            if why == SEL_STATE and evt < nfmask and fmask[evt] and not blocked and pid not in waiting_pids:
-                if self._apply_fast(batch, off, pid, length, fmask[evt]):
+            if code and why & SEL_STATE:
+                if why == SEL_STATE and not blocked and pid not in waiting_pids:
+                    self._apply_fast(batch, off, pid, tid, length, code)
+                    dirty_fds.discard(fdkey)  # the state is current again
                     why = 0
                     self.fast_applied += 1
+                elif why == SEL_STATE:
+                    why |= SEL_FAST  # Python applies it in stream order; until then the fd is unsure
             if why and nfmask:
                 # Fd events touch their own process's table only; others (clone, exec, thread
                 # info...) may read or drop any process's: nothing may pass them.
-                if why & SEL_STATE and not (evt < nfmask and fmask[evt]):
+                if why & SEL_STATE and not code:
                     blocked = True
                 else:
                     waiting_pids.add(pid)
@@ -188,23 +213,22 @@ class Scanner:
             n += 1
         return sel, n
 
-    def _apply_fast(self, batch: bytes, off: int, pid: int, length: int, code: int) -> bool:
-        """Apply a fast-mask event to the state; False when it must go the slow way (a relative path)."""
+    def _apply_fast(self, batch: bytes, off: int, pid: int, tid: int, length: int, code: int) -> None:
+        """Apply a fast-mask event to the state."""
         assert self._fast is not None
         ret = _ARG.unpack_from(batch, off + 24)[0]
         if code == FAST_CLOSE:
             if ret == 0:
                 table = self._fast.fds.get(pid)
                 if table:
-                    fd = _ARG.unpack_from(batch, off + 32)[0] & 0xFFFFFFFF
-                    table.pop(fd - (1 << 32) if fd & 0x80000000 else fd, None)
-            return True
+                    table.pop(_fast_fd(batch, off, code), None)
+            return
         if ret < 0 or ret > 0x7FFFFFFF:
-            return True  # a failed open changes nothing
+            return  # a failed open changes nothing
         l0, l1 = _LENS.unpack_from(batch, off + 80)
+        if REC_FIXED + l0 + l1 > length:
+            l0 = l1 = 0
         p = off + REC_FIXED
-        if l0 == 0 or REC_FIXED + l0 + l1 > length or batch[p] != 0x2F:  # '/'
-            return False
         if code == FAST_OPEN_A1:
             flags = _U64.unpack_from(batch, off + 40)[0]
         elif code == FAST_OPEN_A2:
@@ -213,5 +237,20 @@ class Scanner:
             flags = int.from_bytes(bytes(batch[p + l0:p + l0 + min(l1, 8)]) or b"\0", "little")
         else:
             flags = _O_CREAT_WRONLY_TRUNC
-        self._fast.open_raw(pid, ret, bytes(batch[p:p + l0]), flags)
-        return True
+        dirfd = _fast_fd(batch, off, FAST_CLOSE) if code in (FAST_OPEN_A2, FAST_OPEN_SEG1) else None
+        self._fast.open_raw(pid, tid, ret, bytes(batch[p:p + l0]), flags, dirfd)
+
+    def apply(self, batch: bytes, off: int) -> None:
+        """Apply the fast-mask event at ``off`` (selected with SEL_FAST) to the state."""
+        if off < 0 or off + REC_FIXED > len(batch):
+            raise ValueError("no record at this offset")
+        _ts, tid, pid, evt, _cpu, length = _HEAD.unpack_from(batch, off)
+        if length < REC_FIXED or off + length > len(batch) or evt >= len(self._fmask) or not self._fmask[evt]:
+            raise ValueError("not a fast-path record")
+        self._apply_fast(batch, off, pid, tid, length, self._fmask[evt])
+
+
+def _fast_fd(batch: bytes, off: int, code: int) -> int:
+    """The fd a fast-mask event changes: close's argument, or the fd an open returned."""
+    fd = _ARG.unpack_from(batch, off + (32 if code == FAST_CLOSE else 24))[0] & 0xFFFFFFFF
+    return fd - (1 << 32) if fd & 0x80000000 else fd

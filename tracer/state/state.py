@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-from ..event import Event, resolve_path, s32, sockaddr_parts
+from ..event import Event, resolve_in, resolve_path, s32, sockaddr_parts
 from ..schema import record as R
 from ..schema.events import SYSCALL_NR
 from .tables import Fd, Group, Thread, User
@@ -193,9 +193,12 @@ class State:
             flags = ev.args[2] if ev.evt == _exit("openat") else int.from_bytes(ev.seg1[:8] or b"\0", "little")
         self._opened(ev.pid, ev.ret, full, flags)
 
-    def open_raw(self, pid: int, num: int, path: bytes, flags: int) -> None:
-        """An open of an absolute path, straight from its record (the scanner's fast path)."""
-        self._opened(pid, num, path.decode(errors="replace"), flags)
+    def open_raw(self, pid: int, tid: int, num: int, path: bytes, flags: int, dirfd: int | None) -> None:
+        """An open straight from its record (the scanner's fast path): what _on_open does."""
+        name = path.decode(errors="replace")
+        if not name.startswith("/"):
+            name = resolve_in(self, self.threads.get(tid), pid, name, dirfd)
+        self._opened(pid, num, name, flags)
 
     def _opened(self, pid: int, num: int, path: str, flags: int) -> None:
         kind = "directory" if flags & O_DIRECTORY else "file"
