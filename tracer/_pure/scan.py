@@ -252,5 +252,5 @@ class Scanner:
 
 def _fast_fd(batch: bytes, off: int, code: int) -> int:
     """The fd a fast-mask event changes: close's argument, or the fd an open returned."""
-    fd = _ARG.unpack_from(batch, off + (32 if code == FAST_CLOSE else 24))[0] & 0xFFFFFFFF
+    fd: int = _ARG.unpack_from(batch, off + (32 if code == FAST_CLOSE else 24))[0] & 0xFFFFFFFF
     return fd - (1 << 32) if fd & 0x80000000 else fd
