@@ -36,6 +36,7 @@ class Scanner:
     first_ts: int
     last_ts: int
     fast_on: bool
+    exact_fd_only: bool
     fast_applied: int
     def __init__(
         self,

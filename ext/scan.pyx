@@ -78,6 +78,7 @@ cdef class Scanner:
     cdef bytes _fmask
     cdef object _fast
     cdef public bint fast_on
+    cdef public bint exact_fd_only
     cdef public uint64_t fast_applied
 
     def __init__(self, state_mask, match_mask, tid_check=None, fd_check=None, fd_regs=None,
@@ -97,6 +98,9 @@ cdef class Scanner:
         self._fmask = bytes(fast_mask) if fast_mask is not None and fast is not None else b""
         self._fast = fast
         self.fast_on = bool(self._fmask)
+        # Exact matches are consumed reading only their own fd and thread (a table chisel's
+        # record counter), so fd events of the process's other fds need not wait for them.
+        self.exact_fd_only = False
         self.fast_applied = 0
 
     @property
@@ -147,6 +151,7 @@ cdef class Scanner:
         cdef bint blocked = False  # a state event waits for Python: no more fast ones this batch
         cdef set waiting_pids = set()  # processes with a filter candidate waiting for Python
         cdef set dirty_fds = set()  # (pid << 32 | fd) of fd events waiting for Python
+        cdef set waiting_fds = set()  # (pid << 32 | fd) read by exact matches waiting for Python
         cdef uint8_t code
         cdef rec_head nxt
         cdef uint64_t fdkey = 0
@@ -221,7 +226,8 @@ cdef class Scanner:
                 if ok:
                     why |= 2 | (4 if exact else 0)
             if code and why & 1:
-                if why == 1 and not blocked and (not waiting_pids or h.pid not in waiting_pids):
+                if why == 1 and not blocked and (not waiting_pids or h.pid not in waiting_pids) \
+                        and (not waiting_fds or fdkey not in waiting_fds):
                     self._apply_fast(base + off, h.pid, h.tid, h.length, code)
                     dirty_fds.discard(fdkey)  # the state is current again
                     why = 0
@@ -233,6 +239,16 @@ cdef class Scanner:
                 # info...) may read or drop any process's: nothing may pass them.
                 if why & 1 and not code:
                     blocked = True
+                elif why == 6 and self.exact_fd_only:
+                    # An exact match whose consumer reads only its own fd (and thread): only
+                    # that fd must keep still.
+                    reg = regs[h.evt]
+                    if reg < 6:
+                        memcpy(&fd, base + off + ARGS_OFF + 8 * reg, 4)
+                        waiting_fds.add((<uint64_t>h.pid << 32) | <uint32_t>fd)
+                    elif reg == FD_RET:
+                        memcpy(&fd, base + off + 24, 4)
+                        waiting_fds.add((<uint64_t>h.pid << 32) | <uint32_t>fd)
                 else:
                     waiting_pids.add(h.pid)
             if why:

@@ -40,10 +40,11 @@ from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
 
 from .errors import KtraceError, UsageError
-from .event import Event, RenderOptions
+from .event import Event, RecordView, RenderOptions
 from .output.format import resolve_field
 from .schema import record as R
-from .schema.events import SYSCALL_NR
+from .schema.events import SYSCALL_NR, event_info
+from .schema.types import PT
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -343,6 +344,20 @@ def json_table(spec: TableSpec, data: list[list[Any]], ts_ns: int) -> str:
     return json.dumps({"info": info, "ts": str(ts_ns), "data": data}, separators=(",", ":"))
 
 
+def _res_is_ret() -> bytes:
+    """Event ids whose evt.rawarg.res is the return value as it is (a signed 64-bit result)."""
+    m = bytearray(R.EVT_BASE_OTHER)
+    for evt in range(1, R.EVT_BASE_OTHER, 2):
+        info = event_info(evt)
+        p = next((p for p in info.params(1) if p.name == "res"), None) if info is not None else None
+        if p is not None and p.src == "ret" and p.type in (PT.RES, PT.RESFD, PT.INT64):
+            m[evt] = 1
+    return bytes(m)
+
+
+_RES_IS_RET: Final = _res_is_ret()
+
+
 class TableChisel(Chisel):
     """Configure with ``spec`` (and ``container_spec`` for -pc). Live: a table every second, then
     reset; offline: one table at the end. A value counts only if set and > 0, so enter events and
@@ -393,6 +408,34 @@ class TableChisel(Chisel):
                 return None
             parts.append(lua_str(v))
         return tuple(parts)
+
+    def record_counter(self, state: State) -> Callable[[bytes, int], None] | None:
+        """``on_event`` for records, without an Event, when the table allows it: keys of fields
+        marked ``raw`` and the return value (evt.rawarg.res) as the value. The pipeline hands it
+        the records an exact filter matched; anything else still comes to ``on_event``."""
+        if self.table_cfg.value != "evt.rawarg.res":
+            return None
+        for k in self.table_cfg.keys:
+            found = resolve_field(k)
+            if found is None or not found[0].raw:
+                return None
+        view = RecordView(state)
+        head = RecordView.HEAD.unpack_from
+        res = _RES_IS_RET
+        nres = len(res)
+
+        def count(buf: bytes, off: int) -> None:
+            ts, tid, pid, evt, _cpu, _len, ret = head(buf, off)
+            if not self.start_ts:
+                self.start_ts = state.start_ts or ts
+            if ret <= 0 or evt >= nres or not res[evt] or buf[off + 84] & R.RF_HIDDEN:
+                return  # enters, failures, internal events: no value, as in on_event
+            view.set(buf, off, tid, pid, evt, ret)
+            key = self.key_of(view)  # type: ignore[arg-type]  # raw fields read only the view's part
+            if key is not None:
+                self.table[key] = self.table.get(key, 0) + ret
+
+        return count
 
     def on_event(self, ev: Event) -> None:
         if not self.start_ts:

@@ -107,11 +107,15 @@ class Pipeline:
                  selection: Selection | None = None, on_event: Callable[[Event], None] | None = None,
                  show_internal: bool = False, fatfile: bool = False, latency: bool = False,
                  enricher: Enricher | None = None, keep: bool = False,
-                 admit_internal: frozenset[int] = frozenset()) -> None:
+                 admit_internal: frozenset[int] = frozenset(),
+                 on_record: Callable[[bytes, int], None] | None = None) -> None:
         self.state = state
         self.admit_internal = admit_internal
         self.predicate = predicate
         self.on_event = on_event
+        # Takes the records an exact selection matched, as records (no Event): a table chisel's
+        # counter (TableChisel.record_counter), which ignores what it does not count.
+        self.on_record = on_record
         self.show_internal = show_internal
         self.fatfile = fatfile
         self.enricher = enricher
@@ -128,6 +132,7 @@ class Pipeline:
         fast = None if fatfile or latency else state
         self.scanner = _scan.Scanner(_mask(STATE_EVENTS), _mask(match), sel.tid_check, sel.fd_check, FD_REGS,
                                      FAST_MASK, fast)
+        self.scanner.exact_fd_only = on_record is not None and sel.exact
         self.exact = sel.exact
         state.on_thread_change = self._thread_changed
         self.count = 0  # records seen (evt.num of the last one)
@@ -173,6 +178,7 @@ class Pipeline:
         shift = 0
         predicate = self.predicate
         on_event = self.on_event
+        on_record = self.on_record
         nsel = len(sel)
         early: set[int] = set()  # selection positions of internal records applied ahead of time
         i = 0
@@ -182,6 +188,11 @@ class Pipeline:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
             if count_only and why == SEL_MATCH | SEL_EXACT:
                 self.matched += 1
+                i += 3
+                continue
+            if why == SEL_MATCH | SEL_EXACT and on_record is not None and self.exact:
+                self.matched += 1
+                on_record(batch, off)
                 i += 3
                 continue
             if why == SEL_STATE | SEL_FAST:

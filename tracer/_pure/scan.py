@@ -89,6 +89,9 @@ class Scanner:
         self._fmask = bytes(fast_mask) if fast_mask is not None and fast is not None else b""
         self._fast = fast
         self.fast_on = bool(self._fmask)
+        # Exact matches are consumed reading only their own fd and thread (a table chisel's
+        # record counter), so fd events of the process's other fds need not wait for them.
+        self.exact_fd_only = False
         self.fast_applied = 0
 
     def reset_tids(self) -> None:
@@ -118,6 +121,7 @@ class Scanner:
         blocked = False  # a state event waits for Python: no more fast ones this batch
         waiting_pids: set[int] = set()  # processes with a filter candidate waiting for Python
         dirty_fds: set[tuple[int, int]] = set()  # fd events waiting for Python
+        waiting_fds: set[tuple[int, int]] = set()  # fds read by exact matches waiting for Python
         while off < end:
             if end - off < REC_FIXED:
                 raise BatchError(f"truncated record at byte {off}", off)
@@ -193,7 +197,7 @@ class Scanner:
                     if ok:
                         why |= SEL_MATCH | (SEL_EXACT if exact else 0)
             if code and why & SEL_STATE:
-                if why == SEL_STATE and not blocked and pid not in waiting_pids:
+                if why == SEL_STATE and not blocked and pid not in waiting_pids and fdkey not in waiting_fds:
                     self._apply_fast(batch, off, pid, tid, length, code)
                     dirty_fds.discard(fdkey)  # the state is current again
                     why = 0
@@ -205,6 +209,14 @@ class Scanner:
                 # info...) may read or drop any process's: nothing may pass them.
                 if why & SEL_STATE and not code:
                     blocked = True
+                elif why == SEL_MATCH | SEL_EXACT and self.exact_fd_only:
+                    # An exact match whose consumer reads only its own fd (and thread): only
+                    # that fd must keep still.
+                    reg = regs[evt]
+                    if reg < 6:
+                        waiting_fds.add((pid, _i32(batch, off + 32 + 8 * reg)))
+                    elif reg == FD_RET:
+                        waiting_fds.add((pid, _i32(batch, off + 24)))
                 else:
                     waiting_pids.add(pid)
             if why:
@@ -252,5 +264,9 @@ class Scanner:
 
 def _fast_fd(batch: bytes, off: int, code: int) -> int:
     """The fd a fast-mask event changes: close's argument, or the fd an open returned."""
-    fd: int = _ARG.unpack_from(batch, off + (32 if code == FAST_CLOSE else 24))[0] & 0xFFFFFFFF
+    return _i32(batch, off + (32 if code == FAST_CLOSE else 24))
+
+
+def _i32(batch: bytes, off: int) -> int:
+    fd: int = _ARG.unpack_from(batch, off)[0] & 0xFFFFFFFF
     return fd - (1 << 32) if fd & 0x80000000 else fd

@@ -55,6 +55,9 @@ class FieldDef:
     # For fields that are a property of the event type: the value for every event type name, so
     # the filter turns a check on them into a set of event types (pushdown, exact selection).
     by_event: Mapping[str, Any] | None = None
+    # The extractor reads only the event's tid, pid, thread, fd and the state: it works on a
+    # RecordView, which table chisels fill straight from a record (no Event).
+    raw: bool = False
 
     def extract(self, ev: Event, arg: Any = None) -> Any:
         return self.fn(ev, arg)
@@ -462,11 +465,11 @@ _ROWS: list[FieldDef] = [
     FieldDef("evt.count.error.memory", F.UINT, "1 for failed memory events", _count_error("memory")),
     FieldDef("evt.count.exit", F.UINT, "1 for exit events", lambda e, a: 1 if e.direction else 0),
     # proc
-    FieldDef("proc.pid", F.INT, "process id", lambda e, a: e.pid, cost=0),
+    FieldDef("proc.pid", F.INT, "process id", lambda e, a: e.pid, cost=0, raw=True),
     FieldDef("proc.ppid", F.INT, "parent process id", _thr("ptid", 0)),
     FieldDef("proc.vpid", F.INT, "process id as seen in its pid namespace", _thr("vpid", -1)),
     FieldDef("proc.sid", F.INT, "session id", _thr("sid", -1)),
-    FieldDef("proc.name", F.STR, "process name (comm)", _thr("comm", "")),
+    FieldDef("proc.name", F.STR, "process name (comm)", _thr("comm", ""), raw=True),
     FieldDef("proc.exe", F.STR, "first command-line argument (argv[0])", _thr("exe", "")),
     FieldDef("proc.exepath", F.STR, "full path of the executable", _thr("exepath", "")),
     FieldDef("proc.args", F.STR, "command-line arguments after argv[0]",
@@ -492,7 +495,7 @@ _ROWS: list[FieldDef] = [
     FieldDef("proc.vmsize", F.UINT, "virtual memory size, kB", _thr("vmsize_kb", 0)),
     FieldDef("proc.vmrss", F.UINT, "resident memory, kB", _thr("vmrss_kb", 0)),
     # thread
-    FieldDef("thread.tid", F.INT, "thread id", lambda e, a: e.tid, cost=0),
+    FieldDef("thread.tid", F.INT, "thread id", lambda e, a: e.tid, cost=0, raw=True),
     FieldDef("thread.vtid", F.INT, "thread id as seen in its pid namespace", _thr("vtid", -1)),
     FieldDef("thread.ismain", F.BOOL, "true for the main thread", lambda e, a: e.tid == e.pid, cost=0),
     FieldDef("thread.cpu", F.DOUBLE, "CPU share of the thread in the last interval (procinfo events)",
@@ -502,10 +505,11 @@ _ROWS: list[FieldDef] = [
     # fd
     FieldDef("fd.num", F.INT, "fd number", lambda e, a: e.fd_num(), cost=0),
     FieldDef("fd.type", F.STR, "file, directory, ipv4, ipv6, unix, pipe, event, signalfd, eventpoll...",
-             _fdattr("type")),
+             _fdattr("type"), raw=True),
     FieldDef("fd.typechar", F.STR, "fd type as one letter (f, 4, 6, u, p, e...)",
              lambda e, a: e.fd.typechar if e.fd else None),
-    FieldDef("fd.name", F.STR, "file path, or the socket tuple cip:cport->sip:sport", _fdattr("name")),
+    FieldDef("fd.name", F.STR, "file path, or the socket tuple cip:cport->sip:sport", _fdattr("name"),
+             raw=True),
     FieldDef("fd.directory", F.STR, "directory of a file fd", _fd_directory),
     FieldDef("fd.filename", F.STR, "file name without the directory", _fd_filename),
     FieldDef("fd.ip", F.IPADDR, "either end's IP (filter only)", _fd_ip_any, multi=True, filter_only=True),
@@ -524,7 +528,7 @@ _ROWS: list[FieldDef] = [
     FieldDef("fd.snet", F.IPNET, "server network (filter only)", _sockattr("sip"), filter_only=True),
     FieldDef("fd.lnet", F.IPNET, "local network (filter only)", _lr(True, 0), filter_only=True),
     FieldDef("fd.rnet", F.IPNET, "remote network (filter only)", _lr(False, 0), filter_only=True),
-    FieldDef("fd.l4proto", F.STR, "tcp, udp, icmp or raw", _fdattr("l4proto")),
+    FieldDef("fd.l4proto", F.STR, "tcp, udp, icmp or raw", _fdattr("l4proto"), raw=True),
     FieldDef("fd.sockfamily", F.STR, "ip or unix",
              lambda e, a: ({"ipv4": "ip", "ipv6": "ip", "unix": "unix"}.get(e.fd.type) if e.fd else None)),
     FieldDef("fd.is_server", F.BOOL, "true if this end is the server's",
@@ -533,7 +537,7 @@ _ROWS: list[FieldDef] = [
              lambda e, a: f"{_container('name')(e, a)}:{e.fd.name}" if e.fd else None),
     # user, group
     FieldDef("user.uid", F.UINT, "user id", _user("uid")),
-    FieldDef("user.name", F.STR, "user name", _user("name")),
+    FieldDef("user.name", F.STR, "user name", _user("name"), raw=True),
     FieldDef("user.homedir", F.STR, "home directory", _user("home")),
     FieldDef("user.shell", F.STR, "login shell", _user("shell")),
     FieldDef("user.loginuid", F.INT, "audit login uid", _thr("loginuid", -1)),
@@ -541,8 +545,8 @@ _ROWS: list[FieldDef] = [
     FieldDef("group.gid", F.UINT, "group id", _thr("gid", -1)),
     FieldDef("group.name", F.STR, "group name", _group),
     # container
-    FieldDef("container.id", F.STR, "container id (12 chars), or host", _container("id")),
-    FieldDef("container.name", F.STR, "container name, or host", _container("name")),
+    FieldDef("container.id", F.STR, "container id (12 chars), or host", _container("id"), raw=True),
+    FieldDef("container.name", F.STR, "container name, or host", _container("name"), raw=True),
     FieldDef("container.image", F.STR, "container image", _container("image")),
     FieldDef("container.image.id", F.STR, "container image id", _container("image_id")),
     FieldDef("container.image.repository", F.STR, "image repository", _container("image_repository")),

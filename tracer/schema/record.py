@@ -28,6 +28,7 @@ from typing import Final
 
 REC_HEAD: Final = 24
 REC_FIXED: Final = 88
+ARGS_OFF: Final = 32
 HEAD_FMT: Final = "<QIIHHI"
 FIXED_FMT: Final = "<QIIHHIq6QHHI"
 assert struct.calcsize(HEAD_FMT) == REC_HEAD
