@@ -52,16 +52,15 @@ def main() -> None:
     from tracer.state import proc  # noqa: F401
 
     mark("import ktrace modules", t)
-    t = now()
-    import bcc
-    from bcc import libbcc
+    from tracer.probe import bpfsys, cache, loader
 
-    mark("import bcc", t)
-    timed(libbcc.lib, "bpf_module_create_c_from_string", "bcc compile (clang+llvm, maps)")
-    timed(bcc.BPF, "load_func", "verifier load (per program)")
-    timed(bcc.BPF, "attach_raw_tracepoint", "attach (per raw tracepoint)")
-    from tracer.probe import loader
-
+    timed(cache, "key", "probe cache key (hash of source, header, flags)")
+    timed(cache, "read", "probe cache read (hit)")
+    timed(cache, "compile_image", "bcc compile (miss: clang+llvm)")
+    timed(cache, "write", "probe cache write (miss)")
+    timed(loader.Probe, "_create_maps", "create maps")
+    timed(bpfsys, "prog_load", "verifier load (per program)")
+    timed(bpfsys, "raw_tracepoint_open", "attach (per raw tracepoint)")
     timed(loader.Probe, "_fill_spec", "fill kt_spec map")
     timed(loader.Probe, "_fill_filters", "fill filter maps")
     timed(loader.Probe, "__init__", "probe total")

@@ -2,10 +2,13 @@
 
     sudo .venv/bin/python bench/startup.py --rounds 5 [--json out.json]
 
-A marker process (comm "ktmark") makes a syscall every 0.5 ms. Each round:
+A marker process (comm "ktmark") makes a syscall every 0.5 ms. ktrace runs with a probe cache
+of its own (KTRACE_CACHE_DIR in the work directory), prepared before the first round. Each round:
   end-to-end  `ktrace proc.name=ktmark`: seconds from spawn to its first line on stdout
   breakdown   the same command run in-process by bench/_startup_child.py with timers around each
-              stage (interpreter, imports, bcc compile, verifier, attach, /proc bootstrap ...)
+              stage (interpreter, imports, cache read, verifier, attach, /proc bootstrap ...)
+  miss        the breakdown again with an empty cache: bcc compiles the probe (the start before the
+              cache, and the first start after the probe's source changes)
 and, for reference, `python -c pass`, `ktrace --version`, and an empty bcc program's compile+load
 (the fixed cost of bcc's clang on the kernel headers).
 """
@@ -64,10 +67,11 @@ print(t1 - t, t2 - t1)
 FILTER = "proc.name=ktmark"
 
 
-def end_to_end(timeout: float = 30.0) -> float:
+def end_to_end(cache: Path, timeout: float = 30.0) -> float:
     """Seconds from spawning `ktrace proc.name=ktmark` to its first line on stdout."""
+    env = dict(os.environ, KTRACE_CACHE_DIR=str(cache))
     t0 = time.perf_counter()
-    p = subprocess.Popen([KTRACE, FILTER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([KTRACE, FILTER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     assert p.stdout is not None
     try:
         r, _, _ = select.select([p.stdout], [], [], timeout)
@@ -84,10 +88,10 @@ def end_to_end(timeout: float = 30.0) -> float:
             p.communicate()
 
 
-def breakdown(work: Path) -> dict[str, Any]:
+def breakdown(work: Path, cache: Path) -> dict[str, Any]:
     out = work / "stages.json"
     out.unlink(missing_ok=True)
-    env = dict(os.environ, KTRACE_STARTUP_OUT=str(out))
+    env = dict(os.environ, KTRACE_STARTUP_OUT=str(out), KTRACE_CACHE_DIR=str(cache))
     spawn = time.monotonic_ns()
     d = run_timed([PYTHON, CHILD, str(spawn), FILTER], env=env)
     if d.code not in (0, 130) or not out.exists():
@@ -96,13 +100,16 @@ def breakdown(work: Path) -> dict[str, Any]:
     return doc
 
 
+COMPILE_STAGE = "bcc compile (miss: clang+llvm)"
 # Stages in the order they happen; (label, stage names summed).
 ORDER = [
     ("interpreter start", ["interpreter start"]),
     ("import ktrace modules", ["import ktrace modules"]),
     ("runner setup (filter compile, pipeline)", ["runner setup (filter compile, pipeline)"]),
-    ("import bcc", ["import bcc"]),
-    ("bcc compile (clang+llvm, maps)", ["bcc compile (clang+llvm, maps)"]),
+    ("probe cache key (hash of source, header, flags)", ["probe cache key (hash of source, header, flags)"]),
+    ("probe cache read (hit)", ["probe cache read (hit)"]),
+    ("bcc compile (miss only: clang+llvm)", [COMPILE_STAGE, "probe cache write (miss)"]),
+    ("create maps", ["create maps"]),
     ("verifier load (3 programs)", ["verifier load (per program)"]),
     ("attach (3 raw tracepoints)", ["attach (per raw tracepoint)"]),
     ("fill kt_spec map", ["fill kt_spec map"]),
@@ -126,11 +133,17 @@ def main() -> int:
     live_total = Series()
     stages: dict[str, Series] = {label: Series() for label, _ in ORDER}
     attach_done = Series()
+    miss_event, miss_compile = Series(), Series()
     py_pass, version, empty_import, empty_compile = Series(), Series(), Series(), Series()
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ktrace-startup-") as tmp:
         work = Path(a.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
+        cache = work / "probe-cache"
+        cache.mkdir(mode=0o700, exist_ok=True)
+        warm = subprocess.run([PYTHON, "-m", "tracer.probe.cache", "--warm"], capture_output=True, text=True,
+                              check=False, env=dict(os.environ, KTRACE_CACHE_DIR=str(cache)))
+        log(warm.stdout.strip() or warm.stderr.strip())
         marker = Bg([PYTHON, "-c", MARKER], work, "marker")
         marker.wait_ready(lambda bg: "ready" in bg.stdout(), timeout=10)
         try:
@@ -140,10 +153,13 @@ def main() -> int:
                     if not q.ok:
                         notes.append(f"round {i + 1}: machine not quiet ({q.busy:.0%} busy, {q.tracers})")
                 log(f"round {i + 1}/{a.rounds}: end-to-end")
-                e2e.add(end_to_end())
+                before = sorted(cache.iterdir())
+                e2e.add(end_to_end(cache))
                 log(f"  -> {e2e.values[-1]:.3f} s")
+                if sorted(cache.iterdir()) != before:
+                    notes.append(f"round {i + 1}: ktrace compiled the probe (its source changed meanwhile?)")
                 log(f"round {i + 1}/{a.rounds}: breakdown")
-                doc = breakdown(work)
+                doc = breakdown(work, cache)
                 by: dict[str, float] = {}
                 ends: dict[str, float] = {}
                 for name, s, e in doc["stages"]:
@@ -157,6 +173,12 @@ def main() -> int:
                 first_event.add(doc.get("first_event"))
                 first_line.add(doc.get("first_line"))
                 log(f"  -> first event at {fmt(doc.get('first_event'), '{:.3f}')} s")
+                log(f"round {i + 1}/{a.rounds}: breakdown with an empty cache")
+                with tempfile.TemporaryDirectory(prefix="cache-", dir=work) as empty:
+                    miss = breakdown(work, Path(empty))
+                miss_event.add(miss.get("first_event"))
+                miss_compile.add(sum(e - s for name, s, e in miss["stages"] if name == COMPILE_STAGE))
+                log(f"  -> first event at {fmt(miss.get('first_event'), '{:.3f}')} s")
                 log(f"round {i + 1}/{a.rounds}: references")
                 py_pass.add(run_timed([PYTHON, "-c", "pass"]).wall)
                 version.add(run_timed([KTRACE, "--version"]).wall)
@@ -189,6 +211,10 @@ def main() -> int:
     table(["stage", "s", "spread", "share"], rows)
     print("\nreferences:")
     table(["reference", "s", "spread"], [
+        ["spawn -> first event, empty cache (instrumented run)", fmt(miss_event.median, "{:.3f}"),
+         miss_event.spread("{:.3f}")],
+        ["  of which bcc compile (clang+llvm, maps)", fmt(miss_compile.median, "{:.3f}"),
+         miss_compile.spread("{:.3f}")],
         ["python -c pass", fmt(py_pass.median, "{:.3f}"), py_pass.spread("{:.3f}")],
         ["ktrace --version (interpreter + CLI imports)", fmt(version.median, "{:.3f}"), version.spread("{:.3f}")],
         ["import bcc", fmt(empty_import.median, "{:.3f}"), empty_import.spread("{:.3f}")],
@@ -203,6 +229,7 @@ def main() -> int:
         "attached_s": attach_done.to_json(), "first_line_s": first_line.to_json(),
         "stages_s": {k: s.to_json() for k, s in stages.items()},
         "probe_total_s": probe_total.to_json(),
+        "empty_cache_s": {"first_event": miss_event.to_json(), "bcc_compile": miss_compile.to_json()},
         "references_s": {"python_pass": py_pass.to_json(), "ktrace_version": version.to_json(),
                          "import_bcc": empty_import.to_json(), "bcc_empty_program": empty_compile.to_json()},
         "notes": notes,

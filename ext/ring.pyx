@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Ring-buffer consumer: a C callback copies each record into a batch buffer.
 
-libbcc calls ``_on_record`` for every record; it only copies bytes and fixes the timestamp (kernel
+libbpf calls ``_on_record`` for every record; it only copies bytes and fixes the timestamp (kernel
 monotonic -> epoch), and never touches Python objects, so it runs without the GIL and cannot raise.
 One Python object is made per batch, never per event.
 """
@@ -11,7 +11,7 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
 ctypedef int (*sample_fn)(void *ctx, void *data, size_t size) noexcept nogil
-ctypedef void *(*new_ringbuf_fn)(int fd, sample_fn cb, void *ctx) noexcept nogil
+ctypedef void *(*new_ringbuf_fn)(int fd, sample_fn cb, void *ctx, void *opts) noexcept nogil
 ctypedef int (*consume_fn)(void *rb) noexcept nogil
 ctypedef void (*free_ringbuf_fn)(void *rb) noexcept nogil
 
@@ -53,7 +53,9 @@ cdef class Ring:
 
     def __cinit__(self, int map_fd, uint64_t ts_offset, size_t batch_bytes=4 << 20):
         import ctypes
-        from bcc.libbcc import lib
+
+        # libbpf's ring buffer, which bcc's own wraps; not libbcc, whose loading maps LLVM (~60 MB).
+        lib = ctypes.CDLL("libbpf.so.1")
 
         self.batch.buf = <uint8_t *>malloc(batch_bytes)
         if self.batch.buf == NULL:
@@ -64,10 +66,10 @@ cdef class Ring:
         self.batch.count = 0
         self.batch.lost = 0
         cdef new_ringbuf_fn new_rb = <new_ringbuf_fn><size_t>ctypes.cast(
-            lib.bpf_new_ringbuf, ctypes.c_void_p).value
-        self.consume = <consume_fn><size_t>ctypes.cast(lib.bpf_consume_ringbuf, ctypes.c_void_p).value
-        self.free_rb = <free_ringbuf_fn><size_t>ctypes.cast(lib.bpf_free_ringbuf, ctypes.c_void_p).value
-        self.rb = new_rb(map_fd, _on_record, &self.batch)
+            lib.ring_buffer__new, ctypes.c_void_p).value
+        self.consume = <consume_fn><size_t>ctypes.cast(lib.ring_buffer__consume, ctypes.c_void_p).value
+        self.free_rb = <free_ringbuf_fn><size_t>ctypes.cast(lib.ring_buffer__free, ctypes.c_void_p).value
+        self.rb = new_rb(map_fd, _on_record, &self.batch, NULL)
         if self.rb == NULL:
             raise OSError("cannot open the ring buffer")
 

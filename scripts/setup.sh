@@ -6,7 +6,7 @@
 # Idempotent and quick when everything is in place: each step checks first and acts only on what
 # is missing.  Steps: Debian packages; kernel headers link; tracefs; the .venv with ktrace installed
 # editable (its Cython extensions built in place); Debian's bcc exposed in the venv; docker running;
-# the ktrace-busybox:latest image for the container tests.
+# the ktrace-busybox:latest image for the container tests; the compiled probe cached.
 #
 # Uses only what a minimal Debian 12 has before the first step (sh, coreutils, grep, sed, dpkg,
 # apt-get, mount); everything else is installed by the first step before it is used.
@@ -181,6 +181,15 @@ else
     echo 'root:x:0:' > "$rootfs/etc/group"
     tar -C "$rootfs" -cf - . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - "$IMAGE" >/dev/null
     say "image: $IMAGE built"
+fi
+
+# --- 8. the probe cache -------------------------------------------------------------------------
+# Compile the probe once for the default settings, so that ktrace's first start loads it instead of
+# compiling it (about a second). Not fatal: where eBPF does not work, ktrace cannot trace anyway.
+if out=$("$VENV/bin/python" -m tracer.probe.cache --warm 2>&1); then
+    say "${out#ktrace: }"
+else
+    warn "probe cache not prepared: $(printf '%s\n' "$out" | tail -n 1)"
 fi
 
 say "done"

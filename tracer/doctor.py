@@ -317,6 +317,31 @@ def check_bcc(importer: Callable[[], object] | None = None) -> Check:
     return Check(OK, name, f"{version} ({where})")
 
 
+def check_probe_cache(env: Mapping[str, str] | None = None) -> Check:
+    """Whether a start with the default settings loads the compiled probe from the cache or has
+    bcc compile it (about a second)."""
+    from .probe import cache
+    from .probe.loader import PROBE_SRC, ProbeConfig, compile_flags
+
+    name = "probe cache"
+    try:
+        _, out = cache.lookup(PROBE_SRC, compile_flags(ProbeConfig()), env)
+    except OSError as e:
+        return Check(WARN, name, f"cannot be checked ({e})")
+    if out.status == "hit":
+        return Check(OK, name, f"hit for the default settings ({out.path})")
+    warm = f"{sys.executable} -m tracer.probe.cache --warm"
+    if out.status == "miss":
+        return Check(INFO, name, f"miss for the default settings ({out.path}: {out.why}); "
+                     "the first start compiles the probe (~1 s) and stores it", warm)
+    if out.path is not None and out.path.suffix == ".img":
+        return Check(WARN, name, f"entry not used: {out.why}; the next start compiles the probe and replaces it",
+                     warm)
+    own = f"chown {os.geteuid()} {out.path}" if "owned by" in out.why else f"chmod go-w {out.path}"
+    return Check(WARN, name, f"not used: {out.why}; every start compiles the probe (~1 s)",
+                 f"{own}, or set {cache.ENV_DIR} to a directory only you can write")
+
+
 def _tree_release(tree: str) -> str | None:
     """Kernel release a headers tree was made for, as uname shows it: from its Debian directory name
     (linux-headers-6.1.0-56-amd64), else its include/config/kernel.release."""
@@ -557,6 +582,7 @@ def check_all(roots: Roots | None = None, env: Mapping[str, str] | None = None) 
         check_tracefs(roots),
         check_bcc(),
         check_headers(roots, release, env),
+        check_probe_cache(env),
         check_host_proc(roots),
     ]
     checks.extend(check_runtime_sockets(roots))

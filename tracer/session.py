@@ -167,8 +167,13 @@ class Runner:
         on_event = self._on_event if (self.printing or chisel is not None or opts.summary) else None
         if chisel is not None:
             chisel.state = self.state  # sysdig's chisels may read the thread and container tables
+        # A table chisel counts exactly matched records without Events, unless something else
+        # needs each of them: -n, -S, a capture, latencies.
+        counter = getattr(chisel, "record_counter", None)
+        on_record = counter(self.state) if counter is not None and opts.max_events is None and not opts.summary \
+            and opts.write is None and not needs_latency else None
         self.pipeline = Pipeline(
-            self.state, predicate=self.predicate,
+            self.state, predicate=self.predicate, on_record=on_record,
             selection=Selection(wanted_events(self.pushdown), thread_check(self.pushdown, self.state),
                                 fd_check(self.pushdown, self.state), exact=all(exact(p.ast) for p in parts)),
             on_event=on_event, show_internal=opts.show_internal, fatfile=opts.fatfile,
@@ -391,6 +396,7 @@ class Runner:
             source.close()
             enricher.close()
             if opts.verbose:
+                self._notes.append(source.probe.cache.note())
                 self._notes.extend(enricher.unnamed())
                 if cgroups is not None or self.pushdown.container_ids or self.pushdown.container_names \
                         or self.pushdown.pod_names:

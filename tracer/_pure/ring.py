@@ -6,19 +6,26 @@ import ctypes
 import struct
 from typing import Any
 
+# int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)
+_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
 
 class Ring:
     """Drains a BPF ring buffer map into batches of raw records."""
 
     def __init__(self, map_fd: int, ts_offset: int, batch_bytes: int = 4 << 20) -> None:
-        from bcc.libbcc import _RINGBUF_CB_TYPE, lib
-
+        # libbpf's ring buffer, which bcc's own wraps; not libbcc, whose loading maps LLVM (~60 MB).
+        lib = ctypes.CDLL("libbpf.so.1")
+        lib.ring_buffer__new.restype = ctypes.c_void_p
+        lib.ring_buffer__new.argtypes = [ctypes.c_int, _SAMPLE_FN, ctypes.c_void_p, ctypes.c_void_p]
+        lib.ring_buffer__consume.argtypes = [ctypes.c_void_p]
+        lib.ring_buffer__free.argtypes = [ctypes.c_void_p]
         self._lib: Any = lib
         self._buf = bytearray()
         self._offset = ts_offset
         self._count = 0
-        self._cb = _RINGBUF_CB_TYPE(self._on_record)  # kept alive as long as the ring
-        self._rb = lib.bpf_new_ringbuf(map_fd, self._cb, None)
+        self._cb = _SAMPLE_FN(self._on_record)  # kept alive as long as the ring
+        self._rb = lib.ring_buffer__new(map_fd, self._cb, None, None)
         if not self._rb:
             raise OSError("cannot open the ring buffer")
 
@@ -33,7 +40,7 @@ class Ring:
     def drain(self) -> bytes:
         """Copy every pending record and return them as one bytes object (b"" when none)."""
         self._buf = bytearray()
-        self._lib.bpf_consume_ringbuf(self._rb)
+        self._lib.ring_buffer__consume(self._rb)
         return bytes(self._buf)
 
     @property
@@ -48,5 +55,5 @@ class Ring:
 
     def close(self) -> None:
         if self._rb:
-            self._lib.bpf_free_ringbuf(self._rb)
+            self._lib.ring_buffer__free(self._rb)
             self._rb = None

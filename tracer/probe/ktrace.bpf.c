@@ -1,13 +1,12 @@
 /*
  * ktrace probe: every syscall's enter and exit, and process exits, into one BPF ring buffer.
  *
- * Configured with -D cflags by loader.py:
- *   KT_SELF_TGID     ktrace's own process, never traced
- *   KT_RING_BYTES    ring buffer size (a power of two of pages)
- *   KT_SNAPLEN       I/O data bytes kept per event (-s)
+ * Configured with -D cflags by loader.py, only with what the verifier must see as constants:
  *   KT_PATHMAX       path and string bytes kept per segment
- *   KT_SEGMAX        power of two >= every per-segment limit
- *   KT_FILTER_PIDS / KT_FILTER_CGROUPS / KT_FILTER_COMMS   kernel-side filters (pushdown)
+ *   KT_SEGMAX        power of two > every per-segment limit
+ *   KT_RING_BYTES    ring buffer size at compile time; the loader sets the real one at map creation
+ * Everything that changes from run to run is in the kt_config map instead (ktrace's own pid,
+ * snaplen, which filters are on), so the compiled program can be cached (cache.py).
  *
  * Only tracepoint arguments, helpers and user memory are read: no kernel struct whose layout
  * changes between kernel versions. The saved user registers are x86_64's ptrace ABI layout.
@@ -44,14 +43,31 @@ struct kt_msghdr {
     u32 pad2;
 };
 
+#ifndef KT_RING_BYTES
+#define KT_RING_BYTES (64 * 4096)
+#endif
+
+/* Filter bits of kt_config.filters. */
+#define KT_CF_PIDS 1
+#define KT_CF_CGROUPS 2
+#define KT_CF_COMMS 4
+
+/* The run's settings, one entry written by loader.py before any event is wanted. */
+struct kt_config {
+    u32 self_tgid; /* ktrace's own process, never traced */
+    u32 snaplen;   /* I/O data bytes kept per event (-s), <= KT_SEGMAX - 1 */
+    u32 filters;   /* KT_CF_*: which filter maps are in force */
+    u32 pad;
+};
+
 BPF_RINGBUF_OUTPUT(kt_events, KT_RING_BYTES / 4096);
+BPF_ARRAY(kt_config, struct kt_config, 1);
 BPF_PERCPU_ARRAY(kt_stats, u64, KT_NSTATS);
 BPF_ARRAY(kt_spec, struct kt_spec, KT_EVT_MAX);
 BPF_PERCPU_ARRAY(kt_scratch, struct kt_big, 1);
-#ifdef KT_FILTER_PIDS
+/* The filter maps always exist (the program is the same whatever the filter); a KT_CF_* bit says
+ * whether one is in force, and the loader makes unused ones tiny. */
 BPF_HASH(kt_pids, u32, u8, 4096);
-#endif
-#ifdef KT_FILTER_CGROUPS
 /* Container pushdown (tracer/enrich/cgroupid.py): cgroup v2 id -> user space's verdict, 1 = a
  * wanted container's cgroup, 0 = not wanted. An id without a verdict (a cgroup created since the
  * last look) passes, and is noted in kt_cgnew with the tgid seen in it so user space can classify
@@ -61,13 +77,10 @@ BPF_HASH(kt_pids, u32, u8, 4096);
 #endif
 BPF_HASH(kt_cgroups, u64, u8, KT_CGROUPS_MAX);
 BPF_HASH(kt_cgnew, u64, u32, 1024);
-#endif
-#ifdef KT_FILTER_COMMS
 struct kt_comm {
     char c[16];
 };
 BPF_HASH(kt_comms, struct kt_comm, u8, 256);
-#endif
 
 static __always_inline void kt_count(u32 slot)
 {
@@ -78,35 +91,40 @@ static __always_inline void kt_count(u32 slot)
 
 /* Pushdown: is this thread one the user's filter can match? Process life-cycle events pass the
  * comm filter: an exec may give the process the name the filter wants. */
-static __always_inline int kt_wanted(u64 pid_tgid, struct kt_spec *spec)
+static __always_inline struct kt_config *kt_wanted(u64 pid_tgid, struct kt_spec *spec)
 {
-    if (!spec || !spec->interest || (pid_tgid >> 32) == KT_SELF_TGID)
+    if (!spec || !spec->interest)
         return 0;
-#ifdef KT_FILTER_PIDS
-    u32 tgid = pid_tgid >> 32;
-    u32 tid = (u32)pid_tgid;
-    if (!kt_pids.lookup(&tgid) && !kt_pids.lookup(&tid))
+    u32 zero = 0;
+    struct kt_config *cfg = kt_config.lookup(&zero); /* an array lookup: inlined by the verifier */
+    if (!cfg || (pid_tgid >> 32) == cfg->self_tgid)
         return 0;
-#endif
-#ifdef KT_FILTER_CGROUPS
-    u64 cg = bpf_get_current_cgroup_id();
-    u8 *verdict = kt_cgroups.lookup(&cg);
-    if (!verdict) {
-        u32 seen = pid_tgid >> 32;
-        kt_cgnew.insert(&cg, &seen);
-    } else if (!*verdict) {
-        return 0;
+    u32 filters = cfg->filters;
+    if (!filters)
+        return cfg;
+    if (filters & KT_CF_PIDS) {
+        u32 tgid = pid_tgid >> 32;
+        u32 tid = (u32)pid_tgid;
+        if (!kt_pids.lookup(&tgid) && !kt_pids.lookup(&tid))
+            return 0;
     }
-#endif
-#ifdef KT_FILTER_COMMS
-    if (!spec->always) {
+    if (filters & KT_CF_CGROUPS) {
+        u64 cg = bpf_get_current_cgroup_id();
+        u8 *verdict = kt_cgroups.lookup(&cg);
+        if (!verdict) {
+            u32 seen = pid_tgid >> 32;
+            kt_cgnew.insert(&cg, &seen);
+        } else if (!*verdict) {
+            return 0;
+        }
+    }
+    if ((filters & KT_CF_COMMS) && !spec->always) {
         struct kt_comm comm = {};
         bpf_get_current_comm(&comm.c, sizeof(comm.c));
         if (!kt_comms.lookup(&comm))
             return 0;
     }
-#endif
-    return 1;
+    return cfg;
 }
 
 static __always_inline void kt_head(struct kt_rec *r, u64 pid_tgid, u32 evt, s64 ret,
@@ -160,11 +178,12 @@ static __always_inline u32 kt_copy(u8 *dst, u64 src, u64 want, u32 limit, u32 *f
 }
 
 /* Gather iovecs up to `total` bytes. */
-static __always_inline u32 kt_iov(u8 *dst, u64 iovp, u64 cnt, u64 total, u32 *flags, u32 trunc)
+static __always_inline u32 kt_iov(u8 *dst, u64 iovp, u64 cnt, u64 total, u32 snaplen, u32 *flags,
+                                  u32 trunc)
 {
     u32 off = 0;
-    if (total > KT_SNAPLEN) {
-        total = KT_SNAPLEN;
+    if (total > snaplen) {
+        total = snaplen;
         *flags |= trunc;
     }
 #pragma unroll
@@ -204,12 +223,19 @@ static __always_inline u32 kt_argv(u8 *dst, u64 argvp)
     return off;
 }
 
-/* Fill one segment at dst; for MSG/MMSG also the next segment at dst2. */
+/* snaplen, read where it is used and masked (the loader keeps it below KT_SEGMAX): a bound the
+ * verifier sees at once, which cuts its work on sys_exit by half or more. */
+static __always_inline u32 kt_snaplen(struct kt_config *cfg)
+{
+    return cfg->snaplen & (KT_SEGMAX - 1);
+}
+
 /* Fill one segment; MSG/MMSG fill both. `seg` and `at_exit` are constants at every call site, so
  * the compiler drops the kinds the schema never uses there (the loops of iovecs and argv are the
  * costly ones): enters capture strings, argv and sockaddrs only; argv only ever goes in segment 1
  * (execve's), iovecs and messages only in segment 0. tests/test_schema.py holds the schema to it. */
-static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, int seg, int at_exit)
+static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, int seg, int at_exit,
+                                       struct kt_config *cfg)
 {
     struct kt_rec *r = &b->h;
     u8 kind = s->kind;
@@ -254,7 +280,7 @@ static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, 
             r->flags |= KT_RF_FAULT;
         break;
     case KT_CK_BUF:
-        n = kt_copy(dst, p, want, KT_SNAPLEN, &r->flags, trunc);
+        n = kt_copy(dst, p, want, kt_snaplen(cfg), &r->flags, trunc);
         break;
     case KT_CK_SOCKADDR:
     case KT_CK_SOCKADDR_PLEN:
@@ -262,7 +288,7 @@ static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, 
         n = kt_copy(dst, p, want, 128, &r->flags, trunc);
         break;
     case KT_CK_IOV:
-        n = kt_iov(dst, p, kt_reg(r, 2), want, &r->flags, trunc);
+        n = kt_iov(dst, p, kt_reg(r, 2), want, kt_snaplen(cfg), &r->flags, trunc);
         break;
     case KT_CK_ARGV:
         n = kt_argv(dst, p);
@@ -286,7 +312,7 @@ static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, 
         n = kt_copy(dst, m.name, m.namelen, 128, &r->flags, trunc);
         r->l0 = n;
         u8 *dst2 = b->data + (n & (KT_SEGMAX - 1));
-        r->l1 = kt_iov(dst2, m.iov, m.iovlen, want, &r->flags, KT_RF_TRUNC1);
+        r->l1 = kt_iov(dst2, m.iov, m.iovlen, want, kt_snaplen(cfg), &r->flags, KT_RF_TRUNC1);
         return;
     }
     }
@@ -296,8 +322,8 @@ static __always_inline void kt_segment(struct kt_big *b, struct kt_seg_spec *s, 
         r->l0 = n;
 }
 
-static __always_inline int kt_emit(struct kt_spec *spec, u64 pid_tgid, u32 evt, s64 ret,
-                                   struct kt_argregs *g, int at_exit)
+static __always_inline int kt_emit(struct kt_spec *spec, struct kt_config *cfg, u64 pid_tgid, u32 evt,
+                                   s64 ret, struct kt_argregs *g, int at_exit)
 {
     if (spec->seg[0].kind == 0) {
         struct kt_rec *r = kt_events.ringbuf_reserve(sizeof(struct kt_rec));
@@ -318,9 +344,9 @@ static __always_inline int kt_emit(struct kt_spec *spec, u64 pid_tgid, u32 evt, 
     kt_head(&b->h, pid_tgid, evt, ret, g);
     struct kt_seg_spec s0 = spec->seg[0];
     struct kt_seg_spec s1 = spec->seg[1];
-    kt_segment(b, &s0, 0, at_exit);
+    kt_segment(b, &s0, 0, at_exit, cfg);
     if (s1.kind)
-        kt_segment(b, &s1, 1, at_exit);
+        kt_segment(b, &s1, 1, at_exit, cfg);
     if (b->h.flags & KT_RF_FAULT)
         kt_count(KT_STAT_FAULTS);
     u64 size = (sizeof(struct kt_rec) + b->h.l0 + b->h.l1 + 7) & ~7ULL;
@@ -342,11 +368,12 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     u32 evt = id * 2;
     struct kt_spec *spec = kt_spec.lookup(&evt);
     u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!kt_wanted(pid_tgid, spec))
+    struct kt_config *cfg = kt_wanted(pid_tgid, spec);
+    if (!cfg)
         return 0;
     struct kt_argregs g = {};
     bpf_probe_read_kernel(&g, sizeof(g), (void *)(ctx->args[0] + KT_REGS_OFF));
-    return kt_emit(spec, pid_tgid, evt, 0, &g, 0);
+    return kt_emit(spec, cfg, pid_tgid, evt, 0, &g, 0);
 }
 
 RAW_TRACEPOINT_PROBE(sys_exit)
@@ -358,9 +385,10 @@ RAW_TRACEPOINT_PROBE(sys_exit)
     u32 evt = g.orig_ax * 2 + 1;
     struct kt_spec *spec = kt_spec.lookup(&evt);
     u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!kt_wanted(pid_tgid, spec))
+    struct kt_config *cfg = kt_wanted(pid_tgid, spec);
+    if (!cfg)
         return 0;
-    return kt_emit(spec, pid_tgid, evt, (s64)ctx->args[1], &g, 1);
+    return kt_emit(spec, cfg, pid_tgid, evt, (s64)ctx->args[1], &g, 1);
 }
 
 RAW_TRACEPOINT_PROBE(sched_process_exit)
