@@ -386,6 +386,9 @@ class TableChisel(Chisel):
         self.key_fns = [self.field(k) for k in spec.keys]
         self.value_fn = self.field(spec.value)
         self.filter = spec.filter
+        if spec.value == "evt.rawarg.res":
+            # Only exits carry a result: enters would reach the table only to add nothing.
+            self.filter = f"({spec.filter}) and evt.dir=<" if spec.filter else "evt.dir=<"
         self.interval_ns = ONE_SECOND if self.ctx.live else 0
         self.table: dict[tuple[str, ...], Any] = {}
         self.start_ts = 0  # the first event's time (offline timepct divides by the span)
@@ -423,15 +426,32 @@ class TableChisel(Chisel):
         head = RecordView.HEAD.unpack_from
         res = _RES_IS_RET
         nres = len(res)
+        # Keys by (tid, fd object): valid while the state's version (bumped by every change made
+        # in place) stays the same and the thread and fd are the same objects.
+        keys: dict[tuple[int, int], tuple[Any, Any, tuple[str, ...] | None]] = {}
+        version = -1
 
         def count(buf: bytes, off: int) -> None:
+            nonlocal version
             ts, tid, pid, evt, _cpu, _len, ret = head(buf, off)
             if not self.start_ts:
                 self.start_ts = state.start_ts or ts
             if ret <= 0 or evt >= nres or not res[evt] or buf[off + 84] & R.RF_HIDDEN:
                 return  # enters, failures, internal events: no value, as in on_event
             view.set(buf, off, tid, pid, evt, ret)
-            key = self.key_of(view)  # type: ignore[arg-type]  # raw fields read only the view's part
+            if version != state.version:
+                keys.clear()
+                version = state.version
+            fd, thread = view.fd, view.thread
+            slot = (tid, id(fd))
+            known = keys.get(slot)
+            if known is not None and known[0] is fd and known[1] is thread:
+                key = known[2]
+            else:
+                key = self.key_of(view)  # type: ignore[arg-type]  # raw fields read only the view's part
+                if len(keys) > 65536:
+                    keys.clear()
+                keys[slot] = (fd, thread, key)
             if key is not None:
                 self.table[key] = self.table.get(key, 0) + ret
 

@@ -4,8 +4,6 @@ tables must be those of the Event path, over random streams of fd, socket and pr
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from tests.test_pipeline import P, build_stream
 from tracer.chisel import TableChisel, load_chisel
 from tracer.event import RenderOptions
 from tracer.session import Runner, RunOptions
-from tracer.source.synthetic import fd_row, tables, thread_row, write_capture
+from tracer.source.synthetic import fd_row, tables, thread_row
 
 # Few fds, so that reads and writes often land on sockets and files opened before them.
 OPS = st.sampled_from(["open", "openrel", "close", "read", "write", "socket", "connect", "exec", "clone", "thread",
@@ -39,7 +37,8 @@ CHISELS = [("topconns", False), ("topconns", True), ("topprocs_net", False), ("t
            ("topprocs_file", False), ("topcontainers_file", False)]
 
 
-def run(path: str, name: str, pc: bool, counter: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, bool]:
+def run(batches: list[bytes], name: str, pc: bool, counter: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, bool]:
+    """The chisel's table after the batches went, one feed each, through ``ktrace -c name``'s pipeline."""
     console = Console(file=io.StringIO(), width=100)
     chisel, _ = load_chisel(name, [], container_mode=pc, json_out=False, render=RenderOptions(), live=False,
                             console=console)
@@ -47,10 +46,13 @@ def run(path: str, name: str, pc: bool, counter: bool, monkeypatch: pytest.Monke
     with monkeypatch.context() as m:
         if not counter:
             m.setattr(TableChisel, "record_counter", lambda self, state: None)
-        runner = Runner(RunOptions(reads=[path], chisel=chisel))
-        used = runner.pipeline.on_record is not None
-        runner.run()
-    return chisel.table, used
+        runner = Runner(RunOptions(reads=["unused.kcap"], chisel=chisel))
+    for kind, rows in tabs().items():
+        runner.state.load_table(kind, rows)
+    chisel.on_capture_start(False)
+    for b in batches:
+        runner.pipeline.feed(b)
+    return chisel.table, runner.pipeline.on_record is not None
 
 
 @pytest.mark.parametrize(("name", "pc"), CHISELS)
@@ -59,28 +61,32 @@ def run(path: str, name: str, pc: bool, counter: bool, monkeypatch: pytest.Monke
 @given(steps=st.lists(step_st, max_size=40))
 def test_record_counter_counts_what_on_event_counts(name: str, pc: bool, steps: list[tuple[int, str, int, bool]],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "s.kcap")
-        write_capture(path, *build_stream(steps), tabs=tabs())
-        by_events, used = run(path, name, pc, False, monkeypatch)
-        assert not used
-        by_records, used = run(path, name, pc, True, monkeypatch)
-        assert used
+    batches = build_stream(steps)
+    by_events, used = run(batches, name, pc, False, monkeypatch)
+    assert not used
+    by_records, used = run(batches, name, pc, True, monkeypatch)
+    assert used
     assert by_records == by_events
 
 
 def test_record_counter_on_a_known_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     steps = [(P, "socket", 3, False), (P, "connect", 3, False), (P, "write", 3, True), (P, "read", 3, False),
              (P, "close", 3, False), (P, "open", 3, False), (P, "read", 3, False)]
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "s.kcap")
-        write_capture(path, *build_stream(steps), tabs=tabs())
-        assert run(path, "topconns", False, True, monkeypatch) == ({("tcp", "0.0.0.0:0->10.0.0.1:80"): 8}, True)
-        assert run(path, "topfiles_bytes", False, True, monkeypatch) == ({("/etc/f3",): 4}, True)
+    batches = build_stream(steps)
+    assert run(batches, "topconns", False, True, monkeypatch) == ({("tcp", "0.0.0.0:0->10.0.0.1:80"): 8}, True)
+    assert run(batches, "topfiles_bytes", False, True, monkeypatch) == ({("/etc/f3",): 4}, True)
     steps = [(P, "write", 3, False), (200, "read", 3, False), (P, "read", 4, False), (200, "write", 4, False)]
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "s.kcap")
-        write_capture(path, *build_stream(steps), tabs=tabs())
-        assert run(path, "topconns", False, True, monkeypatch) == ({
-            ("tcp", "10.0.0.2:41000->10.0.0.9:80"): 4, ("tcp", "10.0.0.2:42000->10.0.0.9:80"): 4,
-            ("tcp", "10.0.0.2:41001->10.0.0.9:80"): 4}, True)
+    assert run(build_stream(steps), "topconns", False, True, monkeypatch) == ({
+        ("tcp", "10.0.0.2:41000->10.0.0.9:80"): 4, ("tcp", "10.0.0.2:42000->10.0.0.9:80"): 4,
+        ("tcp", "10.0.0.2:41001->10.0.0.9:80"): 4}, True)
+
+
+def test_record_counter_sees_an_fd_changed_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connect renames the fd object the counter has a key for: the next batch gets the new name."""
+    steps = [(P, "write", 3, True), (P, "connect", 3, True), (P, "write", 3, True)]
+    batches = build_stream(steps)
+    by_events, _ = run(batches, "topconns", False, False, monkeypatch)
+    by_records, used = run(batches, "topconns", False, True, monkeypatch)
+    assert used
+    assert by_records == by_events == {("tcp", "10.0.0.2:41000->10.0.0.9:80"): 4,
+                                       ("tcp", "10.0.0.2:41000->10.0.0.1:80"): 4}

@@ -261,6 +261,7 @@ def bootstrap(state: State, skip_pid: int | None = None) -> None:
                 fds[int(name)] = _fd_from_link(int(name), link, nets, unix, listen)
         state.fds[pid] = fds
     load_users(state)
+    state.version += 1
 
 
 def load_users(state: State) -> None:

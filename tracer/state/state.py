@@ -60,6 +60,9 @@ class State:
         self.groups: dict[int, Group] = {}
         self.containers: dict[str, dict[str, Any]] = {}
         self.start_ts = 0  # first event's time: evt.reltime counts from it
+        # Bumped by every change that may alter a thread or fd in place (everything but the
+        # scanner's fast path, which only adds and removes fds): caches of derived values check it.
+        self.version = 0
         self._pending: dict[int, tuple[int, bytes, bytes]] = {}  # tid -> (enter evt, seg0, seg1)
         self._enter_ts: dict[int, int] = {}
         self._procinfo_ts: dict[int, int] = {}
@@ -101,6 +104,7 @@ class State:
             self._pending[ev.tid] = (ev.evt, ev.seg0, ev.seg1)
 
     def apply(self, ev: Event) -> None:
+        self.version += 1
         evt = ev.evt
         if evt < R.EVT_BASE_OTHER and not evt & 1:
             self.note_enter(ev)
@@ -122,6 +126,8 @@ class State:
 
     def reap(self) -> None:
         """Forget threads that exited (kept until now so their procexit could still be shown)."""
+        if self._reap:
+            self.version += 1
         for tid in self._reap:
             t = self.threads.pop(tid, None)
             # The fd table belongs to the process: it goes with its last thread, which need not
@@ -561,6 +567,7 @@ class State:
         }
 
     def load_table(self, kind: str, rows: list[Any]) -> None:
+        self.version += 1
         # In place: closures (the scanner's thread check) hold these dicts.
         if kind == "threads":
             self.threads.clear()
