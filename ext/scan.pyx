@@ -55,6 +55,16 @@ cdef packed struct rec_head:
     uint32_t length
 
 
+cdef inline bint _absolute_open(const uint8_t *rec, uint32_t length) noexcept:
+    """An open that returned an fd, of an absolute path: applying it needs no other state."""
+    cdef int64_t ret
+    cdef uint16_t l0, l1
+    memcpy(&ret, rec + 24, 8)
+    memcpy(&l0, rec + REC_L0, 2)
+    memcpy(&l1, rec + REC_L0 + 2, 2)
+    return 0 <= ret <= 0x7FFFFFFF and l0 > 0 and REC_FIXED + <uint32_t>l0 + l1 <= length and rec[REC_FIXED] == 0x2F
+
+
 cdef class Scanner:
     """Selects records of interest from batches.
 
@@ -77,6 +87,9 @@ cdef class Scanner:
     cdef public uint64_t last_ts
     cdef bytes _fmask
     cdef object _fast
+    cdef dict _fast_fds
+    cdef dict _pending  # (pid << 32 | fd) -> offset of an open not applied yet
+    cdef const uint8_t *_pbase  # the batch being scanned
     cdef public bint fast_on
     cdef public bint exact_fd_only
     cdef public uint64_t fast_applied
@@ -97,6 +110,8 @@ cdef class Scanner:
         # ``fast``: the state (its ``fds`` dict and ``open_raw(pid, tid, num, path, flags, dirfd)``).
         self._fmask = bytes(fast_mask) if fast_mask is not None and fast is not None else b""
         self._fast = fast
+        self._fast_fds = fast.fds if fast is not None else {}  # kept in place by the state
+        self._pending = {}
         self.fast_on = bool(self._fmask)
         # Exact matches are consumed reading only their own fd and thread (a table chisel's
         # record counter), so fd events of the process's other fds need not wait for them.
@@ -159,11 +174,14 @@ cdef class Scanner:
         if end == 0:
             return sel, 0
         base = &view[0]
+        self._pbase = base
         while off < end:
             if end - off < REC_FIXED:
+                self._flush()
                 raise BatchError(f"truncated record at byte {off}", off)
             memcpy(&h, base + off, sizeof(rec_head))
             if h.length < REC_FIXED or (h.length & 7) or off + h.length > end:
+                self._flush()
                 raise BatchError(f"bad record length {h.length} at byte {off}", off)
             if n == 0:
                 self.first_ts = h.ts
@@ -182,7 +200,6 @@ cdef class Scanner:
                     # An fd event changes that one fd: only its cached answer goes.
                     fdnum = self._fast_fd(base + off, code)
                     fdkey = (<uint64_t>h.pid << 32) | <uint32_t>fdnum
-                    dirty_fds.add(fdkey)  # the event itself is judged after it changed the fd
                     if has_fcheck:
                         table = self._fds.get(h.pid)
                         if table is not None:
@@ -214,8 +231,8 @@ cdef class Scanner:
                     reg = regs[h.evt]
                     if reg == FD_NONE:
                         ok = 0
-                    elif reg >= 6:
-                        exact = 0
+                    elif reg >= 6 or (code and why & 1):
+                        exact = 0  # a fd event is judged after it changed its fd
                     else:
                         memcpy(&fd, base + off + ARGS_OFF + 8 * reg, 4)
                         r = self._fd_ok(h.pid, fd, dirty_pids, dirty_fds)
@@ -228,12 +245,25 @@ cdef class Scanner:
             if code and why & 1:
                 if why == 1 and not blocked and (not waiting_pids or h.pid not in waiting_pids) \
                         and (not waiting_fds or fdkey not in waiting_fds):
-                    self._apply_fast(base + off, h.pid, h.tid, h.length, code)
-                    dirty_fds.discard(fdkey)  # the state is current again
+                    if code == FAST_CLOSE:
+                        if self._pending:
+                            self._pending.pop(fdkey, None)  # an open nobody has looked at: never mind
+                        self._apply_fast(base + off, h.pid, h.tid, h.length, code)
+                    elif _absolute_open(base + off, h.length):
+                        # Kept pending: applied when anything may look (a callback, a selected
+                        # record, the batch's end), or forgotten with its close.
+                        if fdkey in self._pending:
+                            self._flush()
+                        self._pending[fdkey] = off
+                    else:
+                        self._flush()  # a relative path may name a pending open's directory
+                        self._apply_fast(base + off, h.pid, h.tid, h.length, code)
                     why = 0
                     self.fast_applied += 1
-                elif why == 1:
-                    why |= C_SEL_FAST  # Python applies it in stream order; until then the fd is unsure
+                else:
+                    dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
+                    if why == 1:
+                        why |= C_SEL_FAST
             if why and nfmask:
                 # Fd events touch their own process's table only; others (clone, exec, thread
                 # info...) may read or drop any process's: nothing may pass them.
@@ -252,6 +282,8 @@ cdef class Scanner:
                 else:
                     waiting_pids.add(h.pid)
             if why:
+                if self._pending:
+                    self._flush()  # Python will see this record's state: the opens before it too
                 if nsel + 3 > len(sel):
                     resize_smart(sel, nsel + 3)
                 out = <uint64_t *>sel.data.as_voidptr
@@ -261,6 +293,7 @@ cdef class Scanner:
                 nsel += 3
             off += h.length
             n += 1
+        self._flush()
         resize_smart(sel, nsel)
         return sel, n
 
@@ -280,7 +313,7 @@ cdef class Scanner:
         memcpy(&ret, rec + 24, 8)
         if code == FAST_CLOSE:
             if ret == 0:
-                table = self._fast.fds.get(pid)
+                table = self._fast_fds.get(pid)
                 if table:
                     memcpy(&fd, rec + ARGS_OFF, 4)
                     table.pop(fd, None)
@@ -306,6 +339,19 @@ cdef class Scanner:
         self._fast.open_raw(pid, tid, <int>ret, (<const char *>rec + REC_FIXED)[:l0], flags, dirfd)
         return 0
 
+    cdef int _flush(self) except -1:
+        """Apply the pending opens, in stream order."""
+        cdef rec_head h
+        cdef const uint8_t *fmask = <const uint8_t *><char *>self._fmask
+        if not self._pending:
+            return 0
+        offsets = list(self._pending.values())
+        self._pending.clear()
+        for o in offsets:
+            memcpy(&h, self._pbase + <Py_ssize_t>o, sizeof(rec_head))
+            self._apply_fast(self._pbase + <Py_ssize_t>o, h.pid, h.tid, h.length, fmask[h.evt])
+        return 0
+
     def apply(self, batch, Py_ssize_t off):
         """Apply the fast-mask event at ``off`` (selected with SEL_FAST) to the state."""
         cdef const uint8_t[:] view = batch
@@ -324,6 +370,8 @@ cdef class Scanner:
             return -1
         cached = self._tids.get(tid)
         if cached is None:
+            if self._pending:
+                self._flush()
             cached = self.tid_check(tid)
             if cached is None:
                 return -1
@@ -339,6 +387,8 @@ cdef class Scanner:
             table = self._fds[pid] = {}
         cached = table.get(fd)
         if cached is None:
+            if self._pending:
+                self._flush()
             cached = self.fd_check(pid, fd)
             if cached is None:
                 return -1

@@ -530,3 +530,27 @@ def test_engines_agree_on_the_fast_path(batches: list[list[tuple[int, int, int, 
             res.append((list(sel), n))
         outs.append((res, st_.fds, st_.opened, sc.fast_applied, fcheck.asked if fcheck else None))
     assert outs[0] == outs[1]
+
+
+def test_an_open_closed_unseen_never_reaches_python() -> None:
+    """An open kept pending is forgotten with its close (the old entry goes, as the close says);
+    anything that may look (a callback, a selected record, the batch's end) applies it first."""
+    read_x = R.syscall_evt(0, 1)
+    s = Synth(pid=50).open("/tmp/a", 3, dirfd=-100).close(3)  # nobody looked: no open_raw
+    s.open("/tmp/b", 5, dirfd=-100).read(5, b"x")  # the read's fd check sees /tmp/b
+    s.on(60).open("/tmp/c", 6, dirfd=-100)  # the batch's end applies it
+    batch = s.batch()
+    for mod in _engines():
+        st_ = FdTables()
+        asked: list[Any] = []
+
+        def check(pid: int, fd: int, st_: FdTables = st_, asked: list[Any] = asked) -> bool:
+            asked.append((pid, fd, dict(st_.fds[pid])))
+            return True
+
+        sc = _fast_scanner(mod, mask(read_x), st_, check)
+        sel, _ = sc.scan(batch)
+        assert [o[3] for o in st_.opened] == [b"/tmp/b", b"/tmp/c"], mod
+        assert asked == [(50, 5, {4: "keep", 5: b"/tmp/b"})]
+        assert st_.fds == {50: {4: "keep", 5: b"/tmp/b"}, 60: {6: b"/tmp/c"}}
+        assert [why for _, _, why in triples(sel)] == [M]

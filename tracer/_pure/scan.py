@@ -93,6 +93,7 @@ class Scanner:
         # record counter), so fd events of the process's other fds need not wait for them.
         self.exact_fd_only = False
         self.fast_applied = 0
+        self._pending: dict[tuple[int, int], int] = {}  # (pid, fd) -> offset of an open not applied yet
 
     def reset_tids(self) -> None:
         """Forget cached answers (a thread's name or container changed, tables were loaded)."""
@@ -124,9 +125,11 @@ class Scanner:
         waiting_fds: set[tuple[int, int]] = set()  # fds read by exact matches waiting for Python
         while off < end:
             if end - off < REC_FIXED:
+                self._flush(batch)
                 raise BatchError(f"truncated record at byte {off}", off)
             ts, tid, pid, evt, _cpu, length = _HEAD.unpack_from(batch, off)
             if length < REC_FIXED or length & 7 or off + length > end:
+                self._flush(batch)
                 raise BatchError(f"bad record length {length} at byte {off}", off)
             if n == 0:
                 self.first_ts = ts
@@ -145,7 +148,6 @@ class Scanner:
                 if code:
                     # An fd event changes that one fd: only its cached answer goes.
                     fdkey = (pid, _fast_fd(batch, off, code))
-                    dirty_fds.add(fdkey)  # the event itself is judged after it changed the fd
                     if fcheck is not None and pid in fds:
                         fds[pid].pop(fdkey[1], None)
                 else:
@@ -165,6 +167,7 @@ class Scanner:
                         else:
                             known = tids.get(tid)
                             if known is None:
+                                self._flush(batch)
                                 known = tcheck(tid)
                                 if known is not None:
                                     tids[tid] = known
@@ -176,8 +179,8 @@ class Scanner:
                         reg = regs[evt]
                         if reg == FD_NONE:
                             ok = False
-                        elif reg == FD_RET or pid in dirty_pids:
-                            exact = False
+                        elif reg == FD_RET or pid in dirty_pids or (code and why & SEL_STATE):
+                            exact = False  # (a fd event is judged after it changed its fd)
                         else:
                             fd = _ARG.unpack_from(batch, off + 32 + 8 * reg)[0]
                             fd = (fd & 0xFFFFFFFF) - (1 << 32) if fd & 0x80000000 else fd & 0xFFFFFFFF
@@ -187,6 +190,7 @@ class Scanner:
                                 table = fds.setdefault(pid, {})
                                 fknown = table.get(fd)
                                 if fknown is None:
+                                    self._flush(batch)
                                     fknown = fcheck(pid, fd)
                                     if fknown is not None:
                                         table[fd] = fknown
@@ -198,12 +202,24 @@ class Scanner:
                         why |= SEL_MATCH | (SEL_EXACT if exact else 0)
             if code and why & SEL_STATE:
                 if why == SEL_STATE and not blocked and pid not in waiting_pids and fdkey not in waiting_fds:
-                    self._apply_fast(batch, off, pid, tid, length, code)
-                    dirty_fds.discard(fdkey)  # the state is current again
+                    if code == FAST_CLOSE:
+                        self._pending.pop(fdkey, None)  # an open nobody has looked at: never mind
+                        self._apply_fast(batch, off, pid, tid, length, code)
+                    elif _absolute_open(batch, off, length):
+                        # Kept pending: applied when anything may look (a callback, a selected
+                        # record, the batch's end), or forgotten with its close.
+                        if fdkey in self._pending:
+                            self._flush(batch)
+                        self._pending[fdkey] = off
+                    else:
+                        self._flush(batch)  # a relative path may name a pending open's directory
+                        self._apply_fast(batch, off, pid, tid, length, code)
                     why = 0
                     self.fast_applied += 1
-                elif why == SEL_STATE:
-                    why |= SEL_FAST  # Python applies it in stream order; until then the fd is unsure
+                else:
+                    dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
+                    if why == SEL_STATE:
+                        why |= SEL_FAST
             if why and nfmask:
                 # Fd events touch their own process's table only; others (clone, exec, thread
                 # info...) may read or drop any process's: nothing may pass them.
@@ -220,9 +236,11 @@ class Scanner:
                 else:
                     waiting_pids.add(pid)
             if why:
+                self._flush(batch)  # Python will see this record's state: the opens before it too
                 sel.extend((n, off, why))
             off += length
             n += 1
+        self._flush(batch)
         return sel, n
 
     def _apply_fast(self, batch: bytes, off: int, pid: int, tid: int, length: int, code: int) -> None:
@@ -252,6 +270,16 @@ class Scanner:
         dirfd = _fast_fd(batch, off, FAST_CLOSE) if code in (FAST_OPEN_A2, FAST_OPEN_SEG1) else None
         self._fast.open_raw(pid, tid, ret, bytes(batch[p:p + l0]), flags, dirfd)
 
+    def _flush(self, batch: bytes) -> None:
+        """Apply the pending opens, in stream order."""
+        if not self._pending:
+            return
+        offsets = list(self._pending.values())
+        self._pending.clear()
+        for o in offsets:
+            _ts, tid, pid, evt, _cpu, length = _HEAD.unpack_from(batch, o)
+            self._apply_fast(batch, o, pid, tid, length, self._fmask[evt])
+
     def apply(self, batch: bytes, off: int) -> None:
         """Apply the fast-mask event at ``off`` (selected with SEL_FAST) to the state."""
         if off < 0 or off + REC_FIXED > len(batch):
@@ -260,6 +288,13 @@ class Scanner:
         if length < REC_FIXED or off + length > len(batch) or evt >= len(self._fmask) or not self._fmask[evt]:
             raise ValueError("not a fast-path record")
         self._apply_fast(batch, off, pid, tid, length, self._fmask[evt])
+
+
+def _absolute_open(batch: bytes, off: int, length: int) -> bool:
+    """An open that returned an fd, of an absolute path: applying it needs no other state."""
+    ret = _ARG.unpack_from(batch, off + 24)[0]
+    l0, l1 = _LENS.unpack_from(batch, off + 80)
+    return 0 <= ret <= 0x7FFFFFFF and l0 > 0 and REC_FIXED + l0 + l1 <= length and batch[off + REC_FIXED] == 0x2F
 
 
 def _fast_fd(batch: bytes, off: int, code: int) -> int:

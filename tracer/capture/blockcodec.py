@@ -5,8 +5,9 @@ Codecs (the block header's ``codec`` byte):
 
 - CODEC_NONE (0): stored as is (small control blocks).
 - CODEC_ZSTD (1): one zstd frame with its content size; the default for every large block.
-  Level 1: on a `dd bs=1` storm it stores 3-4 bytes per event at ~25 M events/s (level 3 gives
-  the same size at half the speed; see bench/bench_capture.py).
+  Level -1 (zstd's fast mode): live capture competes with the traced programs for CPU, and on a
+  web server's events (nginx under wrk) it compresses 16% faster than level 1 for 2% more bytes;
+  level 3 gives level 1's size at half its speed (bench/bench_capture.py).
 - CODEC_ZSTD_T8 (2): the block seen as 8-byte words is split into 8 byte planes (byte 0 of every
   word, then byte 1 ...) before zstd; the tail that is not a whole word follows as is. Done with
   strided slices, so no Python loop. About 25% smaller on the storm but ~3x slower to write, so
@@ -31,7 +32,7 @@ CODEC_ZSTD: Final = 1
 CODEC_ZSTD_T8: Final = 2
 CODEC_NAMES: Final[dict[int, str]] = {CODEC_NONE: "none", CODEC_ZSTD: "zstd", CODEC_ZSTD_T8: "zstd+t8"}
 
-DEFAULT_LEVEL: Final = 1
+DEFAULT_LEVEL: Final = -1
 _MAX_WINDOW: Final = 1 << 27
 
 _local = threading.local()

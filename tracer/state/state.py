@@ -202,9 +202,12 @@ class State:
     def open_raw(self, pid: int, tid: int, num: int, path: bytes, flags: int, dirfd: int | None) -> None:
         """An open straight from its record (the scanner's fast path): what _on_open does."""
         name = path.decode(errors="replace")
-        if not name.startswith("/"):
+        if name[:1] != "/":
             name = resolve_in(self, self.threads.get(tid), pid, name, dirfd)
-        self._opened(pid, num, name, flags)
+        table = self.fds.get(pid)
+        if table is None:
+            table = self.fds[pid] = {}
+        table[num] = Fd(num, "directory" if flags & O_DIRECTORY else "file", name, flags=flags)
 
     def _opened(self, pid: int, num: int, path: str, flags: int) -> None:
         kind = "directory" if flags & O_DIRECTORY else "file"
