@@ -23,7 +23,18 @@ from tracer.schema.events import SYSCALL_NR
 from tracer.schema.fields import FIELDS
 from tracer.session import Runner, RunOptions, fd_check, thread_check, wanted_events
 from tracer.source.enrich_live import internal_record
-from tracer.source.synthetic import Synth, fd_row, lines, split, state_from, tables, thread_row, write_capture
+from tracer.source.synthetic import (
+    STREAM_OPS,
+    Synth,
+    build_stream,
+    fd_row,
+    lines,
+    split,
+    state_from,
+    tables,
+    thread_row,
+    write_capture,
+)
 from tracer.state.state import State
 
 P = 100
@@ -91,61 +102,8 @@ FILTERS = [
     "fd.name contains passwd",
 ]
 
-OPS = st.sampled_from(["open", "openrel", "close", "read", "write", "socket", "connect", "pipe", "exec", "clone",
-                       "thread", "procexit", "chdir", "dup", "rename"])
+OPS = st.sampled_from(STREAM_OPS)
 step_st = st.tuples(st.sampled_from([P, 101, 200]), OPS, st.integers(3, 7), st.booleans())
-
-
-def build_stream(steps: list[tuple[int, str, int, bool]]) -> list[bytes]:
-    s = Synth(pid=P)
-    batches = []
-    next_child = 400
-    dead: set[int] = set()  # exec kills the other threads of the process: no events of theirs follow
-    for tid, op, fd, cut in steps:
-        if tid in dead:
-            continue
-        v = s.on(tid, P if tid == 101 else tid)
-        if op == "open":
-            v.open(f"/etc/f{fd}", fd)
-        elif op == "openrel":
-            v.open(f"r{fd}", fd, dirfd=-100)
-        elif op == "close":
-            v.close(fd)
-        elif op == "read":
-            v.read(fd, b"data")
-        elif op == "write":
-            v.write(fd, b"data")
-        elif op == "socket":
-            v.socket(fd)
-        elif op == "connect":
-            v.connect(fd, ("10.0.0.1", 80))
-        elif op == "pipe":
-            v.pipe(fd, fd + 1)
-        elif op == "exec":
-            path = b"/bin/cat" if fd % 2 else b"/usr/bin/app"
-            # A thread's exec ends as the leader (the kernel's de_thread): the exit comes with the pid.
-            v.syscall("execve", seg0=path, seg1=path + b"\0", exit=False)
-            v.on(v.pid).syscall("execve", ret=0, seg0=path.rsplit(b"/", 1)[1], enter=False)
-            if v.pid == P:
-                dead.add(101)
-        elif op == "clone":
-            v.clone(next_child)
-            v.on(next_child).read(fd, b"child")
-            next_child += 1
-        elif op == "thread":
-            v.threadinfo(comm="peer" if fd % 2 else "app")
-        elif op == "procexit":
-            v.procexit()
-        elif op == "chdir":
-            v.chdir("/tmp")
-        elif op == "dup":
-            v.dup2(fd, fd + 1)
-        elif op == "rename":
-            v.syscall("rename", seg0=b"a", seg1=b"b")
-        if cut:
-            batches.append(s.batch())
-    batches.append(s.batch())
-    return batches
 
 
 def run_both(filt: str, batches: list[bytes]) -> tuple[list[str], list[str]]:

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from tests.test_pipeline import P, build_stream
 from tracer.chisel import TableChisel, load_chisel
 from tracer.event import RenderOptions
 from tracer.session import Runner, RunOptions
-from tracer.source.synthetic import fd_row, tables, thread_row
+from tracer.source.synthetic import build_stream, fd_row, tables, thread_row
 
+P = 100
 # Few fds, so that reads and writes often land on sockets and files opened before them.
 OPS = st.sampled_from(["open", "openrel", "close", "read", "write", "socket", "connect", "exec", "clone", "thread",
                        "procexit", "dup"])

@@ -545,6 +545,65 @@ def write_capture(path: str | os.PathLike[str], *batches: bytes, tabs: Mapping[s
     return Path(path)
 
 
+STREAM_OPS = ("open", "openrel", "close", "read", "write", "socket", "connect", "pipe", "exec", "clone", "thread",
+              "procexit", "chdir", "dup", "rename")
+
+
+def build_stream(steps: Sequence[tuple[int, str, int, bool]], pid: int = 100) -> list[bytes]:
+    """Batches of a stream made of ``(tid, op, fd, cut)`` steps: thread ``tid`` (of process ``pid``
+    when ``pid + 1``, else its own) does ``op`` (one of STREAM_OPS) on ``fd``, and ``cut`` ends a
+    batch there. Property tests draw the steps at random."""
+    s = Synth(pid=pid)
+    batches = []
+    next_child = 400
+    dead: set[int] = set()  # exec kills the other threads of the process: no events of theirs follow
+    for tid, op, fd, cut in steps:
+        if tid in dead:
+            continue
+        v = s.on(tid, pid if tid == pid + 1 else tid)
+        if op == "open":
+            v.open(f"/etc/f{fd}", fd)
+        elif op == "openrel":
+            v.open(f"r{fd}", fd, dirfd=-100)
+        elif op == "close":
+            v.close(fd)
+        elif op == "read":
+            v.read(fd, b"data")
+        elif op == "write":
+            v.write(fd, b"data")
+        elif op == "socket":
+            v.socket(fd)
+        elif op == "connect":
+            v.connect(fd, ("10.0.0.1", 80))
+        elif op == "pipe":
+            v.pipe(fd, fd + 1)
+        elif op == "exec":
+            path = b"/bin/cat" if fd % 2 else b"/usr/bin/app"
+            # A thread's exec ends as the leader (the kernel's de_thread): the exit comes with the pid.
+            v.syscall("execve", seg0=path, seg1=path + b"\0", exit=False)
+            v.on(v.pid).syscall("execve", ret=0, seg0=path.rsplit(b"/", 1)[1], enter=False)
+            if v.pid == pid:
+                dead.add(pid + 1)
+        elif op == "clone":
+            v.clone(next_child)
+            v.on(next_child).read(fd, b"child")
+            next_child += 1
+        elif op == "thread":
+            v.threadinfo(comm="peer" if fd % 2 else "app")
+        elif op == "procexit":
+            v.procexit()
+        elif op == "chdir":
+            v.chdir("/tmp")
+        elif op == "dup":
+            v.dup2(fd, fd + 1)
+        elif op == "rename":
+            v.syscall("rename", seg0=b"a", seg1=b"b")
+        if cut:
+            batches.append(s.batch())
+    batches.append(s.batch())
+    return batches
+
+
 class SyntheticSource:
     """Batches handed out with the live source's interface (``batches``, ``stop``, ``stats``, ``close``)."""
 
@@ -573,7 +632,7 @@ class SyntheticSource:
 
 
 __all__ = [
-    "AT_FDCWD", "CLONE_FORK", "CLONE_PTHREAD", "T0", "Addr", "Fd", "Group", "Synth", "SyntheticSource", "Thread",
-    "User", "fd_row", "group_row", "lines", "run", "sockaddr", "split", "state_from", "tables", "thread_row",
-    "user_row", "write_capture",
+    "AT_FDCWD", "CLONE_FORK", "CLONE_PTHREAD", "STREAM_OPS", "T0", "Addr", "Fd", "Group", "Synth", "SyntheticSource",
+    "Thread", "User", "build_stream", "fd_row", "group_row", "lines", "run", "sockaddr", "split", "state_from",
+    "tables", "thread_row", "user_row", "write_capture",
 ]
