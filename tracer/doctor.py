@@ -24,10 +24,10 @@ import platform
 import re
 import stat
 import sys
-import sysconfig
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 OK = "OK"
 WARN = "WARN"
@@ -58,7 +58,6 @@ RUNTIME_SOCKETS: tuple[tuple[str, str], ...] = (
     ("k3s containerd", "/run/k3s/containerd/containerd.sock"),
 )
 
-DEBIAN_BCC = "/usr/lib/python3/dist-packages/bcc"
 
 WHY_OTHER_HEADERS_ARE_FINE = (
     "that is fine: the probe reads tracepoint arguments, BPF helpers and user memory only, "
@@ -133,10 +132,6 @@ def _read(path: str) -> str | None:
 
 def _debian_arch() -> str:
     return _DEBIAN_ARCH.get(platform.machine(), platform.machine())
-
-
-def _site_packages() -> str:
-    return sysconfig.get_paths()["purelib"]
 
 
 # --- the checks ------------------------------------------------------------------------------------
@@ -290,31 +285,16 @@ def check_btf(roots: Roots) -> Check:
     )
 
 
-def check_bcc(importer: Callable[[], object] | None = None) -> Check:
-    """Debian's bcc (python3-bpfcc) importable from this interpreter, not PyPI's unrelated "bcc"."""
-    name = "bcc"
-    link_fix = f"apt-get install python3-bpfcc && ln -s {DEBIAN_BCC} {_site_packages()}/bcc"
-    try:
-        module = importer() if importer is not None else __import__("bcc")
-    except ImportError as e:
-        return Check(MISSING, name, f"python module not importable ({e})", link_fix)
-    except Exception as e:  # libbcc.so missing or broken: bcc raises OSError or others at import
-        return Check(
-            MISSING,
-            name,
-            f"python module fails to load libbcc ({type(e).__name__}: {e})",
-            "apt-get install --reinstall libbpfcc python3-bpfcc",
-        )
-    where = os.path.dirname(os.path.realpath(getattr(module, "__file__", "") or ""))
-    if not hasattr(module, "BPF"):
-        return Check(
-            MISSING,
-            name,
-            f"the 'bcc' at {where} is not the BPF compiler collection (PyPI's 'bcc' is an unrelated project)",
-            f"pip uninstall bcc && {link_fix}",
-        )
-    version = getattr(module, "__version__", "unknown version")
-    return Check(OK, name, f"{version} ({where})")
+def check_bcc(finder: Callable[[], Path | None] | None = None) -> Check:
+    """libbcc (Debian's libbpfcc), which compiles the probe when the cache has no entry for it.
+    ktrace loads the compiled probe itself: bcc's Python module is not needed."""
+    from .probe.image import libbcc_path
+
+    found = finder() if finder is not None else libbcc_path()
+    if found is None:
+        return Check(MISSING, "bcc", "libbcc.so.0 not found: the probe cannot be compiled",
+                     "apt-get install libbpfcc (or python3-bpfcc, which brings it)")
+    return Check(OK, "bcc", f"{found} (compiles the probe on a cache miss)")
 
 
 def check_probe_cache(env: Mapping[str, str] | None = None) -> Check:
