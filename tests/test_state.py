@@ -582,3 +582,35 @@ def test_main_thread_exit_keeps_fds_while_threads_live() -> None:
     s.on(101, P).read(3, b"x")
     out = lines(s.batch(), state=st, fmt="%fd.name", filter="evt.dir=<")
     assert out == ["/data"]
+
+
+def test_a_child_running_before_its_parents_clone_returns_has_its_fds() -> None:
+    """fork's child often runs first: its own return is paired with the parent's clone enter (same
+    arguments), so the pipe it inherited is named at once, and the parent's return changes nothing."""
+    from tracer.source.synthetic import CLONE_FORK, Synth, lines, state_from, tables, thread_row
+
+    s = Synth(pid=300).pipe(8, 9)
+    s.syscall("clone", (CLONE_FORK,), ret=301, exit=False)
+    c = s.on(301)
+    c.syscall("clone", (CLONE_FORK,), ret=0, enter=False)
+    c.close(8).write(9, b"hi").dup2(9, 1)
+    s.syscall("clone", (CLONE_FORK,), ret=301, enter=False)
+    c.write(1, b"again")
+    st = state_from(tables(threads=[thread_row(300, comm="sh", cwd="/srv")]))
+    out = lines(s.batch(), state=st, fmt="%proc.name %proc.ppid %evt.type %fd.num %fd.type",
+                filter="thread.tid=301 and evt.dir=< and evt.type in (close, write, dup2)")
+    assert out == ["sh 300 close 8 <NA>", "sh 300 write 9 pipe", "sh 300 dup2 1 pipe", "sh 300 write 1 pipe"]
+    assert st.threads[301].cwd == "/srv" and sorted(st.fds[301]) == [1, 9]
+    assert sorted(st.fds[300]) == [8, 9]
+
+
+def test_twin_forks_with_the_same_arguments_are_not_guessed() -> None:
+    from tracer.source.synthetic import CLONE_FORK, Synth, lines, state_from, tables, thread_row
+
+    s = Synth(pid=300).pipe(8, 9)
+    s.syscall("clone", (CLONE_FORK,), ret=301, exit=False)
+    s.on(302, 300).syscall("clone", (CLONE_FORK,), ret=303, exit=False)
+    s.on(301).syscall("clone", (CLONE_FORK,), ret=0, enter=False).write(9, b"hi")
+    st = state_from(tables(threads=[thread_row(300, comm="sh"), thread_row(302, 300, comm="sh")]))
+    out = lines(s.batch(), state=st, fmt="%fd.type", filter="thread.tid=301 and evt.type=write and evt.dir=<")
+    assert out == ["<NA>"]  # two candidate parents: the child stays unknown until one returns

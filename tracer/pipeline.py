@@ -59,8 +59,8 @@ def state_events() -> frozenset[int]:
     from .state.state import State as _S
 
     out = set(_S()._handlers)
-    for name in ("execve", "execveat", "connect"):
-        out.update(event_ids(name)[:1])  # their enters carry what the exit needs
+    for name in ("execve", "execveat", "connect", "clone", "clone3", "fork", "vfork"):
+        out.update(event_ids(name)[:1])  # their enters carry what the exit needs (or the child's)
     # prctl(PR_SET_NAME) renames the thread: its exit carries the new comm.
     out.update(event_ids("prctl")[1:])
     return frozenset(out)

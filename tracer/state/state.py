@@ -37,6 +37,7 @@ def _exit(name: str) -> int:
 
 
 _EXEC_ENTERS = frozenset({_NR["execve"] * 2, _NR["execveat"] * 2})
+CLONE_ENTERS = frozenset(_NR[n] * 2 for n in ("clone", "clone3", "fork", "vfork"))
 
 
 def _comm(ev: Event) -> str:
@@ -70,6 +71,10 @@ class State:
         # Forks in a container, waiting for their other half (see _ns_parent).
         self._ns_clones: dict[tuple[int, ...], list[tuple[int, int]]] = {}
         self._ns_orphans: dict[tuple[int, ...], list[int]] = {}
+        # Host threads inside a clone-family call: tid -> (enter event, arguments). A child whose
+        # own return comes before its parent's is paired by them (see _host_child).
+        self._forking: dict[int, tuple[int, tuple[int, ...]]] = {}
+        self._adopted: set[int] = set()  # children set up that way, their parent's return not seen yet
         # Called after a thread's name/container may have changed (the scanner's thread cache).
         self.on_thread_change: Callable[[int], None] | None = None
         self._handlers = self._build_handlers()
@@ -102,6 +107,8 @@ class State:
         self._enter_ts[ev.tid] = ev.ts
         if ev.seg0 or ev.seg1:
             self._pending[ev.tid] = (ev.evt, ev.seg0, ev.seg1)
+        if ev.evt in CLONE_ENTERS:
+            self._forking[ev.tid] = (ev.evt, ev.args)
 
     def apply(self, ev: Event) -> None:
         self.version += 1
@@ -136,6 +143,7 @@ class State:
                 self.fds.pop(t.pid, None)
             self._enter_ts.pop(tid, None)
             self._pending.pop(tid, None)
+            self._forking.pop(tid, None)
         self._reap.clear()
 
     def _changed(self, tid: int) -> None:
@@ -217,6 +225,15 @@ class State:
         if ev.ret < 0:
             return
         new = ev.tid not in self.threads
+        if ev.ret == 0 and new and self._host_child(ev):
+            return
+        if ev.ret != 0:
+            self._forking.pop(ev.tid, None)
+            if ev.ret > 0 and ev.ret in self._adopted:
+                # Its child was set up from this thread at the child's own return (_host_child)
+                # and has lived since: nothing to copy again.
+                self._adopted.discard(ev.ret)
+                return
         parent = self.thread(ev.tid, ev.pid)
         if not parent.comm:
             parent.comm = _comm(ev)  # the caller (or the child, on its own return) first seen here
@@ -266,6 +283,41 @@ class State:
             # A new process starts with a copy of the parent's fd table.
             self.fds[child_pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
         self._changed(child_tid)
+
+    def _host_child(self, ev: Event) -> bool:
+        """A child's own return from clone, first of its events: when exactly one host thread is in
+        a clone-family call with the same arguments (the child returns with a copy of its parent's
+        registers), the child starts as a copy of it, fds included, as the kernel made it, instead
+        of as an unknown thread until its parent's return or /proc tell."""
+        want = (ev.evt - 1, ev.args)
+        found = [tid for tid, call in self._forking.items() if call == want]
+        if len(found) != 1:
+            return False
+        parent = self.threads.get(found[0])
+        if parent is None or parent.vtid != parent.tid and (parent.vtid > 0 or parent.container_id != "host"):
+            return False  # unknown, or in a pid namespace (a container): _ns_child pairs those
+        if ev.evt == _exit("clone"):
+            flags = ev.args[0]
+        elif ev.evt == _exit("clone3"):
+            flags = int.from_bytes(ev.seg0[:8] or b"\0", "little")
+        else:
+            flags = 0
+        if flags & CLONE_NEWPID or (ev.pid == parent.pid) != bool(flags & CLONE_THREAD):
+            return False
+        child = parent.fork(ev.tid, ev.pid)
+        if flags & CLONE_PARENT:
+            child.ptid = parent.ptid
+        if parent.vtid == parent.tid:
+            child.vtid, child.vpid = ev.tid, ev.pid  # the host's pid namespace: same ids
+        child.start_ts = ev.ts
+        self.threads[ev.tid] = child
+        if ev.pid != parent.pid and ev.pid not in self.fds:
+            self.fds[ev.pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
+        if len(self._adopted) > 4096:
+            self._adopted.clear()
+        self._adopted.add(ev.tid)
+        self._changed(ev.tid)
+        return True
 
     # A container's fork: the parent's clone returns the child's id in the container, the child's
     # own return (ret 0) comes with its host id. The two are paired by the clone's arguments, which
