@@ -246,8 +246,9 @@ cdef class Scanner:
                 if why == 1 and not blocked and (not waiting_pids or h.pid not in waiting_pids) \
                         and (not waiting_fds or fdkey not in waiting_fds):
                     if code == FAST_CLOSE:
-                        if self._pending:
-                            self._pending.pop(fdkey, None)  # an open nobody has looked at: never mind
+                        if self._pending and self._pending.pop(fdkey, None) is not None:
+                            # An open nobody has looked at: never mind it, but for the table it made.
+                            self._fast_fds.setdefault(h.pid, {})
                         self._apply_fast(base + off, h.pid, h.tid, h.length, code)
                     elif _absolute_open(base + off, h.length):
                         # Kept pending: applied when anything may look (a callback, a selected

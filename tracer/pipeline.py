@@ -286,8 +286,7 @@ def _follows(batch: bytes, off: int, tid: int) -> bool:
     """Whether the record at ``off`` is one live mode inserted right after an event of ``tid``,
     about it: thread or fd info, or the metadata of the container it was first seen in (which
     carries the thread's id; metadata that merely arrived carries 0)."""
-    evt = _evt_at(batch, off)
-    return evt in _FOLLOWERS or (evt == R.EVT_CONTAINER and int.from_bytes(batch[off + 8:off + 12], "little") == tid)
+    return _evt_at(batch, off) in _FOLLOWERS and int.from_bytes(batch[off + 8:off + 12], "little") == tid
 
 
 def _record_bytes(ev: Event) -> bytes:
@@ -302,7 +301,7 @@ def _ts(rec: bytes) -> int:
 
 _EXEC_ENTERS = frozenset(event_ids(n)[0] for n in ("execve", "execveat"))
 _INTERNAL = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_PROCINFO, R.EVT_CONTAINER, R.EVT_DROPS})
-_FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO})
+_FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONTAINER})
 
 
 def syscall_exit_ids() -> frozenset[int]:

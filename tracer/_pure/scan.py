@@ -203,7 +203,10 @@ class Scanner:
             if code and why & SEL_STATE:
                 if why == SEL_STATE and not blocked and pid not in waiting_pids and fdkey not in waiting_fds:
                     if code == FAST_CLOSE:
-                        self._pending.pop(fdkey, None)  # an open nobody has looked at: never mind
+                        if self._pending.pop(fdkey, None) is not None:
+                            # An open nobody has looked at: never mind it, but for the table it made.
+                            assert self._fast is not None
+                            self._fast.fds.setdefault(pid, {})
                         self._apply_fast(batch, off, pid, tid, length, code)
                     elif _absolute_open(batch, off, length):
                         # Kept pending: applied when anything may look (a callback, a selected

@@ -47,6 +47,20 @@ def _comm(ev: Event) -> str:
     return raw.split(b"\0", 1)[0].decode(errors="replace") if isinstance(raw, bytes) else ""
 
 
+def _clone_flags(ev: Event) -> int:
+    """The clone flags of a clone-family exit (fork and vfork have none)."""
+    if ev.evt == _exit("clone"):
+        return int(ev.args[0])
+    if ev.evt == _exit("clone3"):
+        return int.from_bytes(ev.seg0[:8] or b"\0", "little")  # struct clone_args starts with them
+    return 0
+
+
+def _in_child_ns(t: Thread) -> bool:
+    """The thread is in a child pid namespace (a container): its ids there differ from the host's."""
+    return t.vtid != t.tid and (t.vtid > 0 or t.container_id != "host")
+
+
 def _enter(name: str) -> int:
     return _NR[name] * 2
 
@@ -192,6 +206,12 @@ class State:
         h[R.EVT_PROCINFO] = self._on_procinfo
         return h
 
+    def _copy_fds(self, pid: int, *, exec_: bool = False) -> dict[int, Fd]:
+        """A copy of a process's fd table, as a forked child gets it (``exec_``: and keeps after an
+        exec, close-on-exec ones gone)."""
+        return {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(pid, {}).items()
+                if not (exec_ and f.flags & O_CLOEXEC)}
+
     def _add_fd(self, pid: int, fd: Fd) -> None:
         self.fds.setdefault(pid, {})[fd.num] = fd
 
@@ -242,13 +262,8 @@ class State:
             if new and ev.tid == ev.pid:
                 self._ns_child(ev, parent)
             return
-        if ev.evt == _exit("clone"):
-            flags = ev.args[0]
-        elif ev.evt == _exit("clone3"):
-            flags = int.from_bytes(ev.seg0[:8] or b"\0", "little")
-        else:
-            flags = 0
-        if parent.vtid != parent.tid and (parent.vtid > 0 or parent.container_id != "host"):
+        flags = _clone_flags(ev)
+        if _in_child_ns(parent):
             # In a child pid namespace (a container) clone returns the child's id *there*, not the
             # host's: registering it would overwrite whichever host thread has that number. The
             # child shows up under its host id with its own return from clone: see _ns_child.
@@ -266,8 +281,7 @@ class State:
             known.ptid = known.ptid or (parent.ptid if flags & CLONE_PARENT else parent.pid)
             known.start_ts = known.start_ts or ev.ts
             if child_pid not in self.fds:
-                self.fds[child_pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()
-                                       if not f.flags & O_CLOEXEC}
+                self.fds[child_pid] = self._copy_fds(parent.pid, exec_=True)
             self._changed(child_tid)
             return
         child = parent.fork(child_tid, child_pid)
@@ -281,7 +295,7 @@ class State:
         self.threads[child_tid] = child
         if child_pid != parent.pid and child_pid not in self.fds:
             # A new process starts with a copy of the parent's fd table.
-            self.fds[child_pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
+            self.fds[child_pid] = self._copy_fds(parent.pid)
         self._changed(child_tid)
 
     def _host_child(self, ev: Event) -> bool:
@@ -294,14 +308,9 @@ class State:
         if len(found) != 1:
             return False
         parent = self.threads.get(found[0])
-        if parent is None or parent.vtid != parent.tid and (parent.vtid > 0 or parent.container_id != "host"):
+        if parent is None or _in_child_ns(parent):
             return False  # unknown, or in a pid namespace (a container): _ns_child pairs those
-        if ev.evt == _exit("clone"):
-            flags = ev.args[0]
-        elif ev.evt == _exit("clone3"):
-            flags = int.from_bytes(ev.seg0[:8] or b"\0", "little")
-        else:
-            flags = 0
+        flags = _clone_flags(ev)
         if flags & CLONE_NEWPID or (ev.pid == parent.pid) != bool(flags & CLONE_THREAD):
             return False
         child = parent.fork(ev.tid, ev.pid)
@@ -312,7 +321,7 @@ class State:
         child.start_ts = ev.ts
         self.threads[ev.tid] = child
         if ev.pid != parent.pid and ev.pid not in self.fds:
-            self.fds[ev.pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
+            self.fds[ev.pid] = self._copy_fds(parent.pid)
         if len(self._adopted) > 4096:
             self._adopted.clear()
         self._adopted.add(ev.tid)
@@ -370,7 +379,7 @@ class State:
             t.vtid = t.vpid = vtid
         self.threads[child.tid] = t
         if child.pid not in self.fds:
-            self.fds[child.pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
+            self.fds[child.pid] = self._copy_fds(parent.pid)
         self._changed(child.tid)
 
     def _on_exec(self, ev: Event) -> None:
@@ -575,7 +584,7 @@ class State:
             # by now (maybe a later exec).
             t.comm, t.exe, t.exepath, t.args = parent.comm, parent.exe, parent.exepath, list(parent.args)
             if t.pid not in self.fds:
-                self.fds[t.pid] = {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(parent.pid, {}).items()}
+                self.fds[t.pid] = self._copy_fds(parent.pid)
         self._changed(ev.tid)
 
     def _on_fdinfo(self, ev: Event) -> None:
