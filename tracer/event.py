@@ -267,13 +267,8 @@ class RecordView:
         self.thread: Thread | None = None
         self.fd: Fd | None = None
 
-    def load(self, buf: bytes, off: int) -> None:
-        """Point the view at the record at ``off``."""
-        _ts, tid, pid, evt, _cpu, _len, ret = self.HEAD.unpack_from(buf, off)
-        self.set(buf, off, tid, pid, evt, ret)
-
     def set(self, buf: bytes, off: int, tid: int, pid: int, evt: int, ret: int) -> None:
-        """``load`` for a caller that unpacked the head already (``HEAD``)."""
+        """Point the view at the record at ``off``, whose head the caller unpacked (``HEAD``)."""
         self.tid, self.pid, self.evt, self.ret = tid, pid, evt, ret
         state = self.state
         self.thread = state.threads.get(tid)

@@ -70,7 +70,9 @@ STATE_EVENTS = state_events()
 
 
 def fast_mask() -> bytes:
-    """The scanner's fast-path code for each event id (0: none): the exits of close and the opens."""
+    """The scanner's fast-path code for each event id (0: none): the exits of close and the opens.
+    They never reach Python's Pipeline loop, so live mode must have nothing to add after them
+    (LiveEnricher.after: exec, clone, socket and bind events only)."""
     m = bytearray(R.EVT_MAX)
     codes = {"close": _scan.FAST_CLOSE, "open": _scan.FAST_OPEN_A1, "openat": _scan.FAST_OPEN_A2,
              "openat2": _scan.FAST_OPEN_SEG1, "creat": _scan.FAST_CREAT}

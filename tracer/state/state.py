@@ -232,10 +232,7 @@ class State:
         name = path.decode(errors="replace")
         if name[:1] != "/":
             name = resolve_in(self, self.threads.get(tid), pid, name, dirfd)
-        table = self.fds.get(pid)
-        if table is None:
-            table = self.fds[pid] = {}
-        table[num] = Fd(num, "directory" if flags & O_DIRECTORY else "file", name, flags=flags)
+        self._opened(pid, num, name, flags)
 
     def _opened(self, pid: int, num: int, path: str, flags: int) -> None:
         kind = "directory" if flags & O_DIRECTORY else "file"
