@@ -93,11 +93,12 @@ def test_header_record_struct_matches_the_python_layout() -> None:
 
 
 def test_spec_row_layout_matches_the_c_struct() -> None:
-    # struct kt_spec: u8 interest, u8 always, 2 x struct kt_seg_spec {u8 kind, arg, lkind, lreg; u16 lconst}
-    assert gen.SPEC_SIZE == 2 + 2 * 6
-    row = (1, 0, int(CK.BUF), 1, gen.LEN_RET, 0, 0, int(CK.SOCKADDR), 4, gen.LEN_REG, 5, 0)
+    # struct kt_spec: u8 interest, u8 always, 2 x struct kt_seg_spec {u8 kind, arg, lkind, lreg; u16 lconst},
+    # u8 nregs, u8 pad
+    assert gen.SPEC_SIZE == 2 + 2 * 6 + 2
+    row = (1, 0, int(CK.BUF), 1, gen.LEN_RET, 0, 0, int(CK.SOCKADDR), 4, gen.LEN_REG, 5, 0, 3)
     assert gen.pack_spec(row) == bytes([1, 0, int(CK.BUF), 1, gen.LEN_RET, 0, 0, 0,
-                                        int(CK.SOCKADDR), 4, gen.LEN_REG, 5, 0, 0])
+                                        int(CK.SOCKADDR), 4, gen.LEN_REG, 5, 0, 0, 3, 0])
 
 
 # --- capture specs --------------------------------------------------------------------------------------
@@ -249,3 +250,29 @@ def test_captures_fit_the_probe(info: EventInfo) -> None:
             assert c.seg == 0, f"{info.name}: {c.kind.name} in segment {c.seg}"
         if c.kind is CK.ARGV:
             assert c.seg == 1 and not c.at_exit, f"{info.name}: argv must be segment 1 at enter"
+
+
+@pytest.mark.parametrize("info", TYPED, ids=lambda i: i.name)
+def test_kept_registers_cover_what_is_read(info: EventInfo) -> None:
+    """The probe zeroes argument registers past a syscall's arity: none that a parameter, a capture
+    or the fd names may be past it."""
+    for direction in (0, 1):
+        n = gen.nregs(R.syscall_evt(info.nr, direction))
+        used = {int(p.src[1]) for p in info.params(direction) if p.src[:1] == "a" and p.src[1:].isdigit()}
+        for c in info.captures:
+            used.add(c.arg)
+            if c.length[:1] == "a" or c.length[:2] == "*a":
+                used.add(int(c.length.lstrip("*a")))
+        reg = FD_REGS[R.syscall_evt(info.nr, direction)]
+        if reg < 6:
+            used.add(reg)
+        assert not used or max(used) < n, f"{info.name}: registers {sorted(used)} but {n} kept"
+
+
+def test_kept_registers() -> None:
+    nr = SYSCALL_NR
+    names = ("read", "close", "openat", "getpid", "mmap")
+    assert [gen.nregs(R.syscall_evt(nr[n], 1)) for n in names] == [3, 1, 4, 0, 6]
+    assert {gen.nregs(R.syscall_evt(nr[n], d)) for n in ("clone", "clone3", "fork", "vfork") for d in (0, 1)} == {6}
+    assert gen.nregs(R.EVT_PROCEXIT) == 6
+    assert gen.spec_row(R.syscall_evt(nr["getpid"], 0), {}) == (1, 0) + (0,) * 10 + (0,)

@@ -165,3 +165,39 @@ def test_cgroup_verdicts(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.Mo
     finally:
         r.close()
         p.close()
+
+
+def test_registers_past_the_arity_are_zeroed(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """close takes one argument: what a program leaves in the other five registers is not kept;
+    the clone family keeps all six (a child is paired with its parent by them)."""
+    monkeypatch.setenv("KTRACE_CACHE_DIR", str(cache_dir))
+    close_x = R.syscall_evt(SYSCALL_NR["close"], R.DIR_EXIT)
+    comm = "ktregs"
+    child_src = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None)
+libc.prctl(15, sys.argv[1].encode(), 0, 0, 0)
+fd = os.open("/dev/null", os.O_RDONLY)
+libc.syscall(3, fd, 0xdead, 0xbeef, 0xcafe, 0xf00d, 0x1234)
+print(fd)
+"""
+    probe = Probe(ProbeConfig(ring_mb=1, evts=frozenset({close_x}), comms=frozenset({comm})))
+    try:
+        ring = _ring.Ring(probe.ring_fd, 0)
+        fd = int(subprocess.run([sys.executable, "-c", child_src, comm], capture_output=True, text=True,
+                                check=True).stdout)
+        args: list[tuple[int, ...]] = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not args:
+            batch = ring.drain()
+            off = 0
+            while off < len(batch):
+                f = struct.unpack_from(R.FIXED_FMT, batch, off)
+                if f[3] == close_x and f[7] == fd:
+                    args.append(f[7:13])
+                off += f[5]
+            time.sleep(0.01)
+        ring.close()
+        assert args == [(fd, 0, 0, 0, 0, 0)]
+    finally:
+        probe.close()

@@ -128,7 +128,7 @@ static __always_inline struct kt_config *kt_wanted(u64 pid_tgid, struct kt_spec 
 }
 
 static __always_inline void kt_head(struct kt_rec *r, u64 pid_tgid, u32 evt, s64 ret,
-                                    struct kt_argregs *g)
+                                    struct kt_argregs *g, u8 nregs)
 {
     r->ts = bpf_ktime_get_ns();
     r->tid = (u32)pid_tgid;
@@ -137,12 +137,13 @@ static __always_inline void kt_head(struct kt_rec *r, u64 pid_tgid, u32 evt, s64
     r->cpu = bpf_get_smp_processor_id();
     r->len = sizeof(struct kt_rec);
     r->ret = ret;
-    r->a[0] = g->di;
-    r->a[1] = g->si;
-    r->a[2] = g->dx;
-    r->a[3] = g->r10;
-    r->a[4] = g->r8;
-    r->a[5] = g->r9;
+    /* Registers past the syscall's arguments hold leftovers: zero, they compress. */
+    r->a[0] = nregs > 0 ? g->di : 0;
+    r->a[1] = nregs > 1 ? g->si : 0;
+    r->a[2] = nregs > 2 ? g->dx : 0;
+    r->a[3] = nregs > 3 ? g->r10 : 0;
+    r->a[4] = nregs > 4 ? g->r8 : 0;
+    r->a[5] = nregs > 5 ? g->r9 : 0;
     r->l0 = 0;
     r->l1 = 0;
     r->flags = 0;
@@ -331,7 +332,7 @@ static __always_inline int kt_emit(struct kt_spec *spec, struct kt_config *cfg, 
             kt_count(KT_STAT_DROPS_BUFFER);
             return 0;
         }
-        kt_head(r, pid_tgid, evt, ret, g);
+        kt_head(r, pid_tgid, evt, ret, g, spec->nregs);
         kt_events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
         kt_count(KT_STAT_EVENTS);
         return 0;
@@ -341,7 +342,7 @@ static __always_inline int kt_emit(struct kt_spec *spec, struct kt_config *cfg, 
     struct kt_big *b = kt_scratch.lookup(&zero);
     if (!b)
         return 0;
-    kt_head(&b->h, pid_tgid, evt, ret, g);
+    kt_head(&b->h, pid_tgid, evt, ret, g, spec->nregs);
     struct kt_seg_spec s0 = spec->seg[0];
     struct kt_seg_spec s1 = spec->seg[1];
     kt_segment(b, &s0, 0, at_exit, cfg);
@@ -404,7 +405,7 @@ RAW_TRACEPOINT_PROBE(sched_process_exit)
         return 0;
     }
     struct kt_argregs g = {};
-    kt_head(r, pid_tgid, KT_EVT_PROCEXIT, 0, &g);
+    kt_head(r, pid_tgid, KT_EVT_PROCEXIT, 0, &g, 6);
     kt_events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
     kt_count(KT_STAT_EVENTS);
     return 0;

@@ -59,6 +59,8 @@ struct kt_spec {
     u8 interest;
     u8 always;  /* wanted whatever the comm filter says (process life cycle) */
     struct kt_seg_spec seg[2];
+    u8 nregs;  /* argument registers kept; the rest are zeroed */
+    u8 pad;
 };
 
 #endif

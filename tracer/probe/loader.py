@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import ProbeError
 from ..schema import record as R
 from ..schema.events import SYSCALL_NR
-from ..schema.gen import STATS, capture_specs, pack_spec
+from ..schema.gen import STATS, capture_specs, pack_spec, spec_row
 from . import bpfsys, cache
 from .image import Image, ImageError, relocate
 
@@ -172,7 +172,7 @@ class Probe:
         specs = capture_specs()
         wanted = self.cfg.evts
         for evt in range(R.EVT_MAX):
-            row = specs.get(evt, (1, 0) + (0,) * 10)
+            row = spec_row(evt, specs)
             interest = 1 if wanted is None or evt in wanted else 0
             if not interest:
                 continue  # zero rows are already "not wanted"

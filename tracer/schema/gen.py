@@ -12,7 +12,8 @@ import struct
 from pathlib import Path
 
 from . import record as R
-from .events import SYSCALLS, Capture
+from .events import SYSCALL_NR, SYSCALLS, Capture
+from .syscalls_x86_64 import SYSCALL_NARGS
 from .types import CK
 
 HEADER = Path(__file__).resolve().parent.parent / "probe" / "ktrace_gen.h"
@@ -23,7 +24,8 @@ STATS = ("events", "drops_buffer", "drops_toolarge", "faults")
 # Length sources of a capture, as the probe sees them.
 LEN_NONE, LEN_RET, LEN_REG, LEN_PTR, LEN_CONST = range(5)
 
-SPEC_FMT = "<BB" + "BBBBH" * 2  # interest, always, 2 x (kind, arg, len kind, len reg, len const)
+# interest, always, 2 x (kind, arg, len kind, len reg, len const), argument registers kept
+SPEC_FMT = "<BB" + "BBBBH" * 2 + "Bx"
 SPEC_SIZE = struct.calcsize(SPEC_FMT)
 
 
@@ -52,8 +54,28 @@ def capture_specs() -> dict[int, tuple[int, ...]]:
                     lk, lr, lc = _len(c)
                     segs[c.seg] = (int(c.kind), c.arg, lk, lr, lc)
             if any(s[0] for s in segs):
-                out[R.syscall_evt(info.nr, direction)] = (1, 0, *segs[0], *segs[1])
+                evt = R.syscall_evt(info.nr, direction)
+                out[evt] = (1, 0, *segs[0], *segs[1], nregs(evt))
     return out
+
+
+def spec_row(evt: int, captures: dict[int, tuple[int, ...]]) -> tuple[int, ...]:
+    """The kt_spec row of any event id (interest 1, always 0): ``captures`` (capture_specs()) or none."""
+    return captures.get(evt) or (1, 0) + (0,) * 10 + (nregs(evt),)
+
+
+# The clone family keeps every register: a child returns with a copy of its parent's, and the
+# state pairs the two by them (tracer/state/state.py), leftovers included.
+_ALL_REGS = frozenset(SYSCALL_NR[n] for n in ("clone", "clone3", "fork", "vfork"))
+
+
+def nregs(evt: int) -> int:
+    """Argument registers a record keeps; the probe zeroes the rest, which hold leftovers that
+    mean nothing and compress badly."""
+    nr = evt >> 1
+    if evt >= R.EVT_BASE_OTHER or nr in _ALL_REGS:
+        return 6
+    return SYSCALL_NARGS.get(nr, 6)
 
 
 def pack_spec(row: tuple[int, ...]) -> bytes:
@@ -110,6 +132,8 @@ def render_header() -> str:
         "    u8 interest;",
         "    u8 always;  /* wanted whatever the comm filter says (process life cycle) */",
         "    struct kt_seg_spec seg[2];",
+        "    u8 nregs;  /* argument registers kept; the rest are zeroed */",
+        "    u8 pad;",
         "};",
         "",
         "#endif",
