@@ -284,6 +284,14 @@ def ktrace_stats(stderr: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+def skip_without_chisel(bench: Any, name: str) -> None:
+    """Leave the chisel's variant out (with a note) when `ktrace -cl` does not list it."""
+    ok, why = ktrace_has_chisel(name)
+    if not ok:
+        bench.skip.add(name)
+        bench.notes.append(f"{name} skipped: {why}")
+
+
 def ktrace_has_chisel(name: str) -> tuple[bool, str]:
     d = run_capture([KTRACE, "-cl"])
     if d.code != 0:

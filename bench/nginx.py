@@ -44,7 +44,6 @@ from _common import (
     file_ready,
     fmt,
     free_port,
-    ktrace_has_chisel,
     ktrace_stats,
     links_ready,
     log,
@@ -57,6 +56,7 @@ from _common import (
     prog_stats,
     ratio_series,
     run_capture,
+    skip_without_chisel,
     start_floor,
     table,
     text_ready,
@@ -354,10 +354,7 @@ def main() -> int:
         try:
             b = Nginx(a, work, port, server.pid)
             if "topconns" in a.only:
-                ok, why = ktrace_has_chisel("topconns")
-                if not ok:
-                    b.skip.add("topconns")
-                    b.notes.append(f"topconns skipped: {why}")
+                skip_without_chisel(b, "topconns")
             t0 = time.monotonic()
             for i in range(a.rounds):
                 b.round(i)

@@ -41,13 +41,13 @@ from _common import (  # noqa: E402
     dump_json,
     file_ready,
     fmt,
-    ktrace_has_chisel,
     ktrace_stats,
     log,
     machine,
     machine_line,
     need_root,
     run_capture,
+    skip_without_chisel,
     table,
     wait_quiet,
 )
@@ -208,10 +208,7 @@ def main() -> int:
                 live_capture(work, cap, count, wrk_s)
             r.n[cap.name] = capture_events(cap)
         if "topconns" in a.only:
-            ok, why = ktrace_has_chisel("topconns")
-            if not ok:
-                r.skip.add("topconns")
-                r.notes.append(f"topconns skipped: {why}")
+            skip_without_chisel(r, "topconns")
         t0 = time.monotonic()
         for i in range(a.rounds):
             r.round(i)

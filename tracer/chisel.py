@@ -838,27 +838,25 @@ def parse_args(cls: type[Chisel], rest: list[str]) -> tuple[dict[str, Any], list
     """Take the chisel's arguments off the front of ``rest``; what is left is the filter."""
     values: dict[str, Any] = {}
     i = 0
-    for a in cls.args:
-        if a.optional:
-            continue
-        if i >= len(rest):
-            raise UsageError(f"chisel {cls.name}: missing argument '{a.name}' ({a.description})")
-        if a.type == "filter":
+
+    def take(a: ChiselArg) -> None:
+        nonlocal i
+        if a.type == "filter":  # a filter argument takes the rest
             values[a.name] = " ".join(_unquote(t) for t in rest[i:])
             i = len(rest)
         else:
             values[a.name] = a.convert(rest[i], cls.name)
             i += 1
+
     for a in cls.args:
-        if not a.optional:
+        if a.optional:
             continue
-        if i < len(rest) and a.fits(rest[i]):
-            if a.type == "filter":
-                values[a.name] = " ".join(_unquote(t) for t in rest[i:])
-                i = len(rest)
-            else:
-                values[a.name] = a.convert(rest[i], cls.name)
-                i += 1
+        if i >= len(rest):
+            raise UsageError(f"chisel {cls.name}: missing argument '{a.name}' ({a.description})")
+        take(a)
+    for a in cls.args:
+        if a.optional and i < len(rest) and a.fits(rest[i]):
+            take(a)
     return values, list(rest[i:])
 
 

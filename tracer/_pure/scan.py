@@ -165,12 +165,7 @@ class Scanner:
                         if tid in dirty_tids:
                             exact = False
                         else:
-                            known = tids.get(tid)
-                            if known is None:
-                                self._flush(batch)
-                                known = tcheck(tid)
-                                if known is not None:
-                                    tids[tid] = known
+                            known = self._ask(batch, tids, tid, tcheck, tid)
                             if known is None:
                                 exact = False
                             else:
@@ -182,18 +177,11 @@ class Scanner:
                         elif reg == FD_RET or pid in dirty_pids or (code and why & SEL_STATE):
                             exact = False  # (a fd event is judged after it changed its fd)
                         else:
-                            fd = _ARG.unpack_from(batch, off + 32 + 8 * reg)[0]
-                            fd = (fd & 0xFFFFFFFF) - (1 << 32) if fd & 0x80000000 else fd & 0xFFFFFFFF
+                            fd = _i32(batch, off + 32 + 8 * reg)
                             if (pid, fd) in dirty_fds:
                                 exact = False
                             else:
-                                table = fds.setdefault(pid, {})
-                                fknown = table.get(fd)
-                                if fknown is None:
-                                    self._flush(batch)
-                                    fknown = fcheck(pid, fd)
-                                    if fknown is not None:
-                                        table[fd] = fknown
+                                fknown = self._ask(batch, fds.setdefault(pid, {}), fd, fcheck, pid, fd)
                                 if fknown is None:
                                     exact = False
                                 else:
@@ -272,6 +260,18 @@ class Scanner:
             flags = _O_CREAT_WRONLY_TRUNC
         dirfd = _fast_fd(batch, off, FAST_CLOSE) if code in (FAST_OPEN_A2, FAST_OPEN_SEG1) else None
         self._fast.open_raw(pid, tid, ret, bytes(batch[p:p + l0]), flags, dirfd)
+
+    def _ask(self, batch: bytes, cache: dict[int, bool], key: int, check: Callable[..., bool | None],
+             *args: int) -> bool | None:
+        """A check's cached answer, else the check's (cached when definite). The state it reads
+        must be current: pending opens are applied first."""
+        known = cache.get(key)
+        if known is None:
+            self._flush(batch)
+            known = check(*args)
+            if known is not None:
+                cache[key] = known
+        return known
 
     def _flush(self, batch: bytes) -> None:
         """Apply the pending opens, in stream order."""
