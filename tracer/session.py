@@ -397,6 +397,7 @@ class Runner:
             enricher.close()
             if opts.verbose:
                 self._notes.append(source.probe.cache.note())
+                self._notes.append(source.sched_note)
                 self._notes.extend(enricher.unnamed())
                 if cgroups is not None or self.pushdown.container_ids or self.pushdown.container_names \
                         or self.pushdown.pod_names:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any
 
+import pytest
+
 from tracer.capture import capinfo, render_capinfo
+from tracer.capture import format as fmt
+from tracer.capture.blockcodec import CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8
 from tracer.schema.record import syscall_evt
 
 NAMES = {
@@ -41,6 +46,30 @@ def test_capinfo_without_names_or_tables(make_capture: Any) -> None:
     info = capinfo(c.path)
     assert info["events_by_type"] == {"0": 2, "1": 2}
     assert (info["threads"], info["processes"], info["containers"], info["drops"]) == (None, None, None, {})
+
+
+def event_block_codecs(path: str) -> list[int]:
+    """The codec byte of every EVENTS block, walking the block heads without CaptureReader."""
+    data = open(path, "rb").read()
+    off = fmt.FILE_HEAD_SIZE + struct.unpack_from(fmt.FILE_HEAD_FMT, data)[3]
+    codecs = []
+    while off < len(data):
+        _sync, kind, codec, _, stored_len, *_rest = struct.unpack_from(fmt.BLOCK_HEAD_FMT, data, off)
+        if kind == fmt.KIND_EVENTS:
+            codecs.append(codec)
+        off += fmt.BLOCK_HEAD_SIZE + stored_len
+    assert off == len(data)
+    return codecs
+
+
+@pytest.mark.parametrize(("codec", "shown"), [(CODEC_NONE, "none"), (CODEC_ZSTD, "zstd"), (CODEC_ZSTD_T8, "zstd+t8")])
+def test_compression_shown(make_capture: Any, codec: int, shown: str) -> None:
+    c = make_capture("c.kcap", 3, 50, codec=codec)
+    n = len(event_block_codecs(c.path))
+    assert n == 3 and set(event_block_codecs(c.path)) == {codec}
+    info = capinfo(c.path)
+    assert info["event_codecs"] == {shown: n}
+    assert f"Compression:   {shown}\n" in render_capinfo(info)
 
 
 def test_render(capture: Any) -> None:

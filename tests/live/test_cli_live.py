@@ -6,12 +6,13 @@ its own clock, so a test knows which numbered events ktrace must have.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,42 @@ def test_w_to_a_missing_directory_is_one_line_and_exit_2(tmp_path: Path) -> None
     assert p.returncode == 2
     assert p.stderr.splitlines() == [f"ktrace: cannot write capture {tmp_path / 'no' / 'x.kcap'}: "
                                      "No such file or directory"], p.stderr
+
+
+def thread_policies(pid: int) -> dict[str, int]:
+    """Each thread's scheduling policy (field 41 of /proc/PID/task/TID/stat), by thread name."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            st = f.read()
+        out[f"{st[st.index('(') + 1:st.rindex(')')]}/{tid}"] = int(st[st.rindex(")") + 2:].split()[38])
+    return out
+
+
+@pytest.mark.parametrize(("sched", "policy"), [(None, os.SCHED_BATCH), ("normal", os.SCHED_OTHER)])
+def test_live_threads_never_preempt_on_wakeup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sched: str | None,
+                                              policy: int) -> None:
+    """Live, every ktrace thread (main, ring consumer, capture writer, enrichment) is SCHED_BATCH,
+    unless KTRACE_SCHED=normal; -v says which."""
+    if sched is not None:
+        monkeypatch.setenv("KTRACE_SCHED", sched)
+    cap = tmp_path / "s.kcap"
+    kt = Ktrace(["-w", str(cap), "-v", "-q", "proc.name=kt-nobody"], tmp_path / "s.out")
+    try:
+        _wait_for(lambda: cap.exists() and cap.stat().st_size > 0, kt)
+        policies = thread_policies(kt.proc.pid)
+    finally:
+        assert kt.stop() == 0, kt.stderr()
+    assert len(policies) >= 3 and set(policies.values()) == {policy}, policies
+    assert ("SCHED_BATCH" in kt.stderr()) == (policy == os.SCHED_BATCH), kt.stderr()
+
+
+def _wait_for(cond: Callable[[], bool], kt: Ktrace, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert kt.proc.poll() is None, kt.stderr()
+        assert time.monotonic() < deadline, "ktrace did not start writing"
+        time.sleep(0.05)
 
 
 def test_startup_time(tmp_path: Path, ticker: Ticker) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tracer.capture.blockcodec import BlockError, count_types
+from tracer.capture.blockcodec import CODEC_NAMES, BlockError, count_types
 from tracer.capture.reader import CaptureReader, EventBlock, StatsBlock, TableBlock
 
 
@@ -25,10 +25,13 @@ def capinfo(path: str | os.PathLike[str], evt_name: Callable[[int], str] | None 
     stats: dict[str, Any] = {}
     latest_rows: dict[str, list[Any]] = {}
     notes: list[str] = []
+    codecs: dict[str, int] = {}
     with CaptureReader(path) as r:
         for item in r:
             if isinstance(item, EventBlock):
                 events += item.count
+                codec = CODEC_NAMES.get(item.codec, str(item.codec))
+                codecs[codec] = codecs.get(codec, 0) + 1
                 if item.count:
                     blocks_first = item.first_ts if blocks_first is None else min(blocks_first, item.first_ts)
                     blocks_last = item.last_ts if blocks_last is None else max(blocks_last, item.last_ts)
@@ -81,6 +84,7 @@ def capinfo(path: str | os.PathLike[str], evt_name: Callable[[int], str] | None 
         "drops": drops,
         "drops_total": sum(drops.values()),
         "blocks": block_counts,
+        "event_codecs": dict(sorted(codecs.items())),
         "bytes_per_event": size / events if events else None,
         "threads": len(threads) if threads is not None else None,
         "processes": len(pids) if pids else (len(threads) if threads is not None else None),
@@ -125,6 +129,10 @@ def render_capinfo(info: dict[str, Any], top: int = 20) -> str:
     detail = ", ".join(f"{k} {v:,}" for k, v in sorted(drops.items()) if v)
     lines.append(f"Drops:         {info['drops_total']:,}" + (f" ({detail})" if detail else ""))
     lines.append("Blocks:        " + (", ".join(f"{k} {v}" for k, v in info["blocks"].items()) or "none"))
+    codecs = info["event_codecs"]
+    if codecs:  # how the event blocks are stored: `-w` as is, `-w -z` zstd
+        lines.append("Compression:   " + (next(iter(codecs)) if len(codecs) == 1
+                                          else ", ".join(f"{k} {v}" for k, v in codecs.items())))
     if info["threads"] is not None:
         lines.append(f"Processes:     {info['processes']:,} ({info['threads']:,} threads)")
     if info["containers"] is not None:

@@ -56,13 +56,15 @@ _SCAN_CHUNK: Final = 1 << 20
 
 @dataclass(frozen=True, slots=True)
 class EventBlock:
-    """``count`` raw records, concatenated; ``offset`` is the block's place in its file."""
+    """``count`` raw records, concatenated; ``offset`` is the block's place in its file, ``codec``
+    how it was stored there (blockcodec.CODEC_*)."""
 
     raw: bytes
     count: int
     first_ts: int
     last_ts: int
     offset: int = 0
+    codec: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +274,7 @@ class CaptureReader:
                 counts[name] = counts.get(name, 0) + 1
                 event_blocks += 1
                 self.events += h.count
-                yield EventBlock(raw, h.count, h.first_ts, h.last_ts, pos)
+                yield EventBlock(raw, h.count, h.first_ts, h.last_ts, pos, h.codec)
                 pos = end
                 continue
             if kind == KIND_FOOTER:
