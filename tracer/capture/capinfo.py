@@ -130,7 +130,7 @@ def render_capinfo(info: dict[str, Any], top: int = 20) -> str:
     lines.append(f"Drops:         {info['drops_total']:,}" + (f" ({detail})" if detail else ""))
     lines.append("Blocks:        " + (", ".join(f"{k} {v}" for k, v in info["blocks"].items()) or "none"))
     codecs = info["event_codecs"]
-    if codecs:  # how the event blocks are stored: `-w` as is, `-w -z` zstd
+    if codecs:  # how the event blocks are stored (blockcodec.CODEC_NAMES)
         lines.append("Compression:   " + (next(iter(codecs)) if len(codecs) == 1
                                           else ", ".join(f"{k} {v}" for k, v in codecs.items())))
     if info["threads"] is not None:
