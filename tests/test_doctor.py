@@ -57,6 +57,17 @@ def test_tracefs_matches_the_events_directory() -> None:
     assert (check.status == OK) == present
 
 
+def test_tracepoint_check_reads_the_format_file() -> None:
+    check = by_name(doctor.check_all())["tracepoint sock/inet_sock_set_state"]
+    formats = [f"{base}/events/sock/inet_sock_set_state/format"
+               for base in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")]
+    readable = [p for p in formats if os.access(p, os.R_OK)]
+    if readable:  # the layout itself is compared in tests/probe/test_tracepoints.py
+        assert check.status == OK, check.detail
+    else:
+        assert check.status == WARN and "0.0.0.0:0" in check.detail
+
+
 def test_cgroup_version_matches_sysfs() -> None:
     check = by_name(doctor.check_all())["cgroup"]
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
@@ -144,6 +155,7 @@ def test_empty_local_root_misses_btf_tracefs_headers(empty_root: Path, tmp_path:
     assert checks["BTF"].status == WARN
     assert checks["tracefs"].status == MISSING
     assert checks["tracefs"].fix == "mount -t tracefs nodev /sys/kernel/tracing"
+    assert checks["tracepoint sock/inet_sock_set_state"].status == WARN
     assert checks["privileges"].status in (MISSING, WARN)  # no /proc/self/status there
     assert checks["host /proc"].status == OK
     assert checks["unprivileged bpf"].status == INFO

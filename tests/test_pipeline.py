@@ -228,6 +228,16 @@ def test_container_records_kept_whatever_the_filter() -> None:
     assert evts(kept) == ["container >"]
 
 
+def test_connection_ends_kept_whatever_the_filter() -> None:
+    """A filtered capture keeps EVT_CONNECTED: the socket's events it keeps are named in a replay."""
+    s = Synth(pid=P).socket(3).connect(3, ("10.0.0.1", 80)).connected(3, ("10.0.0.2", 5000), ("10.0.0.1", 80))
+    s.write(3, b"GET /")
+    kept = pipeline(state_from(tabs()), "evt.type=write", keep=True).feed(s.batch())
+    assert evts(kept) == ["connected >", "threadinfo >", "write >", "write <"]
+    assert lines(kept, state=state_from(tabs()), fmt="%evt.type %fd.name") == [
+        "write 10.0.0.2:5000->10.0.0.1:80", "write 10.0.0.2:5000->10.0.0.1:80"]
+
+
 # --- evt.num -------------------------------------------------------------------------------------------
 def test_numbers_count_every_record_across_batches() -> None:
     s = Synth(pid=P)

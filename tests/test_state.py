@@ -21,6 +21,7 @@ from tracer.source.synthetic import (
     group_row,
     lines,
     run,
+    sockaddr,
     state_from,
     tables,
     thread_row,
@@ -252,6 +253,49 @@ def test_connect_ipv6_and_unix() -> None:
     assert fds(st)[3] == ("ipv6", ":::0->2001:db8::1:80")
     assert fds(st)[5] == ("unix", "/run/docker.sock")
     assert fds(st)[6] == ("unix", "@ctl")
+
+
+def test_connected_names_the_local_end_before_the_connect_returns() -> None:
+    """A blocking connect: the probe's EVT_CONNECTED comes inside the call, and its exit keeps the
+    client end it gave."""
+    s = Synth(pid=P).socket(3)
+    s.syscall("connect", (3,), seg0=sockaddr(("10.0.0.1", 443)), exit=False)
+    s.connected(3, ("10.0.0.2", 40000), ("10.0.0.1", 443))
+    s.syscall("connect", (3,), seg0=sockaddr(("10.0.0.1", 443)), enter=False)
+    f = fd(feed(s), 3)
+    assert (f.name, f.cip, f.cport, f.sip, f.sport) == ("10.0.0.2:40000->10.0.0.1:443", "10.0.0.2", 40000,
+                                                         "10.0.0.1", 443)
+    assert (f.type, f.l4proto, f.is_server) == ("ipv4", "tcp", False)
+
+
+def test_connected_after_a_non_blocking_connect() -> None:
+    s = Synth(pid=P).socket(3).connect(3, ("10.0.0.1", 443), ret=-errno.EINPROGRESS)
+    st = State()
+    run(s.batch(), state=st)
+    assert fd(st, 3).name == "0.0.0.0:0->10.0.0.1:443"
+    run(s.connected(3, ("10.0.0.2", 40001), ("10.0.0.1", 443)).batch(), state=st)
+    assert fd(st, 3).name == "10.0.0.2:40001->10.0.0.1:443"
+
+
+def test_connected_ipv6_and_ipv4_mapped() -> None:
+    s = Synth(pid=P).socket(3, socket.AF_INET6).connected(3, ("2001:db8::2", 5000), ("2001:db8::1", 80))
+    s.socket(4, socket.AF_INET6).connected(4, ("::ffff:127.0.0.1", 5001), ("::ffff:127.0.0.1", 80))
+    st = feed(s)
+    assert fds(st)[3] == ("ipv6", "2001:db8::2:5000->2001:db8::1:80")
+    assert fds(st)[4] == ("ipv6", "127.0.0.1:5001->127.0.0.1:80")
+
+
+def test_connected_on_an_fd_the_state_never_saw() -> None:
+    st = feed(Synth(pid=P).connected(7, ("127.0.0.1", 5000), ("127.0.0.1", 80)))
+    assert fds(st)[7] == ("ipv4", "127.0.0.1:5000->127.0.0.1:80")
+
+
+def test_connected_is_internal() -> None:
+    """Hidden from output unless internal events are asked for; shown, it names its fd."""
+    b = Synth(pid=P).socket(3).connected(3, ("127.0.0.1", 5000), ("127.0.0.1", 80)).write(3, b"x").batch()
+    assert [ln.split()[6] for ln in lines(b)] == ["socket", "socket", "write", "write"]
+    shown = [ln for ln in lines(b, show_internal=True) if " connected " in ln]
+    assert len(shown) == 1 and shown[0].rstrip().endswith("connected fd=3(<4t>127.0.0.1:5000->127.0.0.1:80)"), shown
 
 
 def test_connect_on_unknown_socket_fd_ignored() -> None:

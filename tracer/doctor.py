@@ -246,7 +246,9 @@ def check_unprivileged_bpf(roots: Roots) -> Check:
 
 
 def tracefs_dirs(roots: Roots) -> list[str]:
-    return [roots.local_path("/sys/kernel/tracing"), roots.local_path("/sys/kernel/debug/tracing")]
+    from .schema.tracepoints import TRACEFS
+
+    return [roots.local_path(p) for p in TRACEFS]
 
 
 def check_tracefs(roots: Roots) -> Check:
@@ -271,6 +273,33 @@ def check_tracefs(roots: Roots) -> Check:
         "no tracefs with raw_syscalls events at /sys/kernel/tracing or /sys/kernel/debug/tracing",
         "mount -t tracefs nodev /sys/kernel/tracing",
     )
+
+
+def check_tracepoints(roots: Roots) -> list[Check]:
+    """The regular tracepoints the probe reads by their tracefs layout (tracer/schema/tracepoints.py):
+    without one, what it gives comes from a slower, racier path, so a warning, not a failure."""
+    from .schema.tracepoints import TRACEPOINTS, mismatch, parse_format
+
+    out = []
+    for tp in TRACEPOINTS:
+        name = f"tracepoint {tp.path}"
+        why = f"not found under {' or '.join(tracefs_dirs(roots))}"
+        for base in tracefs_dirs(roots):
+            try:
+                with open(os.path.join(base, "events", tp.path, "format")) as f:
+                    fmt = parse_format(f.read())
+            except (OSError, ValueError):
+                continue
+            bad = mismatch(tp, fmt)
+            if bad is None:
+                out.append(Check(OK, name, "laid out as declared: client TCP connections named by the kernel"))
+                break
+            why = bad
+        else:
+            out.append(Check(WARN, name, f"{why}: client TCP ends are read from the socket instead, so a "
+                                         "connection closed within ~1 ms shows 0.0.0.0:0",
+                             "a kernel with the sock tracepoints (4.16 or later) and tracefs mounted"))
+    return out
 
 
 def check_btf(roots: Roots) -> Check:
@@ -560,6 +589,7 @@ def check_all(roots: Roots | None = None, env: Mapping[str, str] | None = None) 
         check_unprivileged_bpf(roots),
         check_btf(roots),
         check_tracefs(roots),
+        *check_tracepoints(roots),
         check_bcc(),
         check_headers(roots, release, env),
         check_probe_cache(env),

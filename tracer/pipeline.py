@@ -18,7 +18,7 @@ import msgpack
 from .engine import scan as _scan
 from .event import Event
 from .schema import record as R
-from .schema.events import FD_REGS, SYSCALLS, event_ids
+from .schema.events import FD_REGS, INTERNAL_EVENTS, SYSCALLS, event_ids
 from .state.state import State
 from .state.tables import Thread
 
@@ -227,18 +227,20 @@ class Pipeline:
                 else:
                     state.note_enter(ev)
             matched = False
-            if why & SEL_MATCH and (self.show_internal or ev.evt not in _INTERNAL or ev.evt in self.admit_internal) \
-                    and not ev.hidden:
+            shown = self.show_internal or ev.evt not in INTERNAL_EVENTS or ev.evt in self.admit_internal
+            if why & SEL_MATCH and shown and not ev.hidden:
                 matched = predicate is None or (self.exact and bool(why & SEL_EXACT)) or predicate.match(ev)
                 if matched:
                     self.matched += 1
                     if on_event is not None:
                         on_event(ev)
             if filtered:
-                if matched or ev.evt == R.EVT_CONTAINER or (
+                if matched or ev.evt in _KEPT_UNFILTERED or (
                         ev.evt == R.EVT_PROCINFO and predicate is not None and predicate.match(ev)):
                     # Container metadata is kept whatever the filter: a capture read elsewhere,
-                    # even after the containers are gone, still names them. CPU samples of the
+                    # even after the containers are gone, still names them; so are the ends of
+                    # client TCP connections (one small record each), which the fds of the
+                    # events the filter keeps may need. CPU samples of the
                     # threads the filter keeps go too, so CPU chisels work on the capture.
                     if matched and self.keep and not self.fatfile and ev.evt < R.EVT_BASE_OTHER:
                         info = self._describe(ev)
@@ -302,7 +304,7 @@ def _ts(rec: bytes) -> int:
 
 
 _EXEC_ENTERS = frozenset(event_ids(n)[0] for n in ("execve", "execveat"))
-_INTERNAL = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_PROCINFO, R.EVT_CONTAINER, R.EVT_DROPS})
+_KEPT_UNFILTERED = frozenset({R.EVT_CONTAINER, R.EVT_CONNECTED})
 _FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONTAINER})
 
 

@@ -334,6 +334,18 @@ class Runner:
         enricher = LiveEnricher(self.state, procinfo=needs_cpu)
         self.pipeline.enricher = enricher
         source = LiveSource(cfg)  # loads the probe: events start flowing now
+
+        def stop(_sig: int, _frame: Any) -> None:
+            # The first signal stops the capture and lets what was captured be processed; a
+            # second one gives up on that backlog (counted, never silently).
+            if self.stop_requested:
+                self.abort = True
+            self.stop_requested = True
+            source.stop()
+
+        # Installed before anything can be waited for (the /proc bootstrap, the capture file):
+        # a signal from then on ends the run cleanly.
+        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         bootstrap(self.state, skip_pid=os.getpid())
         enricher.start(wait=START_LOOKUP_WAIT_S)
         for rec in enricher.pending():  # names known before the first line and the first tables
@@ -344,15 +356,6 @@ class Runner:
         start = time.monotonic()
         deadline = start + opts.seconds if opts.seconds else None
 
-        def stop(_sig: int, _frame: Any) -> None:
-            # The first signal stops the capture and lets what was captured be processed; a
-            # second one gives up on that backlog (counted, never silently).
-            if self.stop_requested:
-                self.abort = True
-            self.stop_requested = True
-            source.stop()
-
-        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         if not opts.quiet and chisel is None and not opts.json_out:
             print("ktrace: capturing; press Ctrl-C to stop", file=opts.stderr)
         if chisel is not None and chisel.interval_ns:
@@ -398,6 +401,7 @@ class Runner:
             if opts.verbose:
                 self._notes.append(source.probe.cache.note())
                 self._notes.append(source.sched_note)
+                self._notes.extend(source.probe.notes)
                 self._notes.extend(enricher.unnamed())
                 if cgroups is not None or self.pushdown.container_ids or self.pushdown.container_names \
                         or self.pushdown.pod_names:

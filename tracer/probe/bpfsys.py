@@ -1,4 +1,4 @@
-"""The few bpf(2) commands ktrace needs, through ctypes: maps, program load, raw tracepoint attach.
+"""The few bpf(2) commands ktrace needs, through ctypes: maps, program load, tracepoint attach.
 
 Enough to load a compiled probe without bcc or LLVM (see cache.py). Each command passes only the
 leading fields of ``union bpf_attr`` it uses: the kernel zero-fills the rest.
@@ -24,12 +24,18 @@ PROG_LOAD = 5
 OBJ_GET_INFO_BY_FD = 15
 RAW_TRACEPOINT_OPEN = 17
 
+PROG_TYPE_TRACEPOINT = 5
 PROG_TYPE_RAW_TRACEPOINT = 17
 # Map types whose values are one slot per possible CPU.
 PERCPU_TYPES = frozenset({5, 6, 10})  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
 
 OBJ_NAME_LEN = 16
 _NR_BPF = {"x86_64": 321, "aarch64": 280}
+_NR_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241}
+PERF_TYPE_TRACEPOINT = 2
+PERF_FLAG_FD_CLOEXEC = 8
+PERF_EVENT_IOC_ENABLE = 0x2400
+PERF_EVENT_IOC_SET_BPF = 0x40042408
 LOG_BYTES = 4 << 20  # verifier log kept when a load fails; the kernel keeps its tail
 
 
@@ -159,6 +165,44 @@ def raw_tracepoint_open(tracepoint: str, prog_fd: int) -> int:
     """Attach ``prog_fd`` to raw tracepoint ``tracepoint``; closing the returned fd detaches it."""
     name = ctypes.create_string_buffer(tracepoint.encode())
     return bpf(RAW_TRACEPOINT_OPEN, _RawTracepointOpen(_addr(name), prog_fd))
+
+
+class _PerfEventAttr(ctypes.Structure):  # PERF_ATTR_SIZE_VER0: the kernel zero-fills the rest
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("size", ctypes.c_uint32),
+        ("config", ctypes.c_uint64),
+        ("sample_period", ctypes.c_uint64),
+        ("sample_type", ctypes.c_uint64),
+        ("read_format", ctypes.c_uint64),
+        ("flags", ctypes.c_uint64),
+        ("wakeup_events", ctypes.c_uint32),
+        ("bp_type", ctypes.c_uint32),
+        ("config1", ctypes.c_uint64),
+    ]
+
+
+def tracepoint_attach(tracepoint_id: int, prog_fd: int) -> int:
+    """Attach ``prog_fd`` to the regular tracepoint with tracefs id ``tracepoint_id``, as bcc does:
+    one perf event (any pid, CPU 0) carries the program, which then runs on every CPU. Closing
+    the returned fd detaches it."""
+    import fcntl
+
+    fn, _ = _syscall()
+    attr = _PerfEventAttr(type=PERF_TYPE_TRACEPOINT, size=ctypes.sizeof(_PerfEventAttr), config=tracepoint_id,
+                          sample_period=1, wakeup_events=1)
+    fd = int(fn(ctypes.c_long(_NR_PERF_EVENT_OPEN[platform.machine()]), ctypes.byref(attr), ctypes.c_long(-1),
+                ctypes.c_long(0), ctypes.c_long(-1), ctypes.c_long(PERF_FLAG_FD_CLOEXEC)))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"perf_event_open(tracepoint {tracepoint_id}): {os.strerror(err)}")
+    try:
+        fcntl.ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog_fd)
+        fcntl.ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 @cache

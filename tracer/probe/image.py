@@ -23,8 +23,10 @@ from . import bpfsys
 INSN = 8
 LD_IMM64 = 0x18  # BPF_LD | BPF_DW | BPF_IMM: a 64-bit constant over two instruction slots
 PSEUDO_MAP_FD = 1
-# Program functions bcc makes from RAW_TRACEPOINT_PROBE(name).
+# Program functions: bcc makes RAW_TRACEPOINT_PROBE(name) raw_tracepoint__name; the probe names a
+# regular tracepoint's program kt_tp__category__name.
 RAW_TP_PREFIX = "raw_tracepoint__"
+TP_PREFIX = "kt_tp__"
 
 MAGIC = b"ktrace-probe-image 1\n"
 
@@ -42,7 +44,11 @@ class MapSpec:
 @dataclass(frozen=True)
 class ProgSpec:
     name: str  # bcc's function name
-    tracepoint: str  # raw tracepoint it attaches to
+    tracepoint: str  # the raw tracepoint it attaches to, or "category/name" of a regular one
+
+    @property
+    def raw(self) -> bool:
+        return "/" not in self.tracepoint
     insns: bytes  # map fds zeroed
     refs: tuple[tuple[int, str], ...]  # (instruction index, map name) of each map load
     license: str
@@ -221,14 +227,18 @@ def compile_image(src: Path, cflags: Sequence[str]) -> Image:
         progs = []
         for f in range(lib.bpf_num_functions(mod)):
             fname = lib.bpf_function_name(mod, f)
-            if not fname.decode().startswith(RAW_TP_PREFIX):
+            name = fname.decode()
+            if name.startswith(RAW_TP_PREFIX):
+                tracepoint = name.removeprefix(RAW_TP_PREFIX)
+            elif name.startswith(TP_PREFIX):
+                tracepoint = name.removeprefix(TP_PREFIX).replace("__", "/", 1)
+            else:
                 continue
             size = lib.bpf_function_size(mod, fname)
             insns = ctypes.string_at(lib.bpf_function_start(mod, fname), size)
             code, refs = symbolize(insns, fd_names)
-            name = fname.decode()
-            progs.append(ProgSpec(name, name.removeprefix(RAW_TP_PREFIX), code, refs, lic))
-        if not progs:
+            progs.append(ProgSpec(name, tracepoint, code, refs, lic))
+        if not any(p.raw for p in progs):
             raise ImageError(f"{src.name} has no RAW_TRACEPOINT_PROBE")
         return Image(tuple(maps), tuple(progs))
     finally:

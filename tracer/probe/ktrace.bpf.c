@@ -1,5 +1,6 @@
 /*
- * ktrace probe: every syscall's enter and exit, and process exits, into one BPF ring buffer.
+ * ktrace probe: every syscall's enter and exit, process exits, and the ends of client TCP
+ * connections once established, into one BPF ring buffer.
  *
  * Configured with -D cflags by loader.py, only with what the verifier must see as constants:
  *   KT_PATHMAX       path and string bytes kept per segment
@@ -81,6 +82,16 @@ struct kt_comm {
     char c[16];
 };
 BPF_HASH(kt_comms, struct kt_comm, u8, 256);
+/* Client TCP connections (kt_tp__sock__inet_sock_set_state): the fd each thread is connecting,
+ * from connect's enter to its exit, and each connecting socket's owner until it is established. */
+struct kt_conn {
+    u32 tid;
+    u32 pid;
+    u32 fd;
+    u32 pad;
+};
+BPF_TABLE("lru_hash", u32, u32, kt_connecting, 4096); /* LRU: a thread killed inside connect() leaves no leak */
+BPF_TABLE("lru_hash", u64, struct kt_conn, kt_conns, 4096);
 
 static __always_inline void kt_count(u32 slot)
 {
@@ -374,6 +385,11 @@ RAW_TRACEPOINT_PROBE(sys_enter)
         return 0;
     struct kt_argregs g = {};
     bpf_probe_read_kernel(&g, sizeof(g), (void *)(ctx->args[0] + KT_REGS_OFF));
+    if (id == KT_NR_CONNECT) {
+        u32 tid = (u32)pid_tgid;
+        u32 fd = g.di;
+        kt_connecting.update(&tid, &fd);
+    }
     return kt_emit(spec, cfg, pid_tgid, evt, 0, &g, 0);
 }
 
@@ -386,6 +402,10 @@ RAW_TRACEPOINT_PROBE(sys_exit)
     u32 evt = g.orig_ax * 2 + 1;
     struct kt_spec *spec = kt_spec.lookup(&evt);
     u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (g.orig_ax == KT_NR_CONNECT) {
+        u32 tid = (u32)pid_tgid;
+        kt_connecting.delete(&tid);
+    }
     struct kt_config *cfg = kt_wanted(pid_tgid, spec);
     if (!cfg)
         return 0;
@@ -406,6 +426,64 @@ RAW_TRACEPOINT_PROBE(sched_process_exit)
     }
     struct kt_argregs g = {};
     kt_head(r, pid_tgid, KT_EVT_PROCEXIT, 0, &g, 6);
+    kt_events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+    kt_count(KT_STAT_EVENTS);
+    return 0;
+}
+
+/* A client TCP connection's ends, as the kernel knows them when it is established: ktrace reading
+ * the socket afterwards finds it gone when the program closes it at once. The connecting thread
+ * enters SYN_SENT inside connect() (its fd is in kt_connecting); SYN_SENT -> ESTABLISHED may run
+ * in any context (a softirq), so the socket's address ties the two. A regular tracepoint: its
+ * record is laid out by the kernel (checked by the loader), no kernel struct is read. */
+int kt_tp__sock__inet_sock_set_state(struct kt_tp_inet_sock_set_state *args)
+{
+    struct kt_tp_inet_sock_set_state a = {};
+    bpf_probe_read_kernel(&a, sizeof(a), args);
+    if (a.protocol != KT_IPPROTO_TCP)
+        return 0;
+    u64 sk = a.skaddr;
+    if (a.newstate == KT_TCP_SYN_SENT) {
+        u64 pid_tgid = bpf_get_current_pid_tgid();
+        u32 tid = (u32)pid_tgid;
+        u32 *fd = kt_connecting.lookup(&tid);
+        if (!fd)
+            return 0;
+        struct kt_conn c = {.tid = tid, .pid = pid_tgid >> 32, .fd = *fd};
+        kt_conns.update(&sk, &c);
+        return 0;
+    }
+    if (a.oldstate != KT_TCP_SYN_SENT)
+        return 0;
+    struct kt_conn *cp = kt_conns.lookup(&sk);
+    if (!cp)
+        return 0;
+    struct kt_conn c = *cp;
+    kt_conns.delete(&sk);
+    if (a.newstate != KT_TCP_ESTABLISHED)
+        return 0;
+    struct kt_rec *r = kt_events.ringbuf_reserve(sizeof(struct kt_rec) + 2 * KT_ADDR_BYTES);
+    if (!r) {
+        kt_count(KT_STAT_DROPS_BUFFER);
+        return 0;
+    }
+    struct kt_argregs g = {};
+    kt_head(r, ((u64)c.pid << 32) | c.tid, KT_EVT_CONNECTED, 0, &g, 0);
+    r->a[0] = c.fd;
+    r->a[1] = a.family;
+    r->a[2] = a.sport;
+    r->a[3] = a.dport;
+    r->l0 = 2 * KT_ADDR_BYTES;
+    r->len = sizeof(struct kt_rec) + 2 * KT_ADDR_BYTES;
+    u8 *addrs = (u8 *)(r + 1);
+    if (a.family == KT_AF_INET) {
+        __builtin_memset(addrs, 0, 2 * KT_ADDR_BYTES);
+        __builtin_memcpy(addrs, a.saddr, 4);
+        __builtin_memcpy(addrs + KT_ADDR_BYTES, a.daddr, 4);
+    } else {
+        __builtin_memcpy(addrs, a.saddr_v6, KT_ADDR_BYTES);
+        __builtin_memcpy(addrs + KT_ADDR_BYTES, a.daddr_v6, KT_ADDR_BYTES);
+    }
     kt_events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
     kt_count(KT_STAT_EVENTS);
     return 0;

@@ -5,6 +5,8 @@
 #define KT_NSYSCALLS 512
 #define KT_EVT_MAX 1056
 #define KT_EVT_PROCEXIT 1024
+#define KT_EVT_CONNECTED 1025
+#define KT_NR_CONNECT 42
 #define KT_REC_FIXED 88
 #define KT_RF_TRUNC0 1
 #define KT_RF_TRUNC1 2
@@ -45,6 +47,27 @@ struct kt_rec {
     u16 l0;
     u16 l1;
     u32 flags;
+};
+
+#define KT_TCP_ESTABLISHED 1
+#define KT_TCP_SYN_SENT 2
+#define KT_AF_INET 2
+#define KT_IPPROTO_TCP 6
+#define KT_ADDR_BYTES 16
+
+struct kt_tp_inet_sock_set_state {
+    u8 common[8];
+    u64 skaddr;
+    s32 oldstate;
+    s32 newstate;
+    u16 sport;
+    u16 dport;
+    u16 family;
+    u16 protocol;
+    u8 saddr[4];
+    u8 daddr[4];
+    u8 saddr_v6[16];
+    u8 daddr_v6[16];
 };
 
 struct kt_seg_spec {

@@ -21,6 +21,7 @@ from ..errors import ProbeError
 from ..schema import record as R
 from ..schema.events import SYSCALL_NR
 from ..schema.gen import STATS, capture_specs, pack_spec, spec_row
+from ..schema.tracepoints import TRACEFS, TRACEPOINTS, mismatch, parse_format
 from . import bpfsys, cache
 from .image import Image, ImageError, relocate
 
@@ -119,6 +120,7 @@ class Probe:
         self.maps: dict[str, bpfsys.Map] = {}
         self._progs: list[int] = []
         self._links: list[int] = []
+        self.notes: list[str] = []  # regular tracepoints left out, and why (-v)
         ring_bytes(cfg)
         flags = compile_flags(cfg)
         for attempt in (1, 2):
@@ -148,12 +150,25 @@ class Probe:
         self._fill_filters()
         self._fill_spec()
         fds = {name: m.fd for name, m in self.maps.items()}
-        loaded = []
+        raw, regular = [], []
         for p in image.programs:
-            fd = bpfsys.prog_load(bpfsys.PROG_TYPE_RAW_TRACEPOINT, relocate(p, fds), p.license, f"kt_{p.tracepoint}")
+            if p.raw:
+                fd = bpfsys.prog_load(bpfsys.PROG_TYPE_RAW_TRACEPOINT, relocate(p, fds), p.license,
+                                      f"kt_{p.tracepoint}")
+                raw.append((p.tracepoint, fd))
+                self._progs.append(fd)
+                continue
+            tp_id, why = tracepoint_id(p.tracepoint)
+            if tp_id is None:
+                self.notes.append(f"{p.tracepoint} not attached ({why})")
+                continue
+            fd = bpfsys.prog_load(bpfsys.PROG_TYPE_TRACEPOINT, relocate(p, fds), p.license,
+                                  f"kt_{p.tracepoint.rpartition('/')[2]}")
             self._progs.append(fd)
-            loaded.append((p.tracepoint, fd))
-        for tp, fd in loaded:
+            regular.append((tp_id, fd))
+        for tp_id, fd in regular:
+            self._links.append(bpfsys.tracepoint_attach(tp_id, fd))
+        for tp, fd in raw:
             self._links.append(bpfsys.raw_tracepoint_open(tp, fd))
 
     def _create_maps(self, image: Image) -> None:
@@ -244,6 +259,26 @@ class Probe:
         for m in self.maps.values():
             m.close()
         self.maps = {}
+
+
+def tracepoint_id(path: str) -> tuple[int | None, str]:
+    """The tracefs id of regular tracepoint ``path`` (category/name) when the kernel lays its
+    record out as tracer/schema/tracepoints.py declares; else None and why not."""
+    declared = {tp.path: tp for tp in TRACEPOINTS}.get(path)
+    if declared is None:
+        return None, "not declared in tracer/schema/tracepoints.py"
+    for base in TRACEFS:
+        d = os.path.join(base, "events", path)
+        try:
+            with open(os.path.join(d, "format")) as f:
+                fmt = parse_format(f.read())
+            with open(os.path.join(d, "id")) as f:
+                tp_id = int(f.read())
+        except (OSError, ValueError):
+            continue
+        why = mismatch(declared, fmt)
+        return (None, why) if why else (tp_id, "")
+    return None, f"no {path} in tracefs ({' or '.join(TRACEFS)})"
 
 
 def _map_create(map_type: int, key_size: int, value_size: int, size: int, flags: int, name: str) -> int:

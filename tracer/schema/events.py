@@ -25,6 +25,7 @@ from typing import Final
 
 from .record import (
     EVT_BASE_OTHER,
+    EVT_CONNECTED,
     EVT_CONTAINER,
     EVT_DROPS,
     EVT_FDINFO,
@@ -320,9 +321,11 @@ def _build() -> tuple[dict[str, int], list[EventInfo | None]]:
 
 SYSCALL_NR, SYSCALLS = _build()
 
-# Events that are not syscalls. Internal ones (made in user space) are hidden unless asked for (-D).
+# Events that are not syscalls. Internal ones (state facts, made in user space or by the probe)
+# are hidden unless asked for (-D).
 OTHER_EVENTS: Final[dict[int, EventInfo]] = {
     EVT_PROCEXIT: EventInfo("procexit", "process", exit=(Param("status", PT.INT, "a0"),)),
+    EVT_CONNECTED: EventInfo("connected", "internal", enter=(Param("fd", PT.FD, "a0"),)),
     EVT_THREADINFO: EventInfo("threadinfo", "internal"),
     EVT_FDINFO: EventInfo("fdinfo", "internal"),
     EVT_PROCINFO: EventInfo("procinfo", "internal"),

@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 
 from . import record as R
+from . import tracepoints as TP
 from .events import SYSCALL_NR, SYSCALLS, Capture
 from .syscalls_x86_64 import SYSCALL_NARGS
 from .types import CK
@@ -91,6 +92,8 @@ def render_header() -> str:
         f"#define KT_NSYSCALLS {R.NSYSCALLS}",
         f"#define KT_EVT_MAX {R.EVT_MAX}",
         f"#define KT_EVT_PROCEXIT {R.EVT_PROCEXIT}",
+        f"#define KT_EVT_CONNECTED {R.EVT_CONNECTED}",
+        f"#define KT_NR_CONNECT {SYSCALL_NR['connect']}",
         f"#define KT_REC_FIXED {R.REC_FIXED}",
         f"#define KT_RF_TRUNC0 {R.RF_TRUNC0}",
         f"#define KT_RF_TRUNC1 {R.RF_TRUNC1}",
@@ -120,6 +123,13 @@ def render_header() -> str:
         "    u32 flags;",
         "};",
         "",
+        f"#define KT_TCP_ESTABLISHED {TP.TCP_ESTABLISHED}",
+        f"#define KT_TCP_SYN_SENT {TP.TCP_SYN_SENT}",
+        f"#define KT_AF_INET {TP.AF_INET}",
+        f"#define KT_IPPROTO_TCP {TP.IPPROTO_TCP}",
+        f"#define KT_ADDR_BYTES {TP.ADDR_BYTES}",
+        "",
+        *[line for tp in TP.TRACEPOINTS for line in (*TP.c_struct(tp), "")],
         "struct kt_seg_spec {",
         "    u8 kind;",
         "    u8 arg;",

@@ -163,6 +163,10 @@ class LiveEnricher:
         if accept and ev.ret < 0 or not accept and ev.ret not in (0, -EINPROGRESS):
             return []
         num = ev.ret if accept else s32(ev.args[0])
+        if not accept:
+            known = self.state.fd(ev.pid, num)
+            if known is not None and known.cport:
+                return []  # the probe's EVT_CONNECTED, just before, named both ends
         facts = proc.socket_facts(ev.pid, num)
         if facts is None:
             return []

@@ -34,6 +34,7 @@ import msgpack
 
 from ..event import Event, RenderOptions
 from ..schema import record as R
+from ..schema import tracepoints as TP
 from ..schema.events import SCHEMA_VERSION, SYSCALL_NR, SYSCALLS, Capture, EventInfo
 from ..schema.types import CK
 from ..state.state import State
@@ -327,6 +328,19 @@ class Synth:
     def connect(self, fd: int, addr: Addr, *, ret: int = 0) -> Synth:
         """connect(fd, addr) = ret (0, or e.g. -EINPROGRESS for a non-blocking socket)."""
         return self.syscall("connect", (fd,), ret=ret, seg0=sockaddr(addr))
+
+    def connected(self, fd: int, local: tuple[str, int], remote: tuple[str, int]) -> Synth:
+        """The probe's EVT_CONNECTED: a client TCP connection on ``fd`` established, both ends as
+        the kernel's sock:inet_sock_set_state gives them (IPv4, or IPv6 when ``local`` is)."""
+        n = TP.ADDR_BYTES
+        try:
+            addrs = [_socket.inet_pton(_socket.AF_INET, local[0]), _socket.inet_pton(_socket.AF_INET, remote[0])]
+            family = TP.AF_INET
+        except OSError:
+            addrs = [_socket.inet_pton(_socket.AF_INET6, local[0]), _socket.inet_pton(_socket.AF_INET6, remote[0])]
+            family = TP.AF_INET6
+        return self.record(R.EVT_CONNECTED, args=(fd, family, local[1], remote[1], 0, 0),
+                           seg0=b"".join(a.ljust(n, b"\0") for a in addrs))
 
     def accept(self, lfd: int, newfd: int, peer: Addr, *, flags: int | None = None) -> Synth:
         """accept(lfd) = newfd from ``peer`` (accept4 with ``flags``); a negative newfd is the error."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import msgpack
 
 from ..event import Event, resolve_in, resolve_path, s32, sockaddr_parts
 from ..schema import record as R
+from ..schema import tracepoints as TP
 from ..schema.events import SYSCALL_NR
 from .tables import Fd, Group, Thread, User
 
@@ -202,6 +204,7 @@ class State:
         h[R.EVT_PROCEXIT] = self._on_procexit
         h[R.EVT_THREADINFO] = self._on_threadinfo
         h[R.EVT_FDINFO] = self._on_fdinfo
+        h[R.EVT_CONNECTED] = self._on_connected
         h[R.EVT_CONTAINER] = self._on_container
         h[R.EVT_PROCINFO] = self._on_procinfo
         return h
@@ -457,6 +460,29 @@ class State:
         local_ip = fd.cip or ("0.0.0.0" if family == "ipv4" else "::")
         fd.set_tuple(local_ip, fd.cport, ip, port)
 
+    def _on_connected(self, ev: Event) -> None:
+        """Both ends of a client TCP connection, as the kernel saw them once it was established
+        (the probe's sock:inet_sock_set_state program): the local end needs no later read of a
+        socket the program may have closed by then. It comes before or after the connect's exit,
+        whose handler keeps the client end it finds."""
+        n = TP.ADDR_BYTES
+        raw = ev.seg0
+        if len(raw) < 2 * n:
+            return
+        if ev.args[1] == TP.AF_INET:
+            family, cip, sip = "ipv4", str(IPv4Address(raw[:4])), str(IPv4Address(raw[n : n + 4]))
+        elif ev.args[1] == TP.AF_INET6:
+            family, cip, sip = "ipv6", _ip6(raw[:n]), _ip6(raw[n : 2 * n])
+        else:
+            return
+        num = s32(ev.args[0])
+        fd = self.fd(ev.pid, num)
+        if fd is None:
+            fd = Fd(num)
+            self._add_fd(ev.pid, fd)
+        fd.type, fd.l4proto, fd.is_server = family, "tcp", False
+        fd.set_tuple(cip, ev.args[2], sip, ev.args[3])
+
     def _on_accept(self, ev: Event) -> None:
         if ev.ret < 0:
             return
@@ -643,3 +669,9 @@ class State:
             self.groups = {r[0]: Group(*r) for r in rows}
         elif kind == "containers":
             self.containers = {d["id"]: d for d in rows if "id" in d}
+
+
+def _ip6(raw: bytes) -> str:
+    """An IPv6 address as fd names show it: an IPv4-mapped one as plain IPv4."""
+    a = IPv6Address(raw)
+    return str(a.ipv4_mapped) if a.ipv4_mapped else a.compressed
