@@ -45,13 +45,13 @@ class MapSpec:
 class ProgSpec:
     name: str  # bcc's function name
     tracepoint: str  # the raw tracepoint it attaches to, or "category/name" of a regular one
+    insns: bytes  # map fds zeroed
+    refs: tuple[tuple[int, str], ...]  # (instruction index, map name) of each map load
+    license: str
 
     @property
     def raw(self) -> bool:
         return "/" not in self.tracepoint
-    insns: bytes  # map fds zeroed
-    refs: tuple[tuple[int, str], ...]  # (instruction index, map name) of each map load
-    license: str
 
 
 @dataclass(frozen=True)

@@ -165,9 +165,12 @@ class Probe:
             fd = bpfsys.prog_load(bpfsys.PROG_TYPE_TRACEPOINT, relocate(p, fds), p.license,
                                   f"kt_{p.tracepoint.rpartition('/')[2]}")
             self._progs.append(fd)
-            regular.append((tp_id, fd))
-        for tp_id, fd in regular:
-            self._links.append(bpfsys.tracepoint_attach(tp_id, fd))
+            regular.append(((p.tracepoint, tp_id), fd))
+        for (path, tp_id), fd in regular:
+            try:
+                self._links.append(bpfsys.tracepoint_attach(tp_id, fd))
+            except OSError as e:  # what it adds has a slower path: leave it out, say so with -v
+                self.notes.append(f"{path} not attached ({e.strerror or e})")
         for tp, fd in raw:
             self._links.append(bpfsys.raw_tracepoint_open(tp, fd))
 
