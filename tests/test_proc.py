@@ -4,10 +4,14 @@ pipes and sockets it opens here, against what os, /proc and the socket module sa
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+import shutil
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -305,3 +309,41 @@ def test_hexaddr_reads_a_real_tcp6_row() -> None:
         rows = [line.split() for line in Path("/proc/net/tcp6").read_text().splitlines()[1:]]
         row = next(r for r in rows if int(r[9]) == ino)
         assert _hexaddr(row[1]) == ("::1", s.getsockname()[1])
+
+
+NETNS_CHILD = r"""
+import fcntl, json, socket, struct, sys, time
+# Bring up this namespace's loopback: SIOCSIFFLAGS with IFF_UP | IFF_LOOPBACK | IFF_RUNNING.
+s = socket.socket()
+fcntl.ioctl(s, 0x8914, struct.pack("16sH14s", b"lo", 0x1 | 0x8 | 0x40, b""))
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+cli = socket.create_connection(srv.getsockname())
+acc, _ = srv.accept()
+print(json.dumps({"cli": cli.fileno(), "acc": acc.fileno(), "srv": srv.fileno(),
+                  "cport": cli.getsockname()[1], "sport": srv.getsockname()[1]}), flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare(1)")
+def test_sockets_of_another_network_namespace() -> None:
+    """A process in its own network namespace (a container's case): its connections are in its
+    namespace's socket tables, not the host's; the process itself says what they are."""
+    p = subprocess.Popen(["unshare", "--net", sys.executable, "-c", NETNS_CHILD], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        got = json.loads(p.stdout.readline())
+        assert os.readlink(f"/proc/{p.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        st = State()
+        bootstrap(st, skip_pid=os.getpid())
+        fds = st.fds[p.pid]
+        tuple_ = f"127.0.0.1:{got['cport']}->127.0.0.1:{got['sport']}"
+        assert (fds[got["cli"]].name, fds[got["cli"]].is_server) == (tuple_, False)
+        assert (fds[got["acc"]].name, fds[got["acc"]].is_server) == (tuple_, True)
+        assert fds[got["srv"]].name == f"127.0.0.1:{got['sport']}"
+    finally:
+        p.kill()
+        p.wait()

@@ -118,10 +118,11 @@ def thread_facts(pid: int, tid: int) -> dict[str, Any] | None:
 _UNREAD = {"cgroups": "", "cwd": "", "exepath": "", "vtid": -1, "vpid": -1, "uid": -1, "gid": -1}
 
 
-def _net_table(name: str) -> dict[int, tuple[str, int, str, int, int]]:
-    """inode -> (local ip, local port, remote ip, remote port, state) from /proc/net/tcp etc."""
+def _net_table(name: str, net: str = "/proc/net") -> dict[int, tuple[str, int, str, int, int]]:
+    """inode -> (local ip, local port, remote ip, remote port, state) from /proc/net/tcp etc.
+    (``net``: /proc/PID/net for the network namespace of PID)."""
     out: dict[int, tuple[str, int, str, int, int]] = {}
-    text = _read(host_path(f"/proc/net/{name}"))
+    text = _read(host_path(f"{net}/{name}"))
     for line in text.splitlines()[1:]:
         parts = line.split()
         if len(parts) < 10:
@@ -146,9 +147,9 @@ def _hexaddr(s: str) -> tuple[str, int]:
     return ip, int(port, 16)
 
 
-def _unix_table() -> dict[int, str]:
+def _unix_table(net: str = "/proc/net") -> dict[int, str]:
     out: dict[int, str] = {}
-    for line in _read(host_path("/proc/net/unix")).splitlines()[1:]:
+    for line in _read(host_path(f"{net}/unix")).splitlines()[1:]:
         parts = line.split()
         if len(parts) >= 7:
             out[int(parts[6])] = parts[7] if len(parts) > 7 else ""
@@ -222,16 +223,31 @@ def _fd_from_link(num: int, link: str, nets: Any, unix: dict[int, str],
     return Fd(num, "unknown", link)
 
 
-def _nets() -> dict[str, dict[int, tuple[str, int, str, int, int]]]:
-    return {k: _net_table(k) for k in ("tcp", "udp", "tcp6", "udp6")}
+def _nets(net: str = "/proc/net") -> dict[str, dict[int, tuple[str, int, str, int, int]]]:
+    return {k: _net_table(k, net) for k in ("tcp", "udp", "tcp6", "udp6")}
+
+
+class _NetView:
+    """The socket tables of one network namespace, read once through a process inside it."""
+
+    def __init__(self, net: str) -> None:
+        self.nets = _nets(net)
+        self.listen = listening(self.nets)
+        self.unix = _unix_table(net)
+
+
+def _netns(proc: str, pid: int) -> str:
+    """The network namespace of ``pid`` (its ns/net link, "net:[4026531840]"), or "" if unknown."""
+    return _readlink(f"{proc}/{pid}/ns/net") or ""
 
 
 def bootstrap(state: State, skip_pid: int | None = None) -> None:
-    """Fill the state with every thread and fd on the host, and its users and groups."""
-    nets = _nets()
-    listen = listening(nets)
-    unix = _unix_table()
+    """Fill the state with every thread and fd on the host, and its users and groups.
+
+    Sockets are looked up in the tables of their process's own network namespace (a container's
+    connections are not in the host's /proc/net), each namespace's read once."""
     proc = host_path("/proc")
+    views: dict[str, _NetView] = {}
     for entry in os.listdir(proc):
         if not entry.isdigit():
             continue
@@ -255,10 +271,20 @@ def bootstrap(state: State, skip_pid: int | None = None) -> None:
             names = os.listdir(fd_dir)
         except OSError:
             names = []
+        view: _NetView | None = None
         for name in names:
             link = _readlink(f"{fd_dir}/{name}")
-            if link:
-                fds[int(name)] = _fd_from_link(int(name), link, nets, unix, listen)
+            if not link:
+                continue
+            if view is None and link.startswith("socket:["):
+                ns = _netns(proc, pid)
+                view = views.get(ns)
+                if view is None:
+                    view = views[ns] = _NetView(f"/proc/{pid}/net" if ns else "/proc/net")
+            if view is not None:
+                fds[int(name)] = _fd_from_link(int(name), link, view.nets, view.unix, view.listen)
+            else:  # not a socket: no tables needed
+                fds[int(name)] = _fd_from_link(int(name), link, {}, {})
         state.fds[pid] = fds
     load_users(state)
     state.version += 1
