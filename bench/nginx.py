@@ -7,6 +7,8 @@ temporary directory; `wrk -t1 -c10 -d10s` loads it. Variants, each round in this
   bare        no tracer
   floor       bpftrace counting raw_syscalls:sys_enter + sys_exit
   ktrace      ktrace -w f.kcap -q (every event, all parameters, to a file)
+  ktrace-nginx  ktrace -w f.kcap -q proc.name=nginx (a filtered capture: the kernel drops wrk's
+              events, the scanner copies nginx's in runs)
   topconns    ktrace -q -c topconns (live chisel; skipped with a note when `ktrace -cl` lacks it)
   probe-only  bench/probe_only.py: ktrace's probe and ring consumer, batches thrown away (a
               diagnostic: ktrace's cost without its user-space pipeline)
@@ -63,7 +65,7 @@ from _common import (
     wait_quiet,
 )
 
-VARIANTS = ("bare", "floor", "ktrace", "topconns", "probe-only")
+VARIANTS = ("bare", "floor", "ktrace", "ktrace-nginx", "topconns", "probe-only")
 PROBE_ONLY = str(Path(__file__).resolve().parent / "probe_only.py")
 INDEX = (b"<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n<body>\n" + b"x" * 512
          + b"\n</body></html>\n")
@@ -146,7 +148,7 @@ class Nginx:
         self.lat = {v: Series() for v in VARIANTS}
         self.k: dict[str, dict[str, Series]] = {
             v: {k: Series() for k in ("events", "drops", "rss_mb", "cpu_s", "events_per_s", "bytes_per_event")}
-            for v in ("ktrace", "topconns", "probe-only")
+            for v in ("ktrace", "ktrace-nginx", "topconns", "probe-only")
         }
         self.notes: list[str] = []
         self.skip: set[str] = set()
@@ -267,9 +269,10 @@ class Nginx:
                     self.wrk(v, bg.pid)
                 finally:
                     bg.stop()
-            elif v == "ktrace":
+            elif v in ("ktrace", "ktrace-nginx"):
                 cap = self.work / "nginx.kcap"
-                self.traced(v, [KTRACE, "-w", str(cap), "-q"], cap)
+                flt = ["proc.name=nginx"] if v == "ktrace-nginx" else []
+                self.traced(v, [KTRACE, "-w", str(cap), "-q", *flt], cap)
             elif v == "topconns":
                 self.traced(v, [KTRACE, "-q", "-c", "topconns"], None)
             elif v == "probe-only":

@@ -11,6 +11,7 @@ Variants, each round in this order (events/s = events in the capture / wall time
   decode      floor: a Python process reading every block of storm.kcap (CaptureReader only)
   nomatch     ktrace -r storm.kcap -q proc.name=nomatch
   nginx       ktrace -r mixed.kcap -q "proc.name=nginx and evt.type in (read,write) and fd.type=ipv4"
+  nginx-w     ktrace -r mixed.kcap -w filtered.kcap with the same filter (a filtered capture written)
   topconns    ktrace -r mixed.kcap -c topconns (skipped with a note when `ktrace -cl` lacks it)
   replay      ktrace -r storm.kcap -w out.kcap
 The ktrace variants run once more (first round only) with KTRACE_PUREPYTHON=1 for the engine ratio.
@@ -113,6 +114,8 @@ class Read:
             ("decode", [PYTHON, "-c", DECODE, str(self.storm)], self.storm),
             ("nomatch", [KTRACE, "-r", str(self.storm), "-q", "proc.name=nomatch"], self.storm),
             ("nginx", [KTRACE, "-r", str(self.mixed), "-q", NGINX_FILTER], self.mixed),
+            ("nginx-w", [KTRACE, "-r", str(self.mixed), "-w", str(self.work / "filtered.kcap"), NGINX_FILTER],
+             self.mixed),
             ("topconns", [KTRACE, "-r", str(self.mixed), "-c", "topconns"], self.mixed),
             ("replay", [KTRACE, "-r", str(self.storm), "-w", str(out)], self.storm),
         ]
@@ -191,7 +194,7 @@ def main() -> int:
     common_args(ap)
     ap.add_argument("--captures", metavar="DIR", help="where storm.kcap and mixed.kcap are (made there if missing)")
     ap.add_argument("--pure-rounds", type=int, default=1, help="rounds with KTRACE_PUREPYTHON=1 too (default 1)")
-    ap.add_argument("--only", default="decode,nomatch,nginx,topconns,replay", help="variants, comma-separated")
+    ap.add_argument("--only", default="decode,nomatch,nginx,nginx-w,topconns,replay", help="variants, comma-separated")
     a = ap.parse_args()
     apply_nice(a)
     a.only = set(a.only.split(","))

@@ -33,8 +33,16 @@ FAST_OPEN_A2 = 3  # flags in arg2 (openat)
 FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
 FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
 SEL_FAST = 8  # with SEL_STATE: a fast-mask event for Python to apply, in order, with Scanner.apply
+# With ``runs_below`` set: exact matches of one thread, back to back, as one entry (index and offset
+# of the first) whose why is SEL_RUN | records << RUN_COUNT_SHIFT | bytes << RUN_BYTES_SHIFT.
+SEL_RUN = 16
+RUN_COUNT_SHIFT = 8
+RUN_BYTES_SHIFT = 32
 DEF REC_L0 = 80
 DEF C_SEL_FAST = 8
+DEF C_SEL_RUN = 16
+DEF REC_FLAGS = 84
+DEF RF_HIDDEN = 8
 DEF O_CREAT_WRONLY_TRUNC = 0o1101
 
 
@@ -93,6 +101,7 @@ cdef class Scanner:
     cdef public bint fast_on
     cdef public bint exact_fd_only
     cdef public uint64_t fast_applied
+    cdef public uint32_t runs_below
 
     def __init__(self, state_mask, match_mask, tid_check=None, fd_check=None, fd_regs=None,
                  fast_mask=None, fast=None):
@@ -117,6 +126,9 @@ cdef class Scanner:
         # record counter), so fd events of the process's other fds need not wait for them.
         self.exact_fd_only = False
         self.fast_applied = 0
+        # Non-zero: exact matches of events below this id, not hidden, are selected in runs
+        # (SEL_RUN), for a consumer that only counts or copies them.
+        self.runs_below = 0
 
     @property
     def state_mask(self):
@@ -171,6 +183,12 @@ cdef class Scanner:
         cdef rec_head nxt
         cdef uint64_t fdkey = 0
         cdef int32_t fdnum
+        cdef uint32_t runs_below = self.runs_below
+        cdef uint32_t rflags
+        cdef bint runnable
+        cdef bint run_open = False
+        cdef uint32_t run_tid = 0
+        cdef Py_ssize_t run_end = 0
         if end == 0:
             return sel, 0
         base = &view[0]
@@ -242,8 +260,15 @@ cdef class Scanner:
                             ok = r
                 if ok:
                     why |= 2 | (4 if exact else 0)
+            # An exact match of a syscall only counted or copied (runs_below): Python never looks
+            # at the state for it, so nothing need wait for it and a fast event may be one.
+            runnable = False
+            if runs_below and why & 6 == 6 and h.evt < runs_below:
+                memcpy(&rflags, base + off + REC_FLAGS, 4)
+                runnable = not rflags & RF_HIDDEN
             if code and why & 1:
-                if why == 1 and not blocked and (not waiting_pids or h.pid not in waiting_pids) \
+                if (why == 1 or (why == 7 and runnable)) and not blocked \
+                        and (not waiting_pids or h.pid not in waiting_pids) \
                         and (not waiting_fds or fdkey not in waiting_fds):
                     if code == FAST_CLOSE:
                         if self._pending and self._pending.pop(fdkey, None) is not None:
@@ -259,7 +284,7 @@ cdef class Scanner:
                     else:
                         self._flush()  # a relative path may name a pending open's directory
                         self._apply_fast(base + off, h.pid, h.tid, h.length, code)
-                    why = 0
+                    why = 6 if why == 7 else 0  # a matched one is still counted or copied
                     self.fast_applied += 1
                 else:
                     dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
@@ -270,6 +295,8 @@ cdef class Scanner:
                 # info...) may read or drop any process's: nothing may pass them.
                 if why & 1 and not code:
                     blocked = True
+                elif why == 6 and runnable:
+                    pass
                 elif why == 6 and self.exact_fd_only:
                     # An exact match whose consumer reads only its own fd (and thread): only
                     # that fd must keep still.
@@ -282,15 +309,29 @@ cdef class Scanner:
                         waiting_fds.add((<uint64_t>h.pid << 32) | <uint32_t>fd)
                 else:
                     waiting_pids.add(h.pid)
-            if why:
+            if why == 6 and runnable:
+                if run_open and h.tid == run_tid and off == run_end:
+                    out = <uint64_t *>sel.data.as_voidptr
+                    out[nsel - 1] += (<uint64_t>1 << RUN_COUNT_SHIFT) + (<uint64_t>h.length << RUN_BYTES_SHIFT)
+                    why = 0  # joined the run
+                else:
+                    why = C_SEL_RUN
+                run_open = True
+                run_tid = h.tid
+                run_end = off + h.length
+            elif why:
+                run_open = False
                 if self._pending:
                     self._flush()  # Python will see this record's state: the opens before it too
+            if why:
                 if nsel + 3 > len(sel):
                     resize_smart(sel, nsel + 3)
                 out = <uint64_t *>sel.data.as_voidptr
                 out[nsel] = n
                 out[nsel + 1] = off
                 out[nsel + 2] = why
+                if why == C_SEL_RUN:
+                    out[nsel + 2] = C_SEL_RUN | (<uint64_t>1 << RUN_COUNT_SHIFT) | (<uint64_t>h.length << RUN_BYTES_SHIFT)
                 nsel += 3
             off += h.length
             n += 1

@@ -158,6 +158,30 @@ def test_fast_path_sees_the_stream_in_order(filt: str, steps: list[tuple[int, st
     assert p2.scanner.fast_applied == 0
 
 
+@pytest.mark.parametrize("filt", FILTERS)
+@pytest.mark.parametrize(("keep", "fatfile"), [(True, False), (True, True), (False, False)])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(step_st, max_size=40))
+def test_runs_of_exact_matches_count_and_copy_as_events_would(
+        filt: str, keep: bool, fatfile: bool, steps: list[tuple[int, str, int, bool]]) -> None:
+    """Nobody shown (-w FILTER, or -q): the scanner hands exact matches over in runs, which are
+    counted and copied without Events, fd events among them applied by the scanner. The bytes
+    kept, the count and the final state must be those of the same pipeline showing every event
+    (which makes an Event of each)."""
+    batches = build_stream(steps)
+    got = []
+    for shown in (False, True):
+        state = state_from(tabs())
+        cf = compile_filter(filt, FIELDS)
+        sel = Selection(wanted_events(cf.pushdown), thread_check(cf.pushdown, state), fd_check(cf.pushdown, state),
+                        exact=exact(cf.ast))
+        p = Pipeline(state, predicate=cf, selection=sel, keep=keep, fatfile=fatfile,
+                     on_event=(lambda ev: None) if shown else None)
+        assert bool(p.scanner.runs_below) == (not shown and sel.exact)
+        got.append(([p.feed(b) for b in batches], p.matched, state.tables()))
+    assert got[0] == got[1]
+
+
 def test_fast_path_names_fds_reused_within_a_batch() -> None:
     s = Synth(pid=P).open("/etc/a", 3).read(3, b"x").close(3).open("/etc/b", 3).read(3, b"y").close(3)
     s.on(200).open("/etc/c", 5).close(5).open("/etc/d", 5)

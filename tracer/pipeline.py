@@ -9,6 +9,7 @@ state and prints the same lines.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +27,7 @@ SEL_STATE = 1
 SEL_MATCH = 2
 SEL_EXACT = 4
 SEL_FAST = 8
+SEL_RUN, RUN_COUNT_SHIFT, RUN_BYTES_SHIFT = _scan.SEL_RUN, _scan.RUN_COUNT_SHIFT, _scan.RUN_BYTES_SHIFT
 
 
 class Predicate(Protocol):
@@ -136,6 +138,10 @@ class Pipeline:
                                      FAST_MASK, fast)
         self.scanner.exact_fd_only = on_record is not None and sel.exact
         self.exact = sel.exact
+        # Exact matches nobody shows, only counted (-q) or copied into a filtered capture (-w
+        # FILTER): the scanner hands them over in runs, never one by one.
+        if sel.exact and on_event is None and on_record is None and not latency and (predicate is not None or not keep):
+            self.scanner.runs_below = R.EVT_BASE_OTHER
         state.on_thread_change = self._thread_changed
         self.count = 0  # records seen (evt.num of the last one)
         self.matched = 0
@@ -146,21 +152,21 @@ class Pipeline:
     def _thread_changed(self, tid: int) -> None:
         self.scanner.reset_tids()
 
-    def _describe(self, ev: Event) -> bytes | None:
+    def _describe(self, ts: int, tid: int, pid: int) -> bytes | None:
         """Filtered capture: the first kept event of a thread is preceded by what the state knows
         of it, as a THREADINFO record. The records that told the live state (a thread info after an
         unkept exec or clone, the clone itself) may have been dropped by the filter; without this a
         replay elsewhere would not know the thread's container or name. (Only the first: a record
         right after a state-changing event is applied before that event is shown, so a later one
         could show the thread's previous event with its next state.)"""
-        t = self.state.threads.get(ev.tid)
-        if t is None or self._described.get(ev.tid) is t:
+        t = self.state.threads.get(tid)
+        if t is None or self._described.get(tid) is t:
             return None
         if len(self._described) > 65536:
             self._described.clear()
-        self._described[ev.tid] = t
+        self._described[tid] = t
         doc = {f: getattr(t, f) for f in Thread.FIELDS if f not in ("tid", "pid")}
-        return R.pack_record(ev.ts, ev.tid, ev.pid, R.EVT_THREADINFO, seg0=msgpack.packb(doc))
+        return R.pack_record(ts, tid, pid, R.EVT_THREADINFO, seg0=msgpack.packb(doc))
 
     def feed(self, batch: bytes) -> bytes:
         """Process one batch; return what a capture keeps of it."""
@@ -188,6 +194,17 @@ class Pipeline:
         count_only = self.exact and on_event is None and not self.keep and not self.latency
         while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
+            if why & SEL_RUN:
+                # Exact matches of one thread nobody shows: counted, and copied when kept (-w FILTER).
+                self.matched += (why >> RUN_COUNT_SHIFT) & RUN_COUNT_MASK
+                if self.keep:
+                    if not self.fatfile:
+                        info = self._describe(*_TS_TID_PID.unpack_from(batch, off + R.OFF_TS))
+                        if info is not None:
+                            out.append(info)
+                    out.append(batch[off:off + (why >> RUN_BYTES_SHIFT)])
+                i += 3
+                continue
             if count_only and why == SEL_MATCH | SEL_EXACT:
                 self.matched += 1
                 i += 3
@@ -243,7 +260,7 @@ class Pipeline:
                     # events the filter keeps may need. CPU samples of the
                     # threads the filter keeps go too, so CPU chisels work on the capture.
                     if matched and self.keep and not self.fatfile and ev.evt < R.EVT_BASE_OTHER:
-                        info = self._describe(ev)
+                        info = self._describe(ev.ts, ev.tid, ev.pid)
                         if info is not None:
                             out.append(info)
                     out.append(batch[off:off + length])
@@ -304,6 +321,9 @@ def _ts(rec: bytes) -> int:
 
 
 _EXEC_ENTERS = frozenset(event_ids(n)[0] for n in ("execve", "execveat"))
+_TS_TID_PID = struct.Struct("<QII")  # at OFF_TS: ts, tid, pid
+RUN_COUNT_MASK = (1 << (RUN_BYTES_SHIFT - RUN_COUNT_SHIFT)) - 1
+assert R.OFF_TID == R.OFF_TS + 8 and R.OFF_PID == R.OFF_TID + 4
 _KEPT_UNFILTERED = frozenset({R.EVT_CONTAINER, R.EVT_CONNECTED})
 _FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONTAINER})
 

@@ -34,12 +34,21 @@ FAST_OPEN_A2 = 3  # flags in arg2 (openat)
 FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
 FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
 SEL_FAST = 8  # with SEL_STATE: a fast-mask event for Python to apply, in order, with Scanner.apply
+# With ``runs_below`` set: exact matches of one thread, back to back, as one entry (index and offset
+# of the first) whose why is SEL_RUN | records << RUN_COUNT_SHIFT | bytes << RUN_BYTES_SHIFT.
+SEL_RUN = 16
+RUN_COUNT_SHIFT = 8
+RUN_BYTES_SHIFT = 32
+REC_FLAGS = 84
+RF_HIDDEN = 8
+_MATCHED = SEL_MATCH | SEL_EXACT
 _O_CREAT_WRONLY_TRUNC = 0o1101
 
 _HEAD = struct.Struct("<QIIHHI")
 _ARG = struct.Struct("<q")
 _U64 = struct.Struct("<Q")
 _LENS = struct.Struct("<HH")
+_U32 = struct.Struct("<I")
 
 
 class FastState(Protocol):
@@ -93,6 +102,9 @@ class Scanner:
         # record counter), so fd events of the process's other fds need not wait for them.
         self.exact_fd_only = False
         self.fast_applied = 0
+        # Non-zero: exact matches of events below this id, not hidden, are selected in runs
+        # (SEL_RUN), for a consumer that only counts or copies them.
+        self.runs_below = 0
         self._pending: dict[tuple[int, int], int] = {}  # (pid, fd) -> offset of an open not applied yet
 
     def reset_tids(self) -> None:
@@ -123,6 +135,8 @@ class Scanner:
         waiting_pids: set[int] = set()  # processes with a filter candidate waiting for Python
         dirty_fds: set[tuple[int, int]] = set()  # fd events waiting for Python
         waiting_fds: set[tuple[int, int]] = set()  # fds read by exact matches waiting for Python
+        runs_below = self.runs_below
+        run_open, run_tid, run_end = False, 0, 0
         while off < end:
             if end - off < REC_FIXED:
                 self._flush(batch)
@@ -188,8 +202,13 @@ class Scanner:
                                     ok = fknown
                     if ok:
                         why |= SEL_MATCH | (SEL_EXACT if exact else 0)
+            # An exact match of a syscall only counted or copied (runs_below): Python never looks
+            # at the state for it, so nothing need wait for it and a fast event may be one.
+            runnable = bool(runs_below) and why & _MATCHED == _MATCHED and evt < runs_below \
+                and not _U32.unpack_from(batch, off + REC_FLAGS)[0] & RF_HIDDEN
             if code and why & SEL_STATE:
-                if why == SEL_STATE and not blocked and pid not in waiting_pids and fdkey not in waiting_fds:
+                if (why == SEL_STATE or (why == SEL_STATE | _MATCHED and runnable)) and not blocked \
+                        and pid not in waiting_pids and fdkey not in waiting_fds:
                     if code == FAST_CLOSE:
                         if self._pending.pop(fdkey, None) is not None:
                             # An open nobody has looked at: never mind it, but for the table it made.
@@ -205,7 +224,7 @@ class Scanner:
                     else:
                         self._flush(batch)  # a relative path may name a pending open's directory
                         self._apply_fast(batch, off, pid, tid, length, code)
-                    why = 0
+                    why &= _MATCHED  # a matched one is still counted or copied
                     self.fast_applied += 1
                 else:
                     dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
@@ -216,6 +235,8 @@ class Scanner:
                 # info...) may read or drop any process's: nothing may pass them.
                 if why & SEL_STATE and not code:
                     blocked = True
+                elif why == _MATCHED and runnable:
+                    pass
                 elif why == SEL_MATCH | SEL_EXACT and self.exact_fd_only:
                     # An exact match whose consumer reads only its own fd (and thread): only
                     # that fd must keep still.
@@ -226,8 +247,17 @@ class Scanner:
                         waiting_fds.add((pid, _i32(batch, off + 24)))
                 else:
                     waiting_pids.add(pid)
-            if why:
+            if why == _MATCHED and runnable:
+                if run_open and tid == run_tid and off == run_end:
+                    sel[-1] += (1 << RUN_COUNT_SHIFT) + (length << RUN_BYTES_SHIFT)
+                    why = 0  # joined the run
+                else:
+                    why = SEL_RUN | (1 << RUN_COUNT_SHIFT) | (length << RUN_BYTES_SHIFT)
+                run_open, run_tid, run_end = True, tid, off + length
+            elif why:
+                run_open = False
                 self._flush(batch)  # Python will see this record's state: the opens before it too
+            if why:
                 sel.extend((n, off, why))
             off += length
             n += 1
