@@ -33,8 +33,8 @@ FAST_OPEN_A2 = 3  # flags in arg2 (openat)
 FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
 FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
 SEL_FAST = 8  # with SEL_STATE: a fast-mask event for Python to apply, in order, with Scanner.apply
-# With ``runs_below`` set: exact matches of one thread, back to back, as one entry (index and offset
-# of the first) whose why is SEL_RUN | records << RUN_COUNT_SHIFT | bytes << RUN_BYTES_SHIFT.
+# With ``runs_below`` set: exact matches of one thread, back to back, as one entry (the offset of the
+# last record, that of the first, and SEL_RUN | records << RUN_COUNT_SHIFT | bytes << RUN_BYTES_SHIFT).
 SEL_RUN = 16
 RUN_COUNT_SHIFT = 8
 RUN_BYTES_SHIFT = 32
@@ -312,6 +312,7 @@ cdef class Scanner:
             if why == 6 and runnable:
                 if run_open and h.tid == run_tid and off == run_end:
                     out = <uint64_t *>sel.data.as_voidptr
+                    out[nsel - 3] = off
                     out[nsel - 1] += (<uint64_t>1 << RUN_COUNT_SHIFT) + (<uint64_t>h.length << RUN_BYTES_SHIFT)
                     why = 0  # joined the run
                 else:
@@ -331,6 +332,7 @@ cdef class Scanner:
                 out[nsel + 1] = off
                 out[nsel + 2] = why
                 if why == C_SEL_RUN:
+                    out[nsel] = off
                     out[nsel + 2] = C_SEL_RUN | (<uint64_t>1 << RUN_COUNT_SHIFT) | (<uint64_t>h.length << RUN_BYTES_SHIFT)
                 nsel += 3
             off += h.length

@@ -166,8 +166,9 @@ def test_runs_of_exact_matches_count_and_copy_as_events_would(
         filt: str, keep: bool, fatfile: bool, steps: list[tuple[int, str, int, bool]]) -> None:
     """Nobody shown (-w FILTER, or -q): the scanner hands exact matches over in runs, which are
     counted and copied without Events, fd events among them applied by the scanner. The bytes
-    kept, the count and the final state must be those of the same pipeline showing every event
-    (which makes an Event of each)."""
+    kept (and the records and times said of them, which the capture's block heads hold), the count
+    and the final state must be those of the same pipeline showing every event (which makes an
+    Event of each)."""
     batches = build_stream(steps)
     got = []
     for shown in (False, True):
@@ -178,7 +179,7 @@ def test_runs_of_exact_matches_count_and_copy_as_events_would(
         p = Pipeline(state, predicate=cf, selection=sel, keep=keep, fatfile=fatfile,
                      on_event=(lambda ev: None) if shown else None)
         assert bool(p.scanner.runs_below) == (not shown and sel.exact)
-        got.append(([p.feed(b) for b in batches], p.matched, state.tables()))
+        got.append(([(p.feed(b), p.kept) for b in batches], p.matched, state.tables()))
     assert got[0] == got[1]
 
 

@@ -192,17 +192,23 @@ class Pipeline:
         i = 0
         # An exact selection nobody consumes (-q, no -w, no chisel) is only counted.
         count_only = self.exact and on_event is None and not self.keep and not self.latency
+        in_runs = 0  # records kept beyond one per item of out (runs)
+        run_last_ts = (0, 0)  # (len(out) after the last run kept, the ts of its last record)
         while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
             if why & SEL_RUN:
                 # Exact matches of one thread nobody shows: counted, and copied when kept (-w FILTER).
-                self.matched += (why >> RUN_COUNT_SHIFT) & RUN_COUNT_MASK
+                # (For a run, idx is the offset of its last record.)
+                nrec = (why >> RUN_COUNT_SHIFT) & RUN_COUNT_MASK
+                self.matched += nrec
                 if self.keep:
                     if not self.fatfile:
                         info = self._describe(*_TS_TID_PID.unpack_from(batch, off + R.OFF_TS))
                         if info is not None:
                             out.append(info)
                     out.append(batch[off:off + (why >> RUN_BYTES_SHIFT)])
+                    in_runs += nrec - 1
+                    run_last_ts = (len(out), _TS_TID_PID.unpack_from(batch, idx + R.OFF_TS)[0])
                 i += 3
                 continue
             if count_only and why == SEL_MATCH | SEL_EXACT:
@@ -295,7 +301,8 @@ class Pipeline:
                 return batch
             out.append(batch[cut:])
             return b"".join(out)
-        self.kept = (len(out), _ts(out[0]), _ts(out[-1])) if out else (0, 0, 0)
+        last = run_last_ts[1] if run_last_ts[0] == len(out) else _ts(out[-1]) if out else 0
+        self.kept = (len(out) + in_runs, _ts(out[0]), last) if out else (0, 0, 0)
         return b"".join(out)
 
 

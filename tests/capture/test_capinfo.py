@@ -95,3 +95,37 @@ def test_render_truncated_top(capture: Any, tmp_path: Any) -> None:
     assert "not closed: cut short" in text
     assert "(4 more)" in text
     assert f"Note: capture truncated: recovered 800 events in 4 blocks, lost the tail after byte {off}" in text
+
+
+def test_filtered_capture_counts_what_its_blocks_hold(tmp_path: Any) -> None:
+    """`-r SAMPLE -w out proc.name=nginx`: every block head counts the records it holds (exact matches reach
+    the writer in runs of many records), and the index spans their times."""
+    from pathlib import Path
+
+    from tracer.capture import CaptureReader, EventBlock
+    from tracer.capture.blockcodec import count_types
+    from tracer.cli import main
+
+    sample = Path(__file__).resolve().parents[2] / "captures" / "01-webserver.kcap"
+    out = tmp_path / "f.kcap"
+    with pytest.raises(SystemExit) as ei:
+        main(["-r", str(sample), "-w", str(out), "proc.name=nginx"])
+    assert ei.value.code == 0
+    held = 0
+    with CaptureReader(out) as r:
+        for b in r:
+            if isinstance(b, EventBlock):
+                n = count_types(b.raw, {})
+                assert n == b.count
+                held += n
+                ts = [int.from_bytes(b.raw[o:o + 8], "little") for o in _offsets(b.raw)]
+                assert (b.first_ts, b.last_ts) == (ts[0], ts[-1])
+    assert held > 1000 and capinfo(out)["events"] == held
+
+
+def _offsets(raw: bytes) -> list[int]:
+    out, off = [], 0
+    while off < len(raw):
+        out.append(off)
+        off += int.from_bytes(raw[off + 20:off + 24], "little")
+    return out

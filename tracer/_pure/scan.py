@@ -34,8 +34,8 @@ FAST_OPEN_A2 = 3  # flags in arg2 (openat)
 FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
 FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
 SEL_FAST = 8  # with SEL_STATE: a fast-mask event for Python to apply, in order, with Scanner.apply
-# With ``runs_below`` set: exact matches of one thread, back to back, as one entry (index and offset
-# of the first) whose why is SEL_RUN | records << RUN_COUNT_SHIFT | bytes << RUN_BYTES_SHIFT.
+# With ``runs_below`` set: exact matches of one thread, back to back, as one entry (the offset of the
+# last record, that of the first, and SEL_RUN | records << RUN_COUNT_SHIFT | bytes << RUN_BYTES_SHIFT).
 SEL_RUN = 16
 RUN_COUNT_SHIFT = 8
 RUN_BYTES_SHIFT = 32
@@ -249,10 +249,11 @@ class Scanner:
                     waiting_pids.add(pid)
             if why == _MATCHED and runnable:
                 if run_open and tid == run_tid and off == run_end:
+                    sel[-3] = off
                     sel[-1] += (1 << RUN_COUNT_SHIFT) + (length << RUN_BYTES_SHIFT)
-                    why = 0  # joined the run
                 else:
-                    why = SEL_RUN | (1 << RUN_COUNT_SHIFT) | (length << RUN_BYTES_SHIFT)
+                    sel.extend((off, off, SEL_RUN | (1 << RUN_COUNT_SHIFT) | (length << RUN_BYTES_SHIFT)))
+                why = 0  # in a run
                 run_open, run_tid, run_end = True, tid, off + length
             elif why:
                 run_open = False
