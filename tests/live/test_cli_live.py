@@ -182,7 +182,10 @@ def test_live_threads_never_preempt_on_wakeup(tmp_path: Path, monkeypatch: pytes
     cap = tmp_path / "s.kcap"
     kt = Ktrace(["-w", str(cap), "-v", "-q", "proc.name=kt-nobody"], tmp_path / "s.out")
     try:
-        _wait_for(lambda: cap.exists() and cap.stat().st_size > 0, kt)
+        # Main, ring consumer and capture writer at least (the writer's thread starts after the
+        # file's header is written).
+        _wait_for(lambda: cap.exists() and cap.stat().st_size > 0
+                  and len(os.listdir(f"/proc/{kt.proc.pid}/task")) >= 3, kt)
         policies = thread_policies(kt.proc.pid)
     finally:
         assert kt.stop() == 0, kt.stderr()
