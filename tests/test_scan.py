@@ -554,3 +554,13 @@ def test_an_open_closed_unseen_never_reaches_python() -> None:
         assert asked == [(50, 5, {4: "keep", 5: b"/tmp/b"})]
         assert st_.fds == {50: {4: "keep", 5: b"/tmp/b"}, 60: {6: b"/tmp/c"}}
         assert [why for _, _, why in triples(sel)] == [M]
+
+
+def test_run_constants_follow_the_record_layout() -> None:
+    """The pure scanner's copies of the record layout (the Cython one's are compile-time constants,
+    held to the same behaviour by every test here running on both engines)."""
+    from tracer._pure import scan as pure
+
+    assert (pure.REC_FLAGS, pure.RF_HIDDEN, pure.REC_FIXED) == (R.OFF_FLAGS, R.RF_HIDDEN, R.REC_FIXED)
+    assert (scan.SEL_RUN, scan.RUN_COUNT_SHIFT, scan.RUN_BYTES_SHIFT) == (pure.SEL_RUN, pure.RUN_COUNT_SHIFT,
+                                                                          pure.RUN_BYTES_SHIFT)
