@@ -278,23 +278,14 @@ def check_tracefs(roots: Roots) -> Check:
 def check_tracepoints(roots: Roots) -> list[Check]:
     """The regular tracepoints the probe reads by their tracefs layout (tracer/schema/tracepoints.py):
     without one, what it gives comes from a slower, racier path, so a warning, not a failure."""
-    from .schema.tracepoints import TRACEPOINTS, mismatch, parse_format
+    from .schema.tracepoints import TRACEPOINTS, locate
 
     out = []
     for tp in TRACEPOINTS:
         name = f"tracepoint {tp.path}"
-        why = f"not found under {' or '.join(tracefs_dirs(roots))}"
-        for base in tracefs_dirs(roots):
-            try:
-                with open(os.path.join(base, "events", tp.path, "format")) as f:
-                    fmt = parse_format(f.read())
-            except (OSError, ValueError):
-                continue
-            bad = mismatch(tp, fmt)
-            if bad is None:
-                out.append(Check(OK, name, "laid out as declared: client TCP connections named by the kernel"))
-                break
-            why = bad
+        tp_id, why = locate(tp, tracefs_dirs(roots))
+        if tp_id is not None:
+            out.append(Check(OK, name, "laid out as declared: client TCP connections named by the kernel"))
         else:
             out.append(Check(WARN, name, f"{why}: client TCP ends are read from the socket instead, so a "
                                          "connection closed within ~1 ms shows 0.0.0.0:0",

@@ -219,6 +219,11 @@ def hexdump(data: bytes, ascii_col: bool = True) -> str:
     return "\n".join(lines)
 
 
+def plain_ip(ip: str) -> str:
+    """An IPv4-mapped IPv6 address as plain IPv4 (how fd names show it); others unchanged."""
+    return ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
+
+
 def sockaddr_text(raw: bytes) -> str:
     """127.0.0.1:80, ::1:80 or a unix path, as sysdig prints socket addresses."""
     if len(raw) < 2:

@@ -21,7 +21,7 @@ from ..errors import ProbeError
 from ..schema import record as R
 from ..schema.events import SYSCALL_NR
 from ..schema.gen import STATS, capture_specs, pack_spec, spec_row
-from ..schema.tracepoints import TRACEFS, TRACEPOINTS, mismatch, parse_format
+from ..schema.tracepoints import TRACEFS, TRACEPOINTS, locate
 from . import bpfsys, cache
 from .image import Image, ImageError, relocate
 
@@ -270,18 +270,7 @@ def tracepoint_id(path: str) -> tuple[int | None, str]:
     declared = {tp.path: tp for tp in TRACEPOINTS}.get(path)
     if declared is None:
         return None, "not declared in tracer/schema/tracepoints.py"
-    for base in TRACEFS:
-        d = os.path.join(base, "events", path)
-        try:
-            with open(os.path.join(d, "format")) as f:
-                fmt = parse_format(f.read())
-            with open(os.path.join(d, "id")) as f:
-                tp_id = int(f.read())
-        except (OSError, ValueError):
-            continue
-        why = mismatch(declared, fmt)
-        return (None, why) if why else (tp_id, "")
-    return None, f"no {path} in tracefs ({' or '.join(TRACEFS)})"
+    return locate(declared, TRACEFS)
 
 
 def _map_create(map_type: int, key_size: int, value_size: int, size: int, flags: int, name: str) -> int:

@@ -8,6 +8,8 @@ running kernel's format file before attaching, leaving the program out when they
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -89,6 +91,24 @@ def mismatch(tp: Tracepoint, fmt: dict[str, tuple[int, int]]) -> str | None:
         if got != (f.offset, f.size):
             return f"{tp.path}: field {f.name} is {got or 'missing'}, expected {(f.offset, f.size)}"
     return None
+
+
+def locate(tp: Tracepoint, tracefs: Iterable[str] = TRACEFS) -> tuple[int | None, str]:
+    """The tracefs id of ``tp`` when the kernel lays its record out as declared, looked for under
+    each of ``tracefs`` in turn; else None and why not."""
+    dirs = list(tracefs)
+    for base in dirs:
+        d = os.path.join(base, "events", tp.path)
+        try:
+            with open(os.path.join(d, "format")) as f:
+                fmt = parse_format(f.read())
+            with open(os.path.join(d, "id")) as f:
+                tp_id = int(f.read())
+        except (OSError, ValueError):
+            continue
+        why = mismatch(tp, fmt)
+        return (None, why) if why else (tp_id, "")
+    return None, f"no {tp.path} in tracefs ({' or '.join(dirs)})"
 
 
 def c_struct(tp: Tracepoint) -> list[str]:

@@ -14,7 +14,7 @@ import msgpack
 from ..enrich.cgroup import parse_cgroup
 from ..enrich.containers import NA, ContainerInfo, ContainerResolver
 from ..enrich.hostroot import host_path
-from ..event import Event, s32, sockaddr_parts
+from ..event import Event, plain_ip, s32, sockaddr_parts
 from ..schema import record as R
 from ..schema.events import SYSCALL_NR
 from ..state import proc
@@ -128,7 +128,7 @@ class LiveEnricher:
         if facts is None or facts["peer"] is not None or facts["l4proto"] != fd.l4proto:
             return []
         ip, port = facts["local"]
-        if ip != proc.plain_ip(fd.sip) or not port:
+        if ip != plain_ip(fd.sip) or not port:
             return []  # the program has reused the number for another socket since
         doc = {"num": num, "sport": port, "name": f"{fd.sip}:{port}"}
         return [internal_record(R.EVT_FDINFO, ev.ts, ev.tid, ev.pid, doc)]
@@ -178,10 +178,10 @@ class LiveEnricher:
         # the fd keeps the state's own name, with an unknown local end.
         if accept:
             named = sockaddr_parts(ev.seg0)
-            expect = (proc.plain_ip(named[1]), named[2]) if named is not None and named[0] != "unix" else None
+            expect = (plain_ip(named[1]), named[2]) if named is not None and named[0] != "unix" else None
         else:
             fd = self.state.fd(ev.pid, num)
-            expect = (proc.plain_ip(fd.sip), fd.sport) if fd is not None and fd.sip else None
+            expect = (plain_ip(fd.sip), fd.sport) if fd is not None and fd.sip else None
         if peer is None or (expect is not None and tuple(peer) != expect):
             return []
         doc: dict[str, Any] = {"num": num, "type": facts["family"], "l4proto": facts["l4proto"],

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..enrich.cgroup import container_id_from_cgroup
 from ..enrich.hostroot import host_path
+from ..event import plain_ip
 from .state import State
 from .tables import Fd, Group, Thread, User
 
@@ -141,9 +142,7 @@ def _hexaddr(s: str) -> tuple[str, int]:
     else:
         # /proc prints IPv6 as four host-order 32-bit words.
         words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-        ip = socket.inet_ntop(socket.AF_INET6, words)
-        if ip.startswith("::ffff:") and "." in ip:
-            ip = ip[7:]
+        ip = plain_ip(socket.inet_ntop(socket.AF_INET6, words))
     return ip, int(port, 16)
 
 
@@ -336,8 +335,3 @@ def socket_facts(pid: int, fd: int) -> dict[str, Any] | None:
             s.close()
     finally:
         os.close(pidfd)
-
-
-def plain_ip(ip: str) -> str:
-    """An IPv4-mapped IPv6 address as plain IPv4 (how fd names show it); others unchanged."""
-    return ip[7:] if ip.startswith("::ffff:") and "." in ip else ip

@@ -8,13 +8,14 @@ stream; live and offline replay the same stream (internal events carry what live
 from __future__ import annotations
 
 import posixpath
+import socket
 from collections.abc import Callable
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address
 from typing import Any
 
 import msgpack
 
-from ..event import Event, resolve_in, resolve_path, s32, sockaddr_parts
+from ..event import Event, plain_ip, resolve_in, resolve_path, s32, sockaddr_parts
 from ..schema import record as R
 from ..schema import tracepoints as TP
 from ..schema.events import SYSCALL_NR
@@ -472,7 +473,9 @@ class State:
         if ev.args[1] == TP.AF_INET:
             family, cip, sip = "ipv4", str(IPv4Address(raw[:4])), str(IPv4Address(raw[n : n + 4]))
         elif ev.args[1] == TP.AF_INET6:
-            family, cip, sip = "ipv6", _ip6(raw[:n]), _ip6(raw[n : 2 * n])
+            family = "ipv6"
+            cip = plain_ip(socket.inet_ntop(socket.AF_INET6, raw[:n]))
+            sip = plain_ip(socket.inet_ntop(socket.AF_INET6, raw[n : 2 * n]))
         else:
             return
         num = s32(ev.args[0])
@@ -669,9 +672,3 @@ class State:
             self.groups = {r[0]: Group(*r) for r in rows}
         elif kind == "containers":
             self.containers = {d["id"]: d for d in rows if "id" in d}
-
-
-def _ip6(raw: bytes) -> str:
-    """An IPv6 address as fd names show it: an IPv4-mapped one as plain IPv4."""
-    a = IPv6Address(raw)
-    return str(a.ipv4_mapped) if a.ipv4_mapped else a.compressed
