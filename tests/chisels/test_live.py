@@ -36,9 +36,13 @@ class LiveRun:
         self.proc = subprocess.Popen([KTRACE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
         self.err = ""
+        # Each pipe has one reader: communicate() beside the stdout thread would race it for the
+        # lines ktrace prints at exit (the chisel's last table) and throw away what it won.
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.err_reader = threading.Thread(target=self._read_err, daemon=True)
+        self.reader.start()
+        self.err_reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -46,6 +50,12 @@ class LiveRun:
             with self.cond:
                 self.lines.append(line.rstrip("\n"))
                 self.cond.notify_all()
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        err = self.proc.stderr.read()
+        with self.cond:
+            self.err = err
 
     def wait_for(self, pred: Callable[[list[str]], bool], timeout: float, poke: Callable[[], None] | None = None,
                  every: float = 1.0) -> None:
@@ -73,11 +83,12 @@ class LiveRun:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         try:
-            _, self.err = self.proc.communicate(timeout=60)
+            self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, self.err = self.proc.communicate()
+            self.proc.wait()
         self.reader.join(10)
+        self.err_reader.join(10)
         return self.lines
 
 
@@ -190,6 +201,17 @@ def test_topfiles_bytes(ktrace_live: Callable[..., LiveRun], tmp_path: Path) -> 
         assert len(f.read()) == n
     tables = json_tables(settle(run))
     assert sum(row[-1] for t in tables for row in t["data"] if row[0] == str(path)) == 2 * n
+
+
+def test_last_table_at_stop(ktrace_live: Callable[..., LiveRun], tmp_path: Path) -> None:
+    """Ctrl-C right after the action: what no per-second table showed yet is in the last one."""
+    run = ktrace_live("-j", "-c", "topfiles_bytes", f"proc.pid={os.getpid()}")
+    run.wait_for(lambda lines: bool(json_tables(lines)), START_TIMEOUT)
+    path = tmp_path / "last.bin"
+    path.write_bytes(b"q" * 4321)
+    tables = json_tables(run.stop())
+    assert run.proc.returncode == 0, run.err
+    assert sum(row[-1] for t in tables for row in t["data"] if row[0] == str(path)) == 4321
 
 
 @pytest.mark.skipif(os.environ.get("KTRACE_PUREPYTHON") == "1",
