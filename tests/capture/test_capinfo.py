@@ -10,7 +10,7 @@ import pytest
 
 from tracer.capture import capinfo, render_capinfo
 from tracer.capture import format as fmt
-from tracer.capture.blockcodec import CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8
+from tracer.capture.blockcodec import CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8
 from tracer.schema.record import syscall_evt
 
 NAMES = {
@@ -21,7 +21,7 @@ NAMES = {
 def test_capinfo_dict(capture: Any, kit: Any) -> None:
     info = capinfo(capture.path, NAMES.__getitem__)
     assert info["file_size"] == len(capture.raw) == os.path.getsize(capture.path)
-    assert info["complete"] and info["notes"] == [] and info["version"] == "1.0"
+    assert info["complete"] and info["notes"] == [] and info["version"] == f"{fmt.FORMAT_MAJOR}.{fmt.FORMAT_MINOR}"
     assert info["events"] == capture.events == 1200
     # Six batches of 200 alternating enter/exit records of read, write, open, read, write, open.
     assert info["events_by_type"] == {
@@ -62,7 +62,8 @@ def event_block_codecs(path: str) -> list[int]:
     return codecs
 
 
-@pytest.mark.parametrize(("codec", "shown"), [(CODEC_NONE, "none"), (CODEC_ZSTD, "zstd"), (CODEC_ZSTD_T8, "zstd+t8")])
+@pytest.mark.parametrize(("codec", "shown"), [(CODEC_NONE, "none"), (CODEC_ZSTD, "zstd"), (CODEC_ZSTD_T8, "zstd+t8"),
+                                                   (CODEC_LZ4, "lz4")])
 def test_compression_shown(make_capture: Any, codec: int, shown: str) -> None:
     c = make_capture("c.kcap", 3, 50, codec=codec)
     n = len(event_block_codecs(c.path))

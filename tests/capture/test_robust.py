@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tracer.capture import CaptureReader, EventBlock, StatsBlock, TableBlock
 from tracer.capture import format as fmt
-from tracer.capture.blockcodec import CODEC_ZSTD, encode_block
+from tracer.capture.blockcodec import CODEC_LZ4, CODEC_ZSTD, encode_block
 from tracer.errors import CaptureError
 
 TRUNC = re.compile(r"capture truncated: recovered (\d+) events in (\d+) blocks, lost the tail after byte (\d+)")
@@ -191,13 +191,14 @@ def test_huge_claimed_length_does_not_allocate(capture: Any, tmp_path: Any, stor
     assert any(n.startswith(f"unreadable data at bytes {ev[0]}-") for n in r.notes)
 
 
-def test_frame_claiming_more_than_header_says(capture: Any, tmp_path: Any) -> None:
-    """A sound header over a zstd frame that decodes to more than raw_len: skipped, bounded."""
-    big = encode_block(b"\0" * (32 << 20))
+@pytest.mark.parametrize(("codec", "says"), [(CODEC_ZSTD, "zstd frame holds"), (CODEC_LZ4, "lz4:")])
+def test_frame_claiming_more_than_header_says(capture: Any, tmp_path: Any, codec: int, says: str) -> None:
+    """A sound header over compressed data that decodes to more than raw_len: skipped, bounded."""
+    big = encode_block(b"\0" * (32 << 20), codec)
     import zlib
 
     head = struct.pack(
-        fmt.BLOCK_HEAD_FMT, fmt.SYNC, fmt.KIND_EVENTS, CODEC_ZSTD, 0, len(big), 16, 2, 0, 0, zlib.crc32(big)
+        fmt.BLOCK_HEAD_FMT, fmt.SYNC, fmt.KIND_EVENTS, codec, 0, len(big), 16, 2, 0, 0, zlib.crc32(big)
     )
     liar = head + struct.pack("<I", zlib.crc32(head)) + big
     ev = capture.event_blocks()[0]
@@ -212,7 +213,7 @@ def test_frame_claiming_more_than_header_says(capture: Any, tmp_path: Any) -> No
         tracemalloc.stop()
     assert peak < 8 << 20
     assert r is not None and sum(i.count for i in got if isinstance(i, EventBlock)) == capture.events
-    assert any(n.startswith(f"damaged block at byte {ev[0]} (zstd frame holds") for n in r.notes)
+    assert any(n.startswith(f"damaged block at byte {ev[0]} ({says}") for n in r.notes)
 
 
 def test_well_formed_block_with_bad_msgpack(capture: Any, tmp_path: Any) -> None:

@@ -22,7 +22,7 @@ from tracer.capture import (
     read_captures,
 )
 from tracer.capture import format as fmt
-from tracer.capture.blockcodec import CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8, decode_block, encode_block
+from tracer.capture.blockcodec import CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8, decode_block, encode_block
 from tracer.errors import CaptureError
 
 
@@ -78,7 +78,7 @@ def test_index_lists_event_blocks(capture: Any) -> None:
     ]
 
 
-@pytest.mark.parametrize("codec", [CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8])
+@pytest.mark.parametrize("codec", [CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8, CODEC_LZ4])
 def test_codecs_round_trip(make_capture: Any, codec: int) -> None:
     c = make_capture("c.kcap", 3, 101, codec=codec)
     r, got = items(c.path)
@@ -89,7 +89,7 @@ def test_codecs_round_trip(make_capture: Any, codec: int) -> None:
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 4095, 70001])
 def test_block_codecs_exact(n: int) -> None:
     raw = bytes((i * 7 + i // 256) & 0xFF for i in range(n))
-    for codec in (CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8):
+    for codec in (CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8, CODEC_LZ4):
         assert decode_block(encode_block(raw, codec), codec, n) == raw
 
 

@@ -127,6 +127,27 @@ def test_a_signal_ends_the_run_with_exit_0_and_the_summary(tmp_path: Path, ticke
         assert len(seqs(rep.stdout)) > 100
 
 
+def test_live_capture_is_lz4_and_a_rewrite_zstd(tmp_path: Path, ticker: Ticker) -> None:
+    """Live -w stores its events with the fast codec; rewriting it offline (-r -w) with zstd; both
+    replay to the same events."""
+    from tracer.capture import capinfo
+
+    live, rewritten = tmp_path / "live.kcap", tmp_path / "zstd.kcap"
+    kt = Ktrace(["-w", str(live), "-M", "2", "proc.name=kttick"], tmp_path / "l.out")
+    try:
+        assert kt.proc.wait(timeout=120) == 0, kt.stderr()
+    finally:
+        kt.kill()
+    rw = subprocess.run([*ktrace_argv(), "-r", str(live), "-w", str(rewritten)], capture_output=True, text=True,
+                        env=env(), timeout=300)
+    assert rw.returncode == 0, rw.stderr
+    assert list(capinfo(str(live))["event_codecs"]) == ["lz4"]
+    assert list(capinfo(str(rewritten))["event_codecs"]) == ["zstd"]
+    a, b = replay(live, TICK_FILTER), replay(rewritten, TICK_FILTER)
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    assert len(seqs(a.stdout)) > 100 and a.stdout == b.stdout
+
+
 def test_M_stops_after_that_many_seconds(tmp_path: Path, ticker: Ticker) -> None:
     kt = Ktrace(["-M", "2", TICK_FILTER], tmp_path / "m.out")
     try:

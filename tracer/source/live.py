@@ -18,13 +18,27 @@ from collections.abc import Iterator
 from ..engine import ring as _ring
 from ..probe.loader import Probe, ProbeConfig
 
-POLL_S = 0.0005  # drain period after a big drain: 0.5 ms
-MID_POLL_S = 0.001
+POLL_S = 0.0005  # the shortest drain period: 0.5 ms
 # After an empty or small drain: 2 ms. Longer lets short-lived processes vanish before /proc is read.
 IDLE_POLL_S = 0.002
-BIG_DRAIN = 4 << 20
-SMALL_DRAIN = 256 << 10
+SMALL_DRAIN = 64 << 10
+# Under load, a drain every ~1 MB: each drain costs every ktrace thread a wake-up and a batch's fixed
+# work (bench/live_threads.py under nginx: main thread -30%, consumer -15% from 2 to 10 ms), and
+# each wake-up may take a CPU from the traced programs. 10 ms at most, so a process's first event
+# still reaches the main thread (which reads /proc for it) soon after it happened.
+DRAIN_TARGET = 1 << 20
+MAX_POLL_S = 0.010
 MAX_QUEUED = 256 << 20  # bytes queued for the main thread before the consumer pauses
+
+
+def next_poll(drained: int, since: float) -> float:
+    """Seconds to sleep after a drain of ``drained`` bytes that came ``since`` seconds after the
+    previous one: short when idle, else long enough for about DRAIN_TARGET bytes at the rate just
+    seen. The ring holds far more than the longest pause lets in, so pausing never drops."""
+    if drained < SMALL_DRAIN:
+        return IDLE_POLL_S
+    rate = drained / max(since, POLL_S)
+    return min(MAX_POLL_S, max(POLL_S, DRAIN_TARGET / rate))
 
 
 def yield_to_traced() -> str:
@@ -74,21 +88,20 @@ class LiveSource:
     def _consume(self) -> None:
         ring = self.ring
         stop = self._stop
+        last = time.monotonic()
         while not stop.is_set():
             if self._queued > MAX_QUEUED:
                 self.paused += 1
                 time.sleep(POLL_S)
                 continue
             b = ring.drain()
+            now = time.monotonic()
             if b:
                 with self._lock:
                     self._queued += len(b)
                 self._q.put(b)
-            # Each wake-up costs the traced programs CPU on a busy node: drain as soon as the last
-            # drain was big (a storm), rarely when it was small. The ring holds far more than the
-            # longest pause lets in, so pausing never drops.
-            n = len(b)
-            time.sleep(POLL_S if n >= BIG_DRAIN else IDLE_POLL_S if n < SMALL_DRAIN else MID_POLL_S)
+            time.sleep(next_poll(len(b), now - last))
+            last = now
         b = ring.drain()  # what arrived before the stop
         if b:
             self._q.put(b)
