@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -51,3 +52,46 @@ def test_filtered_storm_stays_in_the_kernel(tmp_path: Path, flt: str) -> None:
     # The state-keeping syscalls (open, close, clone, exec...) still come up; the storm's reads
     # and writes do not.
     assert _captured_during_storm(tmp_path, flt) < STORM // 10
+
+
+RENAMER = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None)
+tid = libc.syscall(186)  # gettid
+def name(n):
+    libc.prctl(15, n.encode(), 0, 0, 0)  # PR_SET_NAME
+def phase(tag):
+    for i in range(50):
+        try:
+            os.stat(f"{sys.argv[1]}/{tag}-{i}")
+        except FileNotFoundError:
+            pass
+name("ktbefore"); phase("A")
+name("ktrenamed"); phase("B")
+with open(f"/proc/self/task/{tid}/comm", "w") as f:  # another way to change one's name
+    f.write("ktafter")
+phase("C")
+name("ktrenamed"); phase("D")
+"""
+
+
+def test_comm_filter_follows_each_rename(tmp_path: Path) -> None:
+    """The kernel's comm filter remembers its last verdict per thread: a thread that changes its
+    name (prctl, or a write to /proc/.../comm) must be judged by the new one from its next call."""
+    cap = tmp_path / "r.kcap"
+    kt = subprocess.Popen([*ktrace_argv(), "-w", str(cap), "proc.name=ktrenamed"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        assert kt.stderr is not None
+        assert "capturing" in kt.stderr.readline()
+        subprocess.run([sys.executable, "-c", RENAMER, str(tmp_path)], check=True)
+        time.sleep(0.3)
+    finally:
+        kt.send_signal(signal.SIGINT)
+    _, err = kt.communicate(timeout=120)
+    assert kt.returncode == 0, err
+    rep = subprocess.run([*ktrace_argv(), "-r", str(cap), "-p", "%evt.arg.path",
+                          "evt.type=newfstatat and evt.dir=<"], capture_output=True, text=True, env=env(), timeout=120)
+    assert rep.returncode == 0, rep.stderr
+    seen = {Path(line).name for line in rep.stdout.split() if line.startswith(str(tmp_path))}
+    assert seen == {f"{tag}-{i}" for tag in "BD" for i in range(50)}, sorted(seen)[:10]

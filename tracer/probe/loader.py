@@ -46,7 +46,8 @@ SEGMAX_MAX = 4096
 CONFIG_FMT = "<IIII"
 CF_PIDS, CF_CGROUPS, CF_COMMS = 1, 2, 4
 # Filter maps by the filter that needs them; unused ones are created with one entry.
-FILTER_MAPS = {"kt_pids": CF_PIDS, "kt_cgroups": CF_CGROUPS, "kt_cgnew": CF_CGROUPS, "kt_comms": CF_COMMS}
+FILTER_MAPS = {"kt_pids": CF_PIDS, "kt_cgroups": CF_CGROUPS, "kt_cgnew": CF_CGROUPS, "kt_comms": CF_COMMS,
+               "kt_comm_seen": CF_COMMS}
 
 
 @dataclass
