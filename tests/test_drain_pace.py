@@ -21,15 +21,16 @@ def test_busy_drains_gather_a_target_each() -> None:
     assert abs(next_poll(10 << 20, 10 * (1 << 20) / 1e9) - DRAIN_TARGET / 1e9) < 1e-9
     # A backlog drained at once (or a rate beyond the ring's): as often as allowed.
     assert next_poll(60 << 20, 0.001) == POLL_S
+    # What one pace lets in stays far below the default ring's size.
+    assert DRAIN_TARGET <= DEFAULT_RING_MB * (1 << 20) / 16
 
 
 @given(st.integers(0, 1 << 30), st.floats(0, 1.0))
 def test_a_pause_lets_in_about_a_target_at_most(drained: int, since: float) -> None:
     """At the rate just seen, a pause lets in at most DRAIN_TARGET bytes (or what the shortest
-    pause must), far below the default ring's size."""
+    pause must)."""
     pause = next_poll(drained, since)
     assert POLL_S <= pause <= MAX_POLL_S
     if drained >= SMALL_DRAIN:
         rate = drained / max(since, POLL_S)
         assert rate * pause <= max(DRAIN_TARGET, rate * POLL_S) + 1
-    assert DRAIN_TARGET <= DEFAULT_RING_MB * (1 << 20) / 16

@@ -96,8 +96,8 @@ def encode_block(raw: bytes, codec: int = CODEC_ZSTD, level: int = DEFAULT_LEVEL
     if codec == CODEC_ZSTD_T8:
         return _compressor(level).compress(transpose8(raw))
     if codec == CODEC_LZ4:
-        packed: bytes = lz4.block.compress(raw, mode="fast", acceleration=1, store_size=False)
-        return packed
+        stored: bytes = lz4.block.compress(raw, mode="fast", acceleration=1, store_size=False)
+        return stored
     raise ValueError(f"unknown block codec {codec}")
 
 
