@@ -224,7 +224,7 @@ class Runner:
             return
         # Live, compression takes CPU from the traced programs: the fastest codec. Offline, the
         # smallest file for the CPU (blockcodec).
-        codec = blockcodec.CODEC_LZ4 if meta["live"] else blockcodec.CODEC_ZSTD
+        codec = blockcodec.CODEC_LZ4_64K if meta["live"] else blockcodec.CODEC_ZSTD
         self.writer = CaptureWriter(self.opts.write, meta, rotate=self.opts.rotate, codec=codec)
         self._write_tables()
 

@@ -10,7 +10,7 @@ import pytest
 
 from tracer.capture import capinfo, render_capinfo
 from tracer.capture import format as fmt
-from tracer.capture.blockcodec import CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8
+from tracer.capture.blockcodec import CODEC_LZ4, CODEC_LZ4_64K, CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8
 from tracer.schema.record import syscall_evt
 
 NAMES = {
@@ -63,7 +63,7 @@ def event_block_codecs(path: str) -> list[int]:
 
 
 @pytest.mark.parametrize(("codec", "shown"), [(CODEC_NONE, "none"), (CODEC_ZSTD, "zstd"), (CODEC_ZSTD_T8, "zstd+t8"),
-                                                   (CODEC_LZ4, "lz4")])
+                                                   (CODEC_LZ4, "lz4"), (CODEC_LZ4_64K, "lz4-64k")])
 def test_compression_shown(make_capture: Any, codec: int, shown: str) -> None:
     c = make_capture("c.kcap", 3, 50, codec=codec)
     n = len(event_block_codecs(c.path))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tracer.capture import CaptureReader, EventBlock, StatsBlock, TableBlock
 from tracer.capture import format as fmt
-from tracer.capture.blockcodec import CODEC_LZ4, CODEC_ZSTD, encode_block
+from tracer.capture.blockcodec import CODEC_LZ4, CODEC_LZ4_64K, CODEC_ZSTD, encode_block
 from tracer.errors import CaptureError
 
 TRUNC = re.compile(r"capture truncated: recovered (\d+) events in (\d+) blocks, lost the tail after byte (\d+)")
@@ -191,7 +191,8 @@ def test_huge_claimed_length_does_not_allocate(capture: Any, tmp_path: Any, stor
     assert any(n.startswith(f"unreadable data at bytes {ev[0]}-") for n in r.notes)
 
 
-@pytest.mark.parametrize(("codec", "says"), [(CODEC_ZSTD, "zstd frame holds"), (CODEC_LZ4, "lz4:")])
+@pytest.mark.parametrize(("codec", "says"), [(CODEC_ZSTD, "zstd frame holds"), (CODEC_LZ4, "lz4:"),
+                                           (CODEC_LZ4_64K, "lz4-64k:")])
 def test_frame_claiming_more_than_header_says(capture: Any, tmp_path: Any, codec: int, says: str) -> None:
     """A sound header over compressed data that decodes to more than raw_len: skipped, bounded."""
     big = encode_block(b"\0" * (32 << 20), codec)

@@ -22,7 +22,16 @@ from tracer.capture import (
     read_captures,
 )
 from tracer.capture import format as fmt
-from tracer.capture.blockcodec import CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8, decode_block, encode_block
+from tracer.capture.blockcodec import (
+    CODEC_LZ4,
+    CODEC_LZ4_64K,
+    CODEC_NONE,
+    CODEC_ZSTD,
+    CODEC_ZSTD_T8,
+    BlockError,
+    decode_block,
+    encode_block,
+)
 from tracer.errors import CaptureError
 
 
@@ -78,7 +87,7 @@ def test_index_lists_event_blocks(capture: Any) -> None:
     ]
 
 
-@pytest.mark.parametrize("codec", [CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8, CODEC_LZ4])
+@pytest.mark.parametrize("codec", [CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8, CODEC_LZ4, CODEC_LZ4_64K])
 def test_codecs_round_trip(make_capture: Any, codec: int) -> None:
     c = make_capture("c.kcap", 3, 101, codec=codec)
     r, got = items(c.path)
@@ -86,11 +95,34 @@ def test_codecs_round_trip(make_capture: Any, codec: int) -> None:
     assert r.notes == []
 
 
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 4095, 70001])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 4095, 65535, 65536, 65537, 70001, 3 << 16])
 def test_block_codecs_exact(n: int) -> None:
     raw = bytes((i * 7 + i // 256) & 0xFF for i in range(n))
-    for codec in (CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8, CODEC_LZ4):
+    for codec in (CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8, CODEC_LZ4, CODEC_LZ4_64K):
         assert decode_block(encode_block(raw, codec), codec, n) == raw
+
+
+def test_lz4_64k_damage_is_a_block_error() -> None:
+    raw = bytes((i * 7 + i // 256) & 0xFF for i in range(3 << 16))
+    stored = encode_block(raw, CODEC_LZ4_64K)
+    (first,) = struct.unpack_from("<I", stored)
+    for bad, says in ((stored[:-1], "cut short"), (stored[: 4 + first], "missing"),
+                      (stored + b"\0", "after the last chunk"),
+                      (struct.pack("<I", first + 1) + stored[4:], "")):
+        with pytest.raises(BlockError, match="^lz4-64k: .*" + says):
+            decode_block(bad, CODEC_LZ4_64K, len(raw))
+
+
+def test_joins_batches_only_up_to_the_block_size(tmp_path: Any, kit: Any) -> None:
+    """Two batches that together pass the block size are two blocks: joining copies both."""
+    p = os.fspath(tmp_path / "j.kcap")
+    bs = kit.batches(6, 200)
+    size = len(bs[0].raw) * 3 // 2
+    with CaptureWriter(p, {}, block_size=size) as w:
+        for b in bs:
+            w.write_events(b.raw, b.count, b.first_ts, b.last_ts)
+    _, got = items(p)
+    assert [e.raw for e in got if isinstance(e, EventBlock)] == [b.raw for b in bs]
 
 
 def test_coalesces_small_batches(tmp_path: Any, kit: Any) -> None:

@@ -141,7 +141,7 @@ def test_live_capture_is_lz4_and_a_rewrite_zstd(tmp_path: Path, ticker: Ticker) 
     rw = subprocess.run([*ktrace_argv(), "-r", str(live), "-w", str(rewritten)], capture_output=True, text=True,
                         env=env(), timeout=300)
     assert rw.returncode == 0, rw.stderr
-    assert list(capinfo(str(live))["event_codecs"]) == ["lz4"]
+    assert list(capinfo(str(live))["event_codecs"]) == ["lz4-64k"]
     assert list(capinfo(str(rewritten))["event_codecs"]) == ["zstd"]
     a, b = replay(live, TICK_FILTER), replay(rewritten, TICK_FILTER)
     assert a.returncode == b.returncode == 0, a.stderr + b.stderr

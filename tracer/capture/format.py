@@ -53,9 +53,10 @@ Robustness: a block whose head_crc fails is not trusted at all (the reader scans
 next sync marker whose header checks out); one whose data_crc fails or whose data does not decode
 is skipped by its (checked) length. Lengths above MAX_BLOCK are refused before any allocation.
 
-Versions: 1.0 is the first; 1.1 adds the LZ4 codec (blockcodec.CODEC_LZ4), which live captures
-use. Older files are brought to the current version by the chain of
-``Upgrade`` steps registered in ``UPGRADES`` (keyed by the version they upgrade from).
+Versions: 1.0 is the first; 1.1 adds the LZ4 codec (blockcodec.CODEC_LZ4); 1.2 adds LZ4 in
+64 KiB chunks (blockcodec.CODEC_LZ4_64K), which live captures use. Older files are brought to the
+current version by the chain of ``Upgrade`` steps registered in ``UPGRADES`` (keyed by the
+version they upgrade from).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ from tracer.errors import CaptureError
 
 MAGIC: Final = b"KCAP"
 FORMAT_MAJOR: Final = 1
-FORMAT_MINOR: Final = 1
+FORMAT_MINOR: Final = 2
 
 FILE_HEAD_FMT: Final = "<4sHHII"
 FILE_HEAD_SIZE: Final = struct.calcsize(FILE_HEAD_FMT)

@@ -382,7 +382,9 @@ class CaptureWriter:
             self._append(batch, count, first_ts, last_ts)
 
     def _append(self, batch: bytes, count: int, first_ts: int, last_ts: int) -> None:
-        if self._pend_bytes and self._pend_bytes + len(batch) > MAX_BLOCK // 2:
+        # Batches are joined into one block only up to the block size: a live drain is about a
+        # block already, and joining two (a copy of both) cost 6% of ktrace's CPU under nginx.
+        if self._pend_bytes and self._pend_bytes + len(batch) > self._block_size:
             self._emit()
         if not self._pending:
             self._pend_first = first_ts
