@@ -23,7 +23,15 @@ import tempfile
 import time
 
 from tracer.capture import CaptureReader, CaptureWriter, EventBlock
-from tracer.capture.blockcodec import CODEC_NAMES, CODEC_ZSTD, CODEC_ZSTD_T8, decode_block, encode_block
+from tracer.capture.blockcodec import (
+    CODEC_LZ4,
+    CODEC_LZ4_64K,
+    CODEC_NAMES,
+    CODEC_ZSTD,
+    CODEC_ZSTD_T8,
+    decode_block,
+    encode_block,
+)
 from tracer.schema.record import OFF_TS, REC_FIXED, pack_record, syscall_evt
 
 BUF = 0x7FFD_1234_A000
@@ -95,7 +103,9 @@ def batches(raw: bytes, ts: list[int], per: int) -> list[tuple[bytes, int, int, 
 def bench_codecs(raw: bytes, n: int) -> None:
     print(f"one block of {len(raw) / 1e6:.2f} MB raw, {n} events ({len(raw) / n:.1f} bytes/event raw)")
     print(f"  {'codec':<10} {'level':>5} {'B/event':>8} {'enc Mev/s':>10} {'dec Mev/s':>10}")
-    for codec, level in ((CODEC_ZSTD, 1), (CODEC_ZSTD, 3), (CODEC_ZSTD_T8, 1), (CODEC_ZSTD_T8, 3)):
+    # LZ4 has no level: 0 in its rows.
+    for codec, level in ((CODEC_ZSTD, 1), (CODEC_ZSTD, 3), (CODEC_ZSTD_T8, 1), (CODEC_ZSTD_T8, 3), (CODEC_LZ4, 0),
+                         (CODEC_LZ4_64K, 0)):
         reps = 10
         t = time.perf_counter()
         for _ in range(reps):
@@ -162,7 +172,7 @@ def main() -> int:
     bs = batches(raw, ts, a.batch)
     print(f"capture file, batches of {a.batch} events ({os.cpu_count()} CPUs):")
     with tempfile.TemporaryDirectory() as d:
-        for codec, level in ((CODEC_ZSTD, 1), (CODEC_ZSTD, 3), (CODEC_ZSTD_T8, 1)):
+        for codec, level in ((CODEC_ZSTD, 1), (CODEC_ZSTD, 3), (CODEC_ZSTD_T8, 1), (CODEC_LZ4_64K, 0)):
             bench_file(bs, n, codec, level, os.path.join(d, "bench.kcap"))
     return 0
 

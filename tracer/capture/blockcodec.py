@@ -10,7 +10,7 @@ Codecs (the block header's ``codec`` byte):
   level 3 gives level 1's size at half its speed (bench/bench_capture.py).
 - CODEC_LZ4 (3): one LZ4 block (no size prefix: the block header's raw_len is the size). On
   nginx's events LZ4 compresses 1.75x faster than zstd -1 for 1.7x the bytes (still a fourteenth
-  of the raw records); written by ktrace 1.1 live captures, read still.
+  of the raw records). Live captures of format 1.1 used it; it is still read.
 - CODEC_LZ4_64K (4): the raw bytes cut into 64 KiB chunks, each one LZ4 block preceded by its
   stored length (u32); every chunk is 64 KiB raw but the last. Live capture's codec: below 64 KiB
   LZ4 indexes its input with 16-bit positions and compresses nginx's records ~15% faster
