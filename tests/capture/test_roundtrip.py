@@ -102,6 +102,21 @@ def test_block_codecs_exact(n: int) -> None:
         assert decode_block(encode_block(raw, codec), codec, n) == raw
 
 
+def test_lz4_64k_layout() -> None:
+    """As format.py documents it: 64 KiB chunks, each a plain LZ4 block after its u32 length."""
+    import lz4.block
+
+    raw = bytes((i * 7 + i // 256) & 0xFF for i in range(200_000))
+    stored = encode_block(raw, CODEC_LZ4_64K)
+    parts, pos = [], 0
+    while pos < len(stored):
+        (n,) = struct.unpack_from("<I", stored, pos)
+        parts.append(lz4.block.decompress(stored[pos + 4:pos + 4 + n], uncompressed_size=65536))
+        pos += 4 + n
+    assert [len(p) for p in parts] == [65536, 65536, 65536, 200_000 - 3 * 65536]
+    assert b"".join(parts) == raw
+
+
 def test_lz4_64k_damage_is_a_block_error() -> None:
     raw = bytes((i * 7 + i // 256) & 0xFF for i in range(3 << 16))
     stored = encode_block(raw, CODEC_LZ4_64K)
