@@ -153,6 +153,7 @@ def decode_block(stored: bytes, codec: int, raw_len: int) -> bytes:
 def _decode_lz4_chunks(stored: bytes, raw_len: int) -> bytes:
     """CODEC_LZ4_64K's chunks, each decoded into exactly the size its place gives it."""
     out = []
+    view = memoryview(stored)  # chunks decoded in place, not copied out first
     pos = 0
     for off in range(0, raw_len, LZ4_CHUNK):
         if pos + 4 > len(stored):
@@ -163,7 +164,7 @@ def _decode_lz4_chunks(stored: bytes, raw_len: int) -> bytes:
             raise BlockError(f"lz4-64k: chunk at raw byte {off} cut short")
         want = min(LZ4_CHUNK, raw_len - off)
         try:
-            part = lz4.block.decompress(stored[pos:pos + n], uncompressed_size=want)
+            part = lz4.block.decompress(view[pos:pos + n], uncompressed_size=want)
         except lz4.block.LZ4BlockError as e:
             raise BlockError(f"lz4-64k: {e}") from None
         if len(part) != want:
