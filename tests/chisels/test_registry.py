@@ -216,7 +216,7 @@ def test_entry_point_chisel(tmp_path: Path, scenario_path: str, ktrace: Any, mon
     """A package can ship chisels through the ``ktrace.chisels`` entry-point group."""
     import importlib.metadata
 
-    import tracer.chisel as registry
+    import tracer.chisel.registry as registry
 
     (tmp_path / "ktrace_ep_sample.py").write_text(HELLO.replace("class Hello", "class EpHello"))
     monkeypatch.syspath_prepend(str(tmp_path))
