@@ -6,6 +6,7 @@ import json
 
 from tracer.chisel import Chisel, ChiselArg, format_bytes
 from tracer.event import Event
+from tracer.na import NA
 
 COLOR_WORDS = ("disable_color", "disable_colors")
 
@@ -43,11 +44,11 @@ class EchoFds(Chisel):
         if res is None or res <= 0:
             return
         c = self.c
-        name = self.fd_name(ev) or "<NA>"
-        pname = self.proc_name(ev) or "<NA>"
+        name = self.fd_name(ev) or NA
+        pname = self.proc_name(ev) or NA
         container = ""
         if self.ctx.container_mode:
-            cname = self.cname(ev) or "<NA>"
+            cname = self.cname(ev) or NA
             color = c.green if cname == "host" else c.cyan
             container = f"{color} [{cname}] [{self.cid(ev) or '<NA>'}]"
         if self.is_read(ev):

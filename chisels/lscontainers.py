@@ -6,9 +6,8 @@ import json
 from typing import Any
 
 from tracer.chisel import ChiselArg, StateDumpChisel, extend_string
+from tracer.na import NA
 from tracer.state.state import State
-
-NA = "<NA>"
 
 
 def _dump(val: Any, name: str | None = None, depth: int = 0) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tracer.chisel import Chisel, ChiselArg, format_time_interval
 from tracer.event import Event
+from tracer.na import NA
 
 YELLOW_NS = 3_000_000_000
 RED_NS = 10_000_000_000
@@ -50,7 +51,7 @@ class ProcExecTime(Chisel):
         if duration is None:
             return  # a process that started before the capture: its start time is unknown
         c = self.c
-        cname = self.cname(ev) or "<NA>"
+        cname = self.cname(ev) or NA
         color = c.green
         if duration > RED_NS:
             color = c.red
@@ -58,9 +59,9 @@ class ProcExecTime(Chisel):
             color = c.yellow
         elif cname != "host":
             color = c.blue
-        pname, pargs = self.pname(ev) or "<NA>", self.pargs(ev) or ""
+        pname, pargs = self.pname(ev) or NA, self.pargs(ev) or ""
         if self.ctx.container_mode:
-            line = _cols(format_time_interval(duration), self.cid(ev) or "<NA>", cname, pname, pargs)
+            line = _cols(format_time_interval(duration), self.cid(ev) or NA, cname, pname, pargs)
         else:
             line = _cols(format_time_interval(duration), pname, pargs)
         self.print(color + line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tracer.chisel import Chisel, ChiselArg
 from tracer.event import Event
+from tracer.na import NA
 
 MAX_ANCESTORS = 16
 
@@ -84,9 +85,9 @@ class SpyUsers(Chisel):
             return
         c = self.c
         color = ""
-        who = self.user(ev) or "<NA>"
+        who = self.user(ev) or NA
         if self.ctx.container_mode:
-            cname = self.cname(ev) or "<NA>"
+            cname = self.cname(ev) or NA
             color = c.green if cname == "host" else c.blue
             who = f"{who}@{cname}"
         # sysdig indents a cd by 4 per level in both modes, a command by 3 (4 with -pc).

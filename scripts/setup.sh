@@ -186,7 +186,7 @@ fi
 # --- 8. the probe cache -------------------------------------------------------------------------
 # Compile the probe once for the default settings, so that ktrace's first start loads it instead of
 # compiling it (about a second). Not fatal: where eBPF does not work, ktrace cannot trace anyway.
-if out=$("$VENV/bin/python" -m tracer.probe.cache --warm 2>&1); then
+if out=$("$VENV/bin/ktrace" cache --warm 2>&1); then
     say "${out#ktrace: }"
 else
     warn "probe cache not prepared: $(printf '%s\n' "$out" | tail -n 1)"

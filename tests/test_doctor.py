@@ -11,6 +11,7 @@ import pytest
 
 from tracer import doctor
 from tracer.doctor import INFO, MISSING, OK, WARN, Check, Roots
+from tracer.probe import headers as kheaders
 
 RELEASE = os.uname().release
 
@@ -86,7 +87,7 @@ def test_privileges_match_euid() -> None:
 
 def test_headers_match_lib_modules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BCC_KERNEL_SOURCE", raising=False)
-    ok, message = doctor.headers_status()
+    ok, message = kheaders.headers_status()
     build = f"/lib/modules/{RELEASE}/build"
     if os.path.isdir(build):
         assert ok
@@ -171,7 +172,7 @@ def test_headers_fix_names_the_installed_debian_tree(empty_root: Path) -> None:
     (empty_root / "usr/src/linux-headers-6.1.0-9-amd64").mkdir(parents=True)
     (empty_root / "usr/src/linux-headers-6.1.0-56-amd64").mkdir(parents=True)
     (empty_root / "usr/src/linux-headers-6.1.0-56-common").mkdir(parents=True)
-    fix = doctor.headers_fix("6.18.44-custom", Roots(local=str(empty_root)), arch="amd64")
+    fix = kheaders.headers_fix("6.18.44-custom", str(empty_root), arch="amd64")
     assert fix == (
         "apt-get install linux-headers-amd64 && mkdir -p /lib/modules/6.18.44-custom && "
         "ln -s /usr/src/linux-headers-6.1.0-56-amd64 /lib/modules/6.18.44-custom/build && "
@@ -180,7 +181,7 @@ def test_headers_fix_names_the_installed_debian_tree(empty_root: Path) -> None:
 
 
 def test_headers_fix_without_any_tree_picks_the_newest_after_install(empty_root: Path) -> None:
-    fix = doctor.headers_fix("6.18.44-custom", Roots(local=str(empty_root)), arch="amd64")
+    fix = kheaders.headers_fix("6.18.44-custom", str(empty_root), arch="amd64")
     assert fix.startswith(
         "apt-get install linux-headers-amd64 && mkdir -p /lib/modules/6.18.44-custom && ln -s "
     )
@@ -188,7 +189,7 @@ def test_headers_fix_without_any_tree_picks_the_newest_after_install(empty_root:
 
 
 def test_headers_fix_for_a_debian_kernel_is_its_own_package(empty_root: Path) -> None:
-    fix = doctor.headers_fix("6.1.0-56-amd64", Roots(local=str(empty_root)), arch="amd64")
+    fix = kheaders.headers_fix("6.1.0-56-amd64", str(empty_root), arch="amd64")
     assert fix == "apt-get install linux-headers-6.1.0-56-amd64"
 
 
@@ -243,7 +244,7 @@ def test_bcc_kernel_source_env_reaches_headers_status(
     empty_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BCC_KERNEL_SOURCE", str(empty_root / "nowhere"))
-    ok, message = doctor.headers_status()
+    ok, message = kheaders.headers_status()
     assert not ok
     assert "BCC_KERNEL_SOURCE" in message and "fix:" in message
 

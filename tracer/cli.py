@@ -28,6 +28,7 @@ Examples:
   ktrace -cl | -i topconns | -l | -L      list chisels / chisel info / fields / events
   ktrace doctor                           can this node trace? what is missing?
   ktrace capinfo node.kcap                what a capture holds
+  ktrace cache --warm                     compile the probe once, so starts skip the compiler
 """
 
 
@@ -207,11 +208,35 @@ def capinfo_cmd(path: str, json_out: bool) -> None:
     sys.exit(0)
 
 
-SUBCOMMANDS = {"doctor": doctor_cmd, "capinfo": capinfo_cmd}
+@click.command("cache")
+@click.option("--warm", is_flag=True, help="Compile the probe for the default settings and store it (setup does).")
+@click.option("--status", is_flag=True, help="Say whether a start with the default settings would load it.")
+def cache_cmd(warm: bool, status: bool) -> None:
+    """The cache of the compiled probe, which spares a start the compiler (about a second)."""
+    from .probe import cache
+    from .probe.image import ImageError
+    from .probe.loader import PROBE_SRC, ProbeConfig, compile_flags
+
+    flags = compile_flags(ProbeConfig())
+    if warm:
+        try:
+            _, out = cache.obtain(PROBE_SRC, flags)
+        except (ImageError, OSError) as e:
+            print(f"ktrace: probe cache: cannot compile the probe ({e})", file=sys.stderr)
+            sys.exit(1)
+        print(f"ktrace: {out.note()}")
+        sys.exit(0 if out.status != "off" else 1)
+    if status:
+        print(f"ktrace: {cache.lookup(PROBE_SRC, flags)[1].note()}")
+        sys.exit(0)
+    raise UsageError("cache: give --warm or --status (see `ktrace cache --help`)")
+
+
+SUBCOMMANDS = {"doctor": doctor_cmd, "capinfo": capinfo_cmd, "cache": cache_cmd}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: `ktrace [flags] [filter]`, `ktrace doctor`, `ktrace capinfo FILE`."""
+    """Entry point: `ktrace [flags] [filter]`, `ktrace doctor`, `ktrace capinfo FILE`, `ktrace cache`."""
     args = list(sys.argv[1:] if argv is None else argv)
     cmd: click.Command = command
     prog = "ktrace"

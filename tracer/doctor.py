@@ -29,12 +29,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .enrich.containers.paths import RUNTIME_SOCKETS
+from .enrich.hostroot import ENV_VAR as HOST_ROOT_ENV
+from .enrich.hostroot import Roots
+from .probe.headers import find_headers
+
 OK = "OK"
 WARN = "WARN"
 MISSING = "MISSING"
 INFO = "INFO"
-
-HOST_ROOT_ENV = "KTRACE_HOST_ROOT"
 
 # Capability bits (linux/capability.h).
 CAP_SYS_ADMIN = 21
@@ -46,23 +49,6 @@ RINGBUF_KERNEL = (5, 8)
 
 # bpf(2) syscall numbers by machine.
 _NR_BPF = {"x86_64": 321, "aarch64": 280}
-
-# Debian's architecture names, as in linux-headers-<arch>.
-_DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-
-RUNTIME_SOCKETS: tuple[tuple[str, str], ...] = (
-    ("docker", "/run/docker.sock"),
-    ("containerd", "/run/containerd/containerd.sock"),
-    ("cri-o", "/run/crio/crio.sock"),
-    ("podman", "/run/podman/podman.sock"),
-    ("k3s containerd", "/run/k3s/containerd/containerd.sock"),
-)
-
-
-WHY_OTHER_HEADERS_ARE_FINE = (
-    "that is fine: the probe reads tracepoint arguments, BPF helpers and user memory only, "
-    "no kernel struct whose layout differs between versions"
-)
 
 
 @dataclass(frozen=True)
@@ -89,25 +75,6 @@ class Check:
         return out
 
 
-@dataclass(frozen=True)
-class Roots:
-    """Where the checks look: ``host`` prefixes /proc and /run, ``local`` prefixes the rest."""
-
-    host: str = "/"
-    local: str = "/"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Roots:
-        env = os.environ if env is None else env
-        return cls(host=env.get(HOST_ROOT_ENV) or "/")
-
-    def host_path(self, path: str) -> str:
-        return os.path.join(self.host, path.lstrip("/"))
-
-    def local_path(self, path: str) -> str:
-        return os.path.join(self.local, path.lstrip("/"))
-
-
 # --- helpers ---------------------------------------------------------------------------------------
 
 
@@ -117,21 +84,12 @@ def kernel_version(release: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def _version_key(text: str) -> list[tuple[int, int | str]]:
-    """Natural sort key: ``6.1.0-10`` sorts after ``6.1.0-9``."""
-    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", text) if p]
-
-
 def _read(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read()
     except OSError:
         return None
-
-
-def _debian_arch() -> str:
-    return _DEBIAN_ARCH.get(platform.machine(), platform.machine())
 
 
 # --- the checks ------------------------------------------------------------------------------------
@@ -330,7 +288,7 @@ def check_probe_cache(env: Mapping[str, str] | None = None) -> Check:
         return Check(WARN, name, f"cannot be checked ({e})")
     if out.status == "hit":
         return Check(OK, name, f"hit for the default settings ({out.path})")
-    warm = f"{sys.executable} -m tracer.probe.cache --warm"
+    warm = "ktrace cache --warm"
     if out.status == "miss":
         return Check(INFO, name, f"miss for the default settings ({out.path}: {out.why}); "
                      "the first start compiles the probe (~1 s) and stores it", warm)
@@ -342,105 +300,10 @@ def check_probe_cache(env: Mapping[str, str] | None = None) -> Check:
                  f"{own}, or set {cache.ENV_DIR} to a directory only you can write")
 
 
-def _tree_release(tree: str) -> str | None:
-    """Kernel release a headers tree was made for, as uname shows it: from its Debian directory name
-    (linux-headers-6.1.0-56-amd64), else its include/config/kernel.release."""
-    m = re.fullmatch(r"linux-headers-(.+)", os.path.basename(tree.rstrip("/")))
-    if m:
-        return m.group(1)
-    text = _read(os.path.join(tree, "include", "config", "kernel.release"))
-    return text.strip() if text and text.strip() else None
-
-
-def newest_debian_headers(roots: Roots, arch: str | None = None) -> str | None:
-    """The newest installed /usr/src/linux-headers-*-<arch> tree (a path as seen from ``/``)."""
-    arch = arch or _debian_arch()
-    src = roots.local_path("/usr/src")
-    try:
-        names = [n for n in os.listdir(src) if n.startswith("linux-headers-") and n.endswith(f"-{arch}")]
-    except OSError:
-        return None
-    names = [n for n in names if os.path.isdir(os.path.join(src, n))]
-    if not names:
-        return None
-    return "/usr/src/" + max(names, key=_version_key)
-
-
-def headers_fix(release: str, roots: Roots, arch: str | None = None) -> str:
-    """The exact command that gives bcc a headers tree for kernel ``release``."""
-    arch = arch or _debian_arch()
-    moddir = f"/lib/modules/{release}"
-    if release.endswith(f"-{arch}"):  # a Debian kernel: its own headers package exists
-        return f"apt-get install linux-headers-{release}"
-    tree = newest_debian_headers(roots, arch)
-    if tree is None:
-        tree = f'"$(ls -d /usr/src/linux-headers-*-{arch} | sort -V | tail -n 1)"'
-        common: str | None = '"$(ls -d /usr/src/linux-headers-*-common | sort -V | tail -n 1)"'
-    else:
-        common = tree[: -len(arch)] + "common"
-        if not os.path.isdir(roots.local_path(common)):
-            common = None
-    fix = f"apt-get install linux-headers-{arch} && mkdir -p {moddir} && ln -s {tree} {moddir}/build"
-    return fix + (f" && ln -s {common} {moddir}/source" if common else "")
-
-
 def check_headers(roots: Roots, release: str, env: Mapping[str, str] | None = None) -> Check:
     """Which kernel headers bcc will compile the probe against, and whether that is fine."""
-    env = os.environ if env is None else env
-    name = "kernel headers"
-    bcc_src = env.get("BCC_KERNEL_SOURCE")
-    if bcc_src:
-        tree = roots.local_path(bcc_src)
-        if not os.path.isdir(tree):
-            return Check(
-                MISSING,
-                name,
-                f"BCC_KERNEL_SOURCE={bcc_src} does not exist",
-                "unset BCC_KERNEL_SOURCE, or point it at a /usr/src/linux-headers-* tree",
-            )
-        return Check(
-            OK,
-            name,
-            f"BCC_KERNEL_SOURCE={bcc_src} (bcc uses it instead of /lib/modules)",
-            note=_version_note(tree, release),
-        )
-    build = roots.local_path(f"/lib/modules/{release}/build")
-    shown = f"/lib/modules/{release}/build"
-    if os.path.isdir(build):
-        target = os.path.realpath(build)
-        arrow = f" -> {os.path.realpath(build)}" if os.path.islink(build) else ""
-        return Check(OK, name, f"{shown}{arrow}", note=_version_note(target, release))
-    if os.path.islink(build):
-        return Check(
-            MISSING,
-            name,
-            f"{shown} -> {os.readlink(build)}, which does not exist",
-            headers_fix(release, roots).replace("ln -s ", "ln -sfn "),
-        )
-    if os.path.exists(roots.local_path("/sys/kernel/kheaders.tar.xz")):
-        return Check(OK, name, f"no {shown}; bcc uses the kernel's own /sys/kernel/kheaders.tar.xz")
-    return Check(
-        MISSING, name, f"no {shown} (bcc compiles the probe against it)", headers_fix(release, roots)
-    )
-
-
-def _version_note(tree: str, release: str) -> str:
-    """Empty when the tree is the running kernel's; else which it is and why that is fine."""
-    tree_release = _tree_release(tree)
-    if tree_release is None or tree_release == release:
-        return ""
-    debian = "Debian " if re.fullmatch(r"linux-headers-.+-(amd64|arm64)", os.path.basename(tree)) else ""
-    return f"{debian}headers of {tree_release}, not of the running {release}; " + WHY_OTHER_HEADERS_ARE_FINE
-
-
-def headers_status() -> tuple[bool, str]:
-    """(usable, message) about the kernel headers bcc will use; the message includes the fix if any.
-
-    For the probe loader's error message when compilation fails.
-    """
-    check = check_headers(Roots.from_env(), os.uname().release)
-    message = check.detail + (f" ({check.note})" if check.note else "")
-    return check.status != MISSING, message + (f"; fix: {check.fix}" if check.fix else "")
+    h = find_headers(release, roots.local, env)
+    return Check(OK if h.usable else MISSING, "kernel headers", h.detail, h.fix, h.note)
 
 
 def check_host_proc(roots: Roots) -> Check:

@@ -34,7 +34,6 @@ from tracer.enrich.containers import (
     PENDING,
     ContainerInfo,
     ContainerResolver,
-    runtime_report,
     split_image,
 )
 
@@ -501,14 +500,6 @@ def test_offline_never_looks_up(root: Path) -> None:
     assert gone.lookup == FAILED and gone.name == NA
     assert r.reasons(CTR) == ["the capture has no metadata for this container"]
     assert r._thread is None
-
-
-def test_runtime_report_says_what_is_missing(root: Path) -> None:
-    containerd_node(root)
-    lines = runtime_report()
-    assert f"docker: socket {root}/run/docker.sock not found" in lines
-    assert any(x.startswith("containerd: ") and "gRPC" in x for x in lines)
-    assert f"OCI state: {root}/run/containerd/io.containerd.runtime.v2.task" in lines
 
 
 # --- a real docker engine ----------------------------------------------------------------------------

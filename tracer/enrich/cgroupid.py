@@ -46,13 +46,13 @@ from typing import Any, Final, Protocol
 from tracer.enrich.cgroup import HOST, HOST_ID, parse_cgroup, read_cgroup
 from tracer.enrich.hostroot import host_path
 from tracer.filter.pushdown import Pushdown, ValueSet
+from tracer.na import NA
 
 CGROUP2_MOUNTS: Final = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
 POLL_S: Final = 0.5
 MAP_MAX: Final = 16384  # KT_CGROUPS_MAX in the probe
 PRUNE_S: Final = 30.0  # a nearly full map is checked for gone cgroups at most this often
 GIVE_UP_AFTER: Final = 3  # reports of a cgroup no process of which could be read
-NA: Final = "<NA>"
 _AT_FDCWD: Final = -100
 
 

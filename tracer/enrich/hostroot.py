@@ -10,13 +10,18 @@ that means "the host's" goes through :func:`host_path`, so one setting moves the
 - :func:`set_host_root`, which the CLI flag calls and which wins over the environment.
 
 Only absolute paths are prefixed: a relative path is the caller's own business.
+
+:class:`Roots` is the same setting as a value, for code that checks a given tree (``ktrace
+doctor``, its tests): the host's root, and the root of what this process sees as its own (/sys,
+/lib/modules, /usr/src, /proc/self).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 ENV_VAR: Final = "KTRACE_HOST_ROOT"
@@ -62,6 +67,25 @@ def host_path(p: str) -> str:
     if root == "/" or not p.startswith("/"):
         return p
     return root + p
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where a check looks: ``host`` prefixes the host's paths (/proc, /run), ``local`` the rest."""
+
+    host: str = "/"
+    local: str = "/"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Roots:
+        env = os.environ if env is None else env
+        return cls(host=env.get(ENV_VAR) or "/")
+
+    def host_path(self, path: str) -> str:
+        return os.path.join(self.host, path.lstrip("/"))
+
+    def local_path(self, path: str) -> str:
+        return os.path.join(self.local, path.lstrip("/"))
 
 
 def _normalize(root: str) -> str:

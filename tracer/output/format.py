@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..event import Event, RenderOptions
+from ..na import NA
 from ..schema.fields import FIELDS, FieldDef, FieldTable, FieldType
 
 DEFAULT_FORMAT = "%evt.num %evt.outputtime %evt.cpu %proc.name (%thread.tid) %evt.dir %evt.type %evt.info"
@@ -27,7 +28,6 @@ PRESETS = {"c": CONTAINER_FORMAT, "container": CONTAINER_FORMAT, "k": K8S_FORMAT
 DEFAULT_JSON_FIELDS = ("evt.cpu", "evt.dir", "evt.info", "evt.num", "evt.outputtime", "evt.type",
                        "proc.name", "thread.tid")
 
-NA = "<NA>"
 _TOKEN = re.compile(r"%(\d*)([a-zA-Z0-9_]+(?:\.[a-zA-Z0-9_]+)*)(\[[^\]]*\])?")
 
 

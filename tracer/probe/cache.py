@@ -10,8 +10,8 @@ current user and are not writable by group or others; anything else is ignored (
 compiled, and ``-v`` or ``ktrace doctor`` say why). Files are written whole (temporary file +
 rename, mode 0600); a damaged one is compiled again as if missing.
 
-    python -m tracer.probe.cache --warm     # compile the default configuration once (setup does)
-    python -m tracer.probe.cache --status
+    ktrace cache --warm     # compile the default configuration once (setup does)
+    ktrace cache --status   # would a start load it?
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,26 +212,3 @@ def forget(path: Path | None) -> None:
             path.unlink()
         except OSError:
             pass  # then it is refused again, and reported
-
-
-def main(argv: Sequence[str]) -> int:
-    from .loader import PROBE_SRC, ProbeConfig, compile_flags
-
-    flags = compile_flags(ProbeConfig())
-    if "--warm" in argv:
-        try:
-            _, out = obtain(PROBE_SRC, flags)
-        except (ImageError, OSError) as e:
-            print(f"ktrace: probe cache: cannot compile the probe ({e})", file=sys.stderr)
-            return 1
-        print(f"ktrace: {out.note()}")
-        return 0 if out.status != "off" else 1
-    if "--status" in argv:
-        print(f"ktrace: {lookup(PROBE_SRC, flags)[1].note()}")
-        return 0
-    print(__doc__)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

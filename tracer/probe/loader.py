@@ -23,6 +23,7 @@ from ..schema.events import SYSCALL_NR
 from ..schema.gen import STATS, capture_specs, pack_spec, spec_row
 from ..schema.tracepoints import TRACEFS, TRACEPOINTS, locate
 from . import bpfsys, cache
+from .headers import headers_status
 from .image import Image, ImageError, relocate
 
 PROBE_DIR = Path(__file__).resolve().parent
@@ -295,8 +296,6 @@ def _refused(e: OSError) -> str:
 
 
 def _explain_failure(e: Exception) -> str:
-    from ..doctor import headers_status
-
     ok, why = headers_status()
     if not ok:
         return f"cannot compile the probe: {why}"
