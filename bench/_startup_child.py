@@ -48,7 +48,8 @@ def main() -> None:
     import tracer.cli as cli
     import tracer.session as session
     from tracer.capture import CaptureWriter  # noqa: F401 - imported at start by the CLI's run
-    from tracer.source import enrich_live, live  # noqa: F401 - imported by _run_live
+    from tracer.enrich import live as enrich_live  # noqa: F401 - imported by _run_live
+    from tracer.source import live  # noqa: F401 - imported by _run_live
     from tracer.state import proc  # noqa: F401
 
     mark("import ktrace modules", t)

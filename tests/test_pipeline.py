@@ -22,7 +22,7 @@ from tracer.schema import record as R
 from tracer.schema.events import SYSCALL_NR
 from tracer.schema.fields import FIELDS
 from tracer.session import Runner, RunOptions, fd_check, thread_check, wanted_events
-from tracer.source.enrich_live import internal_record
+from tracer.enrich.live import internal_record
 from tracer.source.synthetic import (
     STREAM_OPS,
     Synth,

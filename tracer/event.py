@@ -23,7 +23,7 @@ _FIXED = struct.Struct(R.FIXED_FMT)
 _I32 = struct.Struct("<i")
 _PAIR = struct.Struct("<ii")
 AT_FDCWD = -100
-_CHDIR_EXIT = SYSCALL_NR["chdir"] * 2 + 1
+_CHDIR_EXIT = R.syscall_evt(SYSCALL_NR["chdir"], R.DIR_EXIT)
 
 
 @dataclass

@@ -314,8 +314,8 @@ class Runner:
 
     def _run_live(self) -> dict[str, int]:
         from .enrich.cgroupid import kernel_filter
+        from .enrich.live import LiveEnricher
         from .probe.loader import ProbeConfig
-        from .source.enrich_live import LiveEnricher
         from .source.live import LiveSource
         from .state.proc import bootstrap
 

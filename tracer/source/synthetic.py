@@ -391,7 +391,7 @@ class Synth:
 
     # --- internal records (what live mode learns from /proc and the runtime) -------------------
     def internal(self, evt: int, doc: Mapping[str, Any]) -> Synth:
-        """An internal record: ``doc`` as msgpack in segment 0, like tracer.source.enrich_live."""
+        """An internal record: ``doc`` as msgpack in segment 0, like tracer.enrich.live."""
         return self.record(evt, seg0=msgpack.packb(dict(doc)))
 
     def threadinfo(self, **facts: Any) -> Synth:

@@ -36,11 +36,11 @@ _FAMILIES = {2: "ipv4", 10: "ipv6", 1: "unix", 16: "netlink"}
 
 
 def _exit(name: str) -> int:
-    return _NR[name] * 2 + 1
+    return R.syscall_evt(_NR[name], R.DIR_EXIT)
 
 
-_EXEC_ENTERS = frozenset({_NR["execve"] * 2, _NR["execveat"] * 2})
-CLONE_ENTERS = frozenset(_NR[n] * 2 for n in ("clone", "clone3", "fork", "vfork"))
+_EXEC_ENTERS = frozenset(R.syscall_evt(_NR[n], R.DIR_ENTER) for n in ("execve", "execveat"))
+CLONE_ENTERS = frozenset(R.syscall_evt(_NR[n], R.DIR_ENTER) for n in ("clone", "clone3", "fork", "vfork"))
 
 
 def _comm(ev: Event) -> str:
@@ -62,10 +62,6 @@ def _clone_flags(ev: Event) -> int:
 def _in_child_ns(t: Thread) -> bool:
     """The thread is in a child pid namespace (a container): its ids there differ from the host's."""
     return t.vtid != t.tid and (t.vtid > 0 or t.container_id != "host")
-
-
-def _enter(name: str) -> int:
-    return _NR[name] * 2
 
 
 class State:

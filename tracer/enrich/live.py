@@ -11,19 +11,20 @@ from typing import Any
 
 import msgpack
 
-from ..enrich.cgroup import parse_cgroup
-from ..enrich.containers import NA, ContainerInfo, ContainerResolver
-from ..enrich.hostroot import host_path
 from ..event import Event, plain_ip, s32, sockaddr_parts
+from ..na import NA
 from ..schema import record as R
 from ..schema.events import SYSCALL_NR
 from ..state import proc
 from ..state.state import State
+from .cgroup import parse_cgroup
+from .containers import ContainerInfo, ContainerResolver
+from .hostroot import host_path
 
-_EXEC = {SYSCALL_NR["execve"] * 2 + 1, SYSCALL_NR["execveat"] * 2 + 1}
-_SOCK = {SYSCALL_NR[n] * 2 + 1 for n in ("accept", "accept4", "connect")}
-_CLONE = {SYSCALL_NR[n] * 2 + 1 for n in ("clone", "clone3", "fork", "vfork")}
-_BIND = SYSCALL_NR["bind"] * 2 + 1
+_EXEC = {R.syscall_evt(SYSCALL_NR[n], R.DIR_EXIT) for n in ("execve", "execveat")}
+_SOCK = {R.syscall_evt(SYSCALL_NR[n], R.DIR_EXIT) for n in ("accept", "accept4", "connect")}
+_CLONE = {R.syscall_evt(SYSCALL_NR[n], R.DIR_EXIT) for n in ("clone", "clone3", "fork", "vfork")}
+_BIND = R.syscall_evt(SYSCALL_NR["bind"], R.DIR_EXIT)
 # How long the live pipeline waits for a new container's metadata when it first sees it (docker
 # answers once the container's start is done, ~0.15 s here; containerd's bundle is there at
 # once). Events queue meanwhile, none is lost; a runtime that fails answers at once.
