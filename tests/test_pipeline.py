@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tracer.enrich.live import internal_record
 from tracer.event import Event
 from tracer.filter.compiler import compile_filter
 from tracer.filter.pushdown import exact
@@ -22,7 +23,6 @@ from tracer.schema import record as R
 from tracer.schema.events import SYSCALL_NR
 from tracer.schema.fields import FIELDS
 from tracer.session import Runner, RunOptions, fd_check, thread_check, wanted_events
-from tracer.enrich.live import internal_record
 from tracer.source.synthetic import (
     STREAM_OPS,
     Synth,
