@@ -33,9 +33,9 @@ from tracer.capture.blockcodec import (
     encode_block,
 )
 from tracer.schema.record import OFF_TS, REC_FIXED, pack_record, syscall_evt
+from tracer.testing import T0
 
 BUF = 0x7FFD_1234_A000
-T0 = 1_700_000_000_000_000_000
 
 
 def storm(n: int, seed: int = 1, jitter: tuple[int, int] = (200, 300)) -> tuple[bytes, list[int]]:

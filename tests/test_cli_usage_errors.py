@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tracer.cli import main
-from tracer.source.synthetic import Synth, fd_row, tables, thread_row, write_capture
+from tracer.testing import Synth, fd_row, tables, thread_row, write_capture
 
 KTRACE = Path(sys.executable).parent / "ktrace"
 

@@ -17,8 +17,8 @@ import pytest
 
 from tracer.event import Event, RenderOptions, hexdump, render_buffer, s32, s64
 from tracer.schema import record as R
-from tracer.source.synthetic import AT_FDCWD, Synth, fd_row, run, state_from, tables, thread_row
 from tracer.state.state import State
+from tracer.testing import AT_FDCWD, Synth, fd_row, run, state_from, tables, thread_row
 
 PID = 100
 

@@ -23,7 +23,8 @@ from tracer.schema import record as R
 from tracer.schema.events import SYSCALL_NR
 from tracer.schema.fields import FIELDS
 from tracer.session import Runner, RunOptions, fd_check, thread_check, wanted_events
-from tracer.source.synthetic import (
+from tracer.state.state import State
+from tracer.testing import (
     STREAM_OPS,
     Synth,
     build_stream,
@@ -35,7 +36,6 @@ from tracer.source.synthetic import (
     thread_row,
     write_capture,
 )
-from tracer.state.state import State
 
 P = 100
 FMT = "%evt.num %proc.name %thread.tid %evt.dir %evt.type %fd.name"

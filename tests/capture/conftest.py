@@ -12,8 +12,7 @@ import pytest
 from tracer.capture import CaptureWriter
 from tracer.capture.format import BLOCK_HEAD_SIZE, parse_block_head, parse_file_header
 from tracer.schema.record import pack_record, syscall_evt
-
-T0 = 1_700_000_000_000_000_000
+from tracer.testing import T0
 
 
 @dataclass

@@ -1,151 +1,24 @@
-"""A synthetic capture builder, the scenario capture the golden tests share, and CLI helpers.
-
-``Synth`` writes what a live run would have written: table blocks (threads, fds, users, containers)
-then event records made with ``pack_record`` in the schema's layouts, internal records (FDINFO
-after a connect, PROCINFO rounds) included, so the replay goes through the real state, filter and
-session.
-"""
+"""The scenario capture the golden tests share, made with tracer.testing's CaptureBuilder, and
+the CLI and golden-file fixtures."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import socket
-import struct
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
 
-from tracer.capture import CaptureWriter
 from tracer.schema import record as R
 from tracer.schema.events import SYSCALL_NR
-from tracer.state.tables import Fd, Thread
+from tracer.state.tables import Fd
+from tracer.testing import MS, T0, CaptureBuilder, run_cli
 
-T0 = 1_700_000_000_000_000_000  # 2023-11-14 22:13:20 UTC
-MS = 1_000_000
-AT_FDCWD = -100
 O_WRONLY_CREAT = 0o101
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("KTRACE_UPDATE_GOLDEN") == "1"
-
-
-def sockaddr4(ip: str, port: int) -> bytes:
-    return struct.pack("<H", 2) + struct.pack(">H", port) + socket.inet_aton(ip) + b"\0" * 8
-
-
-@dataclass
-class Synth:
-    """Builds a capture: tables first, then records in time order (``at`` moves the clock)."""
-
-    now: int = T0
-    threads: list[Thread] = field(default_factory=list)
-    fds: dict[int, list[Fd]] = field(default_factory=dict)
-    users: list[list[Any]] = field(default_factory=list)
-    containers: list[dict[str, Any]] = field(default_factory=list)
-    recs: list[bytes] = field(default_factory=list)
-
-    # --- tables --------------------------------------------------------------------------------
-    def thread(self, tid: int, pid: int | None = None, **kw: Any) -> Thread:
-        """A thread of the bootstrap table; a host thread's ids in its namespace are its own."""
-        pid = tid if pid is None else pid
-        if kw.get("container_id", "host") == "host":
-            kw.setdefault("vtid", tid)
-            kw.setdefault("vpid", pid)
-        t = Thread(tid, pid, **kw)
-        self.threads.append(t)
-        return t
-
-    def fd(self, pid: int, fd: Fd) -> Fd:
-        self.fds.setdefault(pid, []).append(fd)
-        return fd
-
-    def user(self, uid: int, name: str) -> None:
-        self.users.append([uid, name, f"/home/{name}", "/bin/bash"])
-
-    def container(self, cid: str, name: str, image: str, kind: str = "docker") -> None:
-        self.containers.append({"id": cid, "full_id": cid + "0" * 52, "name": name, "image": image, "type": kind})
-
-    # --- records -------------------------------------------------------------------------------
-    def at(self, ms: float) -> Synth:
-        """Move the clock to ``ms`` milliseconds after T0."""
-        self.now = T0 + int(ms * MS)
-        return self
-
-    def rec(self, tid: int, pid: int, evt: int, ret: int = 0, args: tuple[int, ...] = (), seg0: bytes = b"",
-            seg1: bytes = b"", dt: int = 1000) -> None:
-        self.now += dt
-        full = tuple(args) + (0,) * (6 - len(args))
-        self.recs.append(R.pack_record(self.now, tid, pid, evt, 0, ret, full, seg0, seg1))
-
-    def call(self, name: str, tid: int, pid: int, ret: int = 0, args: tuple[int, ...] = (), seg0: bytes = b"",
-             seg1: bytes = b"", enter0: bytes = b"", enter1: bytes = b"", latency: int = 1000) -> None:
-        """An enter and its exit ``latency`` ns later."""
-        nr = SYSCALL_NR[name]
-        self.rec(tid, pid, nr * 2, 0, args, enter0, enter1)
-        self.rec(tid, pid, nr * 2 + 1, ret, args, seg0, seg1, dt=latency)
-
-    def read(self, tid: int, pid: int, fd: int, data: bytes, latency: int = 1000) -> None:
-        self.call("read", tid, pid, len(data), (fd, 0, 65536), seg0=data, latency=latency)
-
-    def write(self, tid: int, pid: int, fd: int, data: bytes, latency: int = 1000) -> None:
-        self.call("write", tid, pid, len(data), (fd, 0, len(data)), seg0=data, latency=latency)
-
-    def openat(self, tid: int, pid: int, fd: int, path: str, flags: int = 0) -> None:
-        self.call("openat", tid, pid, fd, (AT_FDCWD, 0, flags, 0o644), seg0=path.encode())
-
-    def clone(self, tid: int, pid: int, child: int) -> None:
-        self.call("clone", tid, pid, child, (0x1200011,))  # SIGCHLD|CLONE_CHILD_SETTID|CLEARTID
-
-    def execve(self, tid: int, pid: int, path: str, argv: list[str]) -> None:
-        comm = os.path.basename(path)[:15].encode()
-        self.call("execve", tid, pid, 0, (), seg0=comm, enter0=path.encode(),
-                  enter1=b"".join(a.encode() + b"\0" for a in argv))
-        # What live mode reads from /proc after an exec (a host process: its own ids).
-        self.internal(R.EVT_THREADINFO, tid, pid, {"vtid": tid, "vpid": pid})
-
-    def chdir(self, tid: int, pid: int, path: str) -> None:
-        self.call("chdir", tid, pid, 0, (), seg0=path.encode())
-
-    def connect(self, tid: int, pid: int, fd: int, local: tuple[str, int], remote: tuple[str, int]) -> None:
-        self.call("socket", tid, pid, fd, (2, 1, 0))
-        self.call("connect", tid, pid, 0, (fd, 0, 16), enter0=sockaddr4(*remote))
-        # What live mode learns from the socket itself: the local end.
-        self.internal(R.EVT_FDINFO, tid, pid, {
-            "num": fd, "type": "ipv4", "l4proto": "tcp", "is_server": False, "cip": local[0], "cport": local[1],
-            "sip": remote[0], "sport": remote[1], "name": f"{local[0]}:{local[1]}->{remote[0]}:{remote[1]}"})
-
-    def procexit(self, tid: int, pid: int) -> None:
-        self.rec(tid, pid, R.EVT_PROCEXIT)
-
-    def internal(self, evt: int, tid: int, pid: int, doc: dict[str, Any], dt: int = 0) -> None:
-        self.rec(tid, pid, evt, seg0=msgpack.packb(doc), dt=dt)
-
-    def cpu_round(self, ms: float, ticks: dict[tuple[int, int], int]) -> None:
-        """One PROCINFO round at ``ms``: (tid, pid) -> utime ticks. All samples share the time."""
-        self.at(ms)
-        for (tid, pid), u in ticks.items():
-            self.internal(R.EVT_PROCINFO, tid, pid, {"u": u, "s": 0})
-
-    # --- file ----------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> str:
-        path = os.fspath(path)
-        with CaptureWriter(path, {"purpose": "chisel test"}, block_size=1) as w:
-            w.write_table("threads", [t.to_row() for t in self.threads])
-            w.write_table("fds", [[pid, [f.to_row() for f in fds]] for pid, fds in self.fds.items()])
-            w.write_table("users", self.users)
-            w.write_table("groups", [[0, "root"]])
-            w.write_table("containers", self.containers)
-            if self.recs:
-                raw = b"".join(self.recs)
-                first = int.from_bytes(self.recs[0][:8], "little")
-                w.write_events(raw, len(self.recs), first, self.now)
-        return path
 
 
 def server_fd(num: int, ip: str, port: int) -> Fd:
@@ -164,10 +37,10 @@ def conn_fd(num: int, client: tuple[str, int], server: tuple[str, int], is_serve
 CID = "abc123def456"
 
 
-def scenario() -> Synth:
+def scenario() -> CaptureBuilder:
     """A small node: alice's bash (under sshd) runs curl and a nested sh, dd writes files, nginx in
     container "web" serves a connection; CPU samples every second."""
-    s = Synth()
+    s = CaptureBuilder()
     s.user(0, "root")
     s.user(1000, "alice")
     s.container(CID, "web", "nginx:1.25")
@@ -226,8 +99,8 @@ def scenario() -> Synth:
     s.at(700)
     for lat in (30_000, 45_000, 12 * MS):
         s.read(900, 900, 3, b"\0" * 80, latency=5_000)
-        s.rec(900, 900, SYSCALL_NR["write"] * 2, 0, (4, 0, 65536))
-        s.rec(900, 900, SYSCALL_NR["write"] * 2 + 1, 65536, (4, 0, 65536), b"\0" * 80, dt=lat)
+        s.rec(900, 900, R.syscall_evt(SYSCALL_NR["write"], R.DIR_ENTER), 0, (4, 0, 65536))
+        s.rec(900, 900, R.syscall_evt(SYSCALL_NR["write"], R.DIR_EXIT), 65536, (4, 0, 65536), b"\0" * 80, dt=lat)
     # A failed write counts nowhere.
     s.call("write", 900, 900, -28, (4, 0, 65536), latency=2_000)  # ENOSPC
     s.cpu_round(1100, {(600, 600): 110, (800, 800): 1050, (801, 800): 550, (700, 700): 20, (900, 900): 90})
@@ -249,7 +122,7 @@ def scenario_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def empty_capture(tmp_path: Path) -> str:
     """Tables (a thread, a container) and no event at all."""
-    s = Synth()
+    s = CaptureBuilder()
     s.container(CID, "web", "nginx:1.25")
     s.thread(1, comm="systemd")
     return s.save(tmp_path / "empty.kcap")
@@ -268,27 +141,6 @@ def _stable_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def run_ktrace(*args: str) -> Result:
-    """Run the CLI in-process, as `ktrace ARGS`, capturing stdout and stderr."""
-    from tracer.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as e:
-            code = int(e.code or 0)
-    return Result(code, out.getvalue(), err.getvalue())
-
-
 def check_golden(name: str, text: str) -> None:
     """Compare with tests/chisels/golden/NAME; KTRACE_UPDATE_GOLDEN=1 rewrites the file instead."""
     path = GOLDEN / name
@@ -304,7 +156,7 @@ def check_golden(name: str, text: str) -> None:
 @pytest.fixture
 def ktrace() -> Any:
     """``ktrace("-r", path, "-c", "topconns")`` runs the CLI in-process: Result(code, out, err)."""
-    return run_ktrace
+    return run_cli
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from rich.console import Console
 from tracer.chisel import TableChisel, load_chisel
 from tracer.event import RenderOptions
 from tracer.session import Runner, RunOptions
-from tracer.source.synthetic import build_stream, fd_row, tables, thread_row
+from tracer.testing import build_stream, fd_row, tables, thread_row
 
 P = 100
 # Few fds, so that reads and writes often land on sockets and files opened before them.

@@ -16,9 +16,9 @@ from tracer.output.format import CONTAINER_FORMAT
 from tracer.pipeline import Pipeline
 from tracer.schema import record as R
 from tracer.schema.fields import FIELDS
-from tracer.source.synthetic import Synth, fd_row, lines, state_from, tables, thread_row
 from tracer.state.proc import thread_facts
 from tracer.state.state import State
+from tracer.testing import Synth, fd_row, lines, state_from, tables, thread_row
 
 CID = "abc123abc123"
 FORK = 0x1200011  # CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD

@@ -19,28 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tracer.testing import child_env, ktrace_argv
+
 WORKLOAD = Path(__file__).resolve().parent / "workload.py"
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 NAMES = ("ktwork", "ktchild")
 FILTER = "proc.name in (ktwork, ktchild)"
 
 
-def ktrace_argv() -> list[str]:
-    exe = Path(sys.executable).parent / "ktrace"
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("ktrace")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from tracer.cli import main; main()"]
-
-
-def env() -> dict[str, str]:
-    """The environment for ktrace children: the engine choice (KTRACE_PUREPYTHON) is inherited."""
-    e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join(x for x in (str(ROOT), e.get("PYTHONPATH", "")) if x)
-    return e
+env = child_env  # the environment for ktrace children
 
 
 # --- processes ---------------------------------------------------------------------------------------

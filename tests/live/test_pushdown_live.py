@@ -2,7 +2,8 @@
 
 The oracle is the workload itself: a dd storm makes a known number of read/write syscalls; with
 `evt.type=openat` the probe's own count (the stderr summary line) must stay far below them, while
-the unfiltered run counts them all.
+the unfiltered run accounts for them all: each one captured or counted as dropped (a busy machine
+drops some when the consumer falls behind; that is allowed, losing count of them is not).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ STORM = 200_000  # dd bs=1: one read and one write per byte, each an enter and a
 SUMMARY = re.compile(r"ktrace: (\d+) events captured, (\d+) dropped")
 
 
-def _captured_during_storm(tmp: Path, *args: str) -> int:
+def _storm(tmp: Path, *args: str) -> tuple[int, int]:
+    """(captured, dropped) as ktrace's summary line gives them, for a run around the storm."""
     kt = subprocess.Popen([*ktrace_argv(), "-w", str(tmp / "storm.kcap"), *args], stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, env=env())
     try:
@@ -39,19 +41,22 @@ def _captured_during_storm(tmp: Path, *args: str) -> int:
     assert kt.returncode == 0, err
     m = SUMMARY.search(err)
     assert m, err
-    assert int(m[2]) == 0, err
-    return int(m[1])
+    return int(m[1]), int(m[2])
 
 
 def test_unfiltered_run_counts_the_storm(tmp_path: Path) -> None:
-    assert _captured_during_storm(tmp_path) >= 4 * STORM
+    captured, dropped = _storm(tmp_path)
+    assert captured + dropped >= 4 * STORM
+    assert captured > 0
 
 
 @pytest.mark.parametrize("flt", ["evt.type=openat", "proc.name=ktnosuchproc", "evt.is_io=false and evt.type=close"])
 def test_filtered_storm_stays_in_the_kernel(tmp_path: Path, flt: str) -> None:
     # The state-keeping syscalls (open, close, clone, exec...) still come up; the storm's reads
     # and writes do not.
-    assert _captured_during_storm(tmp_path, flt) < STORM // 10
+    captured, dropped = _storm(tmp_path, flt)
+    assert dropped == 0
+    assert captured < STORM // 10
 
 
 RENAMER = r"""

@@ -11,15 +11,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from livekit import env, ktrace_argv
 
 from tracer.capture import CaptureWriter
 from tracer.schema.events import SYSCALL_NR
 from tracer.schema.record import pack_record, syscall_evt
 from tracer.state.state import State
 from tracer.state.tables import Fd, Thread
+from tracer.testing import T0, ktrace_argv
+from tracer.testing import child_env as env
 
-T0 = 1_700_000_000_000_000_000
 NEVENTS = 3000
 
 

@@ -14,7 +14,9 @@ import msgpack
 import pytest
 
 from tracer.capture import CaptureReader, TableBlock
-from tracer.source.synthetic import (
+from tracer.state.state import State
+from tracer.state.tables import Fd, Thread
+from tracer.testing import (
     AT_FDCWD,
     Synth,
     fd_row,
@@ -28,8 +30,6 @@ from tracer.source.synthetic import (
     user_row,
     write_capture,
 )
-from tracer.state.state import State
-from tracer.state.tables import Fd, Thread
 
 P = 100  # the process of most scenarios
 O_CLOEXEC = os.O_CLOEXEC
@@ -631,7 +631,7 @@ def test_main_thread_exit_keeps_fds_while_threads_live() -> None:
 def test_a_child_running_before_its_parents_clone_returns_has_its_fds() -> None:
     """fork's child often runs first: its own return is paired with the parent's clone enter (same
     arguments), so the pipe it inherited is named at once, and the parent's return changes nothing."""
-    from tracer.source.synthetic import CLONE_FORK, Synth, lines, state_from, tables, thread_row
+    from tracer.testing import CLONE_FORK, Synth, lines, state_from, tables, thread_row
 
     s = Synth(pid=300).pipe(8, 9)
     s.syscall("clone", (CLONE_FORK,), ret=301, exit=False)
@@ -649,7 +649,7 @@ def test_a_child_running_before_its_parents_clone_returns_has_its_fds() -> None:
 
 
 def test_twin_forks_with_the_same_arguments_are_not_guessed() -> None:
-    from tracer.source.synthetic import CLONE_FORK, Synth, lines, state_from, tables, thread_row
+    from tracer.testing import CLONE_FORK, Synth, lines, state_from, tables, thread_row
 
     s = Synth(pid=300).pipe(8, 9)
     s.syscall("clone", (CLONE_FORK,), ret=301, exit=False)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live.livekit import FILTER, Ktrace, Workload, env, json_events, ktrace_argv
+from livekit import FILTER, Ktrace, Workload, env, json_events, ktrace_argv
 
 pytestmark = pytest.mark.live
 
@@ -45,7 +45,7 @@ RICH = ("%evt.cpu %evt.dir %evt.type %evt.info %evt.rawres %evt.rawtime %proc.na
         "%proc.args %proc.cwd %proc.pname %thread.tid %thread.vtid %user.name %user.uid %group.name %container.id "
         "%container.name %fd.num %fd.type %fd.name %fd.cip %fd.cport %fd.sip %fd.sport %fd.is_server %evt.buffer")
 MARKER = "ktrace-go-marker"
-PRINT_AND_WRITE = Path(__file__).resolve().parent / "live" / "print_and_write.py"
+PRINT_AND_WRITE = Path(__file__).resolve().parent / "print_and_write.py"
 
 
 class Run:

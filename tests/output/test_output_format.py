@@ -16,7 +16,7 @@ import pytest
 from tracer.errors import UsageError
 from tracer.event import RenderOptions
 from tracer.output.format import PRESETS, Formatter
-from tracer.source.synthetic import Synth, fd_row, lines, state_from, tables, thread_row
+from tracer.testing import Synth, fd_row, lines, state_from, tables, thread_row
 
 UTC = dt.UTC
 TS = int(dt.datetime(2018, 8, 17, 17, 35, 48, tzinfo=UTC).timestamp()) * 10**9 + 514682170

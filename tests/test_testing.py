@@ -14,7 +14,7 @@ from tracer.schema import gen
 from tracer.schema import record as R
 from tracer.schema.events import SYSCALLS, EventInfo
 from tracer.schema.types import CK
-from tracer.source.synthetic import (
+from tracer.testing import (
     PATHMAX,
     Synth,
     SyntheticSource,
