@@ -93,11 +93,6 @@ def container_id_from_cgroup(lines: str) -> tuple[str, str]:
     return m.id, m.type
 
 
-def pod_uid_from_cgroup(lines: str) -> str:
-    """The Kubernetes pod uid in the container's cgroup path (dashes), or ``""``."""
-    return parse_cgroup(lines).pod_uid
-
-
 @functools.lru_cache(maxsize=2048)
 def parse_cgroup(lines: str) -> CgroupMatch:
     """Everything :func:`container_id_from_cgroup` reads, and more (pod uid, nesting, rootless).
@@ -124,15 +119,6 @@ def read_cgroup(pid: int) -> str:
             return f.read()
     except OSError:
         return ""
-
-
-def cgroup_version() -> int:
-    """2 when the host has the unified hierarchy mounted at /sys/fs/cgroup, else 1."""
-    try:
-        with open(host_path("/sys/fs/cgroup/cgroup.controllers"), encoding="utf-8"):
-            return 2
-    except OSError:
-        return 1
 
 
 def _parse_path(path: str) -> CgroupMatch | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any, Protocol, TypeAlias
@@ -90,7 +90,6 @@ class Op(enum.Enum):
     EXISTS = "exists"
 
 
-UNARY_OPS = frozenset({Op.EXISTS})
 LIST_OPS = frozenset({Op.IN, Op.INTERSECTS, Op.PMATCH})
 
 # --- nodes --------------------------------------------------------------------------------------
@@ -229,12 +228,3 @@ def _group(node: Node) -> str:
 def field_names(node: Node) -> frozenset[str]:
     """The base names of the fields a tree reads (``proc.aname[2]`` counts as ``proc.aname``)."""
     return frozenset(c.field.name for c in checks(node))
-
-
-def field_refs(nodes: Iterable[Node]) -> tuple[FieldRef, ...]:
-    """The distinct field references (name and argument) of some trees, in order of appearance."""
-    seen: dict[tuple[str, str | int | None], FieldRef] = {}
-    for node in nodes:
-        for c in checks(node):
-            seen.setdefault((c.field.name, c.field.arg), c.field)
-    return tuple(seen.values())
