@@ -11,7 +11,6 @@ import pytest
 
 from tracer import doctor
 from tracer.doctor import INFO, MISSING, OK, WARN, Check, Roots
-from tracer.probe import headers as kheaders
 
 RELEASE = os.uname().release
 
@@ -85,20 +84,6 @@ def test_privileges_match_euid() -> None:
         assert check.detail.startswith("root")
 
 
-def test_headers_match_lib_modules(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BCC_KERNEL_SOURCE", raising=False)
-    ok, message = kheaders.headers_status()
-    build = f"/lib/modules/{RELEASE}/build"
-    if os.path.isdir(build):
-        assert ok
-        assert message.startswith(build)
-        if os.path.islink(build):
-            assert os.path.realpath(build) in message
-    elif not os.path.exists("/sys/kernel/kheaders.tar.xz"):
-        assert not ok
-        assert "apt-get install" in message
-
-
 def test_bcc_is_the_library_the_loader_finds() -> None:
     check = doctor.check_bcc()
     lib = next((p for p in ("/usr/lib/x86_64-linux-gnu/libbcc.so.0", "/usr/lib/libbcc.so.0") if os.path.exists(p)),
@@ -168,31 +153,6 @@ def test_empty_local_root_misses_btf_tracefs_headers(empty_root: Path, tmp_path:
     assert doctor.exit_code(checks.values()) == 2
 
 
-def test_headers_fix_names_the_installed_debian_tree(empty_root: Path) -> None:
-    (empty_root / "usr/src/linux-headers-6.1.0-9-amd64").mkdir(parents=True)
-    (empty_root / "usr/src/linux-headers-6.1.0-56-amd64").mkdir(parents=True)
-    (empty_root / "usr/src/linux-headers-6.1.0-56-common").mkdir(parents=True)
-    fix = kheaders.headers_fix("6.18.44-custom", str(empty_root), arch="amd64")
-    assert fix == (
-        "apt-get install linux-headers-amd64 && mkdir -p /lib/modules/6.18.44-custom && "
-        "ln -s /usr/src/linux-headers-6.1.0-56-amd64 /lib/modules/6.18.44-custom/build && "
-        "ln -s /usr/src/linux-headers-6.1.0-56-common /lib/modules/6.18.44-custom/source"
-    )
-
-
-def test_headers_fix_without_any_tree_picks_the_newest_after_install(empty_root: Path) -> None:
-    fix = kheaders.headers_fix("6.18.44-custom", str(empty_root), arch="amd64")
-    assert fix.startswith(
-        "apt-get install linux-headers-amd64 && mkdir -p /lib/modules/6.18.44-custom && ln -s "
-    )
-    assert "$(ls -d /usr/src/linux-headers-*-amd64 | sort -V | tail -n 1)" in fix
-
-
-def test_headers_fix_for_a_debian_kernel_is_its_own_package(empty_root: Path) -> None:
-    fix = kheaders.headers_fix("6.1.0-56-amd64", str(empty_root), arch="amd64")
-    assert fix == "apt-get install linux-headers-6.1.0-56-amd64"
-
-
 def test_other_versions_debian_tree_is_ok_and_says_why(empty_root: Path) -> None:
     tree = empty_root / "usr/src/linux-headers-6.1.0-56-amd64"
     tree.mkdir(parents=True)
@@ -238,15 +198,6 @@ def test_bcc_kernel_source_is_honoured(empty_root: Path) -> None:
     gone = doctor.check_headers(roots, "6.18.44-custom", env={"BCC_KERNEL_SOURCE": "/nowhere"})
     assert gone.status == MISSING
     assert "BCC_KERNEL_SOURCE=/nowhere does not exist" in gone.detail
-
-
-def test_bcc_kernel_source_env_reaches_headers_status(
-    empty_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("BCC_KERNEL_SOURCE", str(empty_root / "nowhere"))
-    ok, message = kheaders.headers_status()
-    assert not ok
-    assert "BCC_KERNEL_SOURCE" in message and "fix:" in message
 
 
 def test_runtime_socket_present(empty_root: Path) -> None:
