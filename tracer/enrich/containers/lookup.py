@@ -51,6 +51,9 @@ def _tried(ctype: str) -> str:
 
 
 class Lookup:
+    """One lookup's settings and findings: the sources' ``timeout``, and the ``reasons`` the last
+    :meth:`resolve` collected for what it could not learn."""
+
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.reasons: list[str] = []
