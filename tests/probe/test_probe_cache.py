@@ -15,6 +15,7 @@ from tracer.doctor import INFO, OK, WARN
 from tracer.probe import cache
 from tracer.probe.image import Image, MapSpec, ProgSpec
 from tracer.probe.loader import CF_COMMS, CONFIG_FMT, PROBE_SRC, ProbeConfig, compile_flags, pack_config
+from tracer.testing import run_cli
 
 IMAGE = Image((MapSpec("kt_a", 2, 4, 8, 1, 0),), (ProgSpec("raw_tracepoint__t", "t", b"\x95" + bytes(7), (), "GPL"),))
 FLAGS = ["-I/somewhere", "-DKT_SEGMAX=2048"]
@@ -223,3 +224,27 @@ def test_doctor_reports_the_default_entry(cdir: Path, compiler: Compiler) -> Non
         assert check.status == WARN and "writable by group or others" in check.detail
     finally:
         cdir.chmod(0o700)
+
+
+# --- ktrace cache ----------------------------------------------------------------------------------
+
+
+def test_cache_command_warms_then_reports_a_hit(cdir: Path, compiler: Compiler) -> None:
+    """``ktrace cache --warm`` (what scripts/setup.sh runs) stores the default probe once; the next
+    start, and ``--status``, find it."""
+    before = run_cli("cache", "--status")
+    assert before.code == 0 and "miss" in before.out
+    warm = run_cli("cache", "--warm")
+    assert warm.code == 0, warm.err
+    assert compiler.calls == 1
+    assert run_cli("cache", "--warm").code == 0
+    assert compiler.calls == 1  # a hit: nothing compiled again
+    after = run_cli("cache", "--status")
+    assert after.code == 0 and "hit" in after.out and str(cdir) in after.out
+    assert [p.suffix for p in cdir.iterdir()] == [".img"]
+
+
+def test_cache_command_without_an_action_is_a_usage_error() -> None:
+    r = run_cli("cache")
+    assert r.code == 2 and r.out == ""
+    assert r.err.count("\n") == 1 and "--warm or --status" in r.err
