@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from livekit import PYTHON, Ktrace, _wait, json_events
@@ -103,9 +103,9 @@ def test_accepted_fds_carry_the_tuple_the_client_saw(server: Server, tmp_path: P
         assert kt.stop() == 0, kt.stderr()
     events = json_events(kt.text())
     io = [e for e in events if e["evt.type"] in ("read", "write") and e["fd.type"] in ("ipv4", "ipv6")]
-    by_pid: dict[int, list[dict[str, object]]] = defaultdict(list)
+    by_pid: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for e in io:
-        by_pid[int(e["proc.pid"])].append(e)  # type: ignore[call-overload]
+        by_pid[int(e["proc.pid"])].append(e)
     assert len(by_pid) == len(conns), sorted(by_pid)
     seen: dict[str, tuple[int, int]] = {}
     for evs in by_pid.values():
@@ -113,12 +113,12 @@ def test_accepted_fds_carry_the_tuple_the_client_saw(server: Server, tmp_path: P
         names = {e["fd.name"] for e in exits}
         assert len(names) == 1, names
         name = str(names.pop())
-        seen[name] = (sum(int(e["evt.rawres"]) for e in exits if e["evt.type"] == "read"),  # type: ignore[call-overload]
-                      sum(int(e["evt.rawres"]) for e in exits if e["evt.type"] == "write"))  # type: ignore[call-overload]
+        seen[name] = (sum(int(e["evt.rawres"]) for e in exits if e["evt.type"] == "read"),
+                      sum(int(e["evt.rawres"]) for e in exits if e["evt.type"] == "write"))
         # The enters after the first exit are named too (the first one's may come before the
         # kernel has seen the socket).
-        first = min(int(e["evt.num"]) for e in exits)  # type: ignore[call-overload]
-        assert {e["fd.name"] for e in evs if int(e["evt.num"]) > first} == {name}  # type: ignore[call-overload]
+        first = min(int(e["evt.num"]) for e in exits)
+        assert {e["fd.name"] for e in evs if int(e["evt.num"]) > first} == {name}
     assert seen == {c.name: (c.sent, c.received) for c in conns}
     # The names came from the probe: one "accepted" record per connection (-D), naming its fd.
     accepted = [re.fullmatch(r"fd=\d+\(<4t>(.*)\) ", str(e["evt.info"])) for e in events if e["evt.type"] == "accepted"]

@@ -151,7 +151,9 @@ class Probe:
         self._fill_filters()
         self._fill_spec()
         fds = {name: m.fd for name, m in self.maps.items()}
-        raw, regular, extra = [], [], []
+        raw: list[tuple[str, int]] = []  # attached last
+        extra: list[tuple[str, int]] = []  # optional raw tracepoints
+        regular = []
         for p in image.programs:
             if p.raw:
                 try:
