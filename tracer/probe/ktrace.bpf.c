@@ -129,6 +129,23 @@ struct kt_ends {
  * syscall on its fd. LRU: a socket served by io_uring or the kernel, never by such a syscall,
  * leaves no leak (nor does one closed: its entry goes when it reaches CLOSE). */
 BPF_TABLE("lru_hash", u64, struct kt_ends, kt_estab, 8192);
+/* How many entries kt_estab may hold (never fewer: LRU evictions are not counted): while none, a
+ * socket's send or receive costs an array read instead of a hash lookup. */
+BPF_ARRAY(kt_estab_n, s64, 1);
+
+static __always_inline void kt_estab_count(s64 delta)
+{
+    u32 zero = 0;
+    s64 *n = kt_estab_n.lookup(&zero);
+    if (n)
+        __sync_fetch_and_add(n, delta);
+}
+
+static __always_inline void kt_estab_forget(u64 *sk)
+{
+    if (kt_estab.delete(sk) == 0)
+        kt_estab_count(-1);
+}
 
 static __always_inline void kt_count(u32 slot)
 {
@@ -535,7 +552,7 @@ int kt_tp__sock__inet_sock_set_state(struct kt_tp_inet_sock_set_state *args)
         return 0;
     u64 sk = a.skaddr;
     if (a.newstate == KT_TCP_CLOSE)
-        kt_estab.delete(&sk); /* soon freed: its address may come back as another socket */
+        kt_estab_forget(&sk); /* soon freed: its address may come back as another socket */
     if (a.newstate == KT_TCP_SYN_SENT) {
         u64 pid_tgid = bpf_get_current_pid_tgid();
         u32 tid = (u32)pid_tgid;
@@ -550,7 +567,10 @@ int kt_tp__sock__inet_sock_set_state(struct kt_tp_inet_sock_set_state *args)
         if (a.newstate == KT_TCP_ESTABLISHED) {
             struct kt_ends e = {};
             kt_ends_of(&a, &e);
-            kt_estab.update(&sk, &e);
+            if (kt_estab.insert(&sk, &e) == 0)
+                kt_estab_count(1);
+            else
+                kt_estab.update(&sk, &e);
         }
         return 0;
     }
@@ -572,15 +592,20 @@ int kt_tp__sock__inet_sock_set_state(struct kt_tp_inet_sock_set_state *args)
 /* A send or receive on a socket (raw tracepoints sock_send_length and sock_recv_length, Linux 6.3+,
  * first argument the socket). For a server socket still waiting in kt_estab, the first one runs
  * inside a syscall on its fd: the thread's saved user registers (bpf_task_pt_regs) give that fd,
- * and EVT_ACCEPTED names it, before that syscall's exit. Any other socket costs one hash lookup. */
+ * and EVT_ACCEPTED names it, before that syscall's exit. Any other socket costs one hash lookup,
+ * or only an array read while no server socket waits. */
 static __always_inline int kt_sock_io(struct bpf_raw_tracepoint_args *ctx)
 {
+    u32 zero = 0;
+    s64 *pending = kt_estab_n.lookup(&zero);
+    if (!pending || !*pending)
+        return 0;
     u64 sk = ctx->args[0];
     struct kt_ends *p = kt_estab.lookup(&sk);
     if (!p)
         return 0;
     struct kt_ends e = *p;
-    kt_estab.delete(&sk); /* the first one decides, named or not: the rest take the lookup only */
+    kt_estab_forget(&sk); /* the first one decides, named or not: the rest take the lookup only */
     struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
     u64 regs = (u64)bpf_task_pt_regs(task);
     struct kt_sysregs g = {};
