@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from livekit import PYTHON, Ktrace, _wait, json_events
+from livekit import PYTHON, Ktrace, _wait, env, json_events, ktrace_argv
 
 pytestmark = pytest.mark.live
 
@@ -142,3 +142,22 @@ def test_topconns_counts_both_halves(server: Server, tmp_path: Path) -> None:
         for row in t["data"]:
             total[row[1]] += row[-1]
     assert {n: total[n] for n in names} == {c.name: c.sent + c.received for c in conns}
+
+
+def test_a_filtered_capture_keeps_the_names(server: Server, tmp_path: Path) -> None:
+    """ktrace -w FILE FILTER, then topconns over the file: the kernel's names went into it."""
+    cap = tmp_path / "srv.kcap"
+    kt = Ktrace(["-w", str(cap), FILTER], tmp_path / "w.out")
+    try:
+        kt.wait_stderr("capturing")
+        conns = server.go()  # the children's last writes are in the ring before ktrace is stopped
+    finally:
+        assert kt.stop() == 0, kt.stderr()
+    p = subprocess.run([*ktrace_argv(), "-r", str(cap), "-j", "-c", "topconns"], capture_output=True, text=True,
+                       env=env(), timeout=300)
+    assert p.returncode == 0, p.stderr
+    total: dict[str, int] = defaultdict(int)
+    for t in json_events(p.stdout):
+        for row in t["data"]:
+            total[row[1]] += row[-1]
+    assert {c.name: total[c.name] for c in conns} == {c.name: c.sent + c.received for c in conns}
