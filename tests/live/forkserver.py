@@ -8,7 +8,7 @@ Protocol on stdin/stdout: it prints ``{"port": N}``; ``ping`` stats a path named
 ktrace-ready-probe (so a tracer's output shows it) and answers ``pong``; ``go`` starts serving,
 until killed. Each child prints nothing: the client knows what it sent and received.
 
-    python forkserver.py
+    python forkserver.py [HOST]      # 127.0.0.1 unless HOST (e.g. ::1)
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ def main() -> None:
     libc.prctl(PR_SET_NAME, NAME, 0, 0, 0)
     libc.accept.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reaped by the kernel
-    lsn = socket.socket()
-    lsn.bind(("127.0.0.1", 0))
+    host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
+    lsn = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    lsn.bind((host, 0))
     lsn.listen(128)
     print(json.dumps({"port": lsn.getsockname()[1]}), flush=True)
     for line in sys.stdin:

@@ -40,8 +40,9 @@ class Conn:
 
 
 class Server:
-    def __init__(self, cwd: Path) -> None:
-        self.proc = subprocess.Popen([PYTHON, str(SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    def __init__(self, cwd: Path, host: str) -> None:
+        self.host = host
+        self.proc = subprocess.Popen([PYTHON, str(SERVER), host], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, cwd=cwd)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in: IO[str] = self.proc.stdin
@@ -61,33 +62,38 @@ class Server:
     def go(self) -> list[Conn]:
         self._in.write("go\n")
         self._in.flush()
-        return [exchange(self.port, up, down) for up, down in SIZES]
+        return [exchange(self.host, self.port, up, down) for up, down in SIZES]
 
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait()
 
 
-def exchange(port: int, up: int, down: int) -> Conn:
-    with socket.create_connection(("127.0.0.1", port)) as c:
+def exchange(host: str, port: int, up: int, down: int) -> Conn:
+    with socket.create_connection((host, port)) as c:
         data = up.to_bytes(4, "little") + down.to_bytes(4, "little") + b"u" * up
         c.sendall(data)
         got = 0
         while chunk := c.recv(65536):
             got += len(chunk)
         assert got == down
-        (cip, cport), (sip, sport) = c.getsockname(), c.getpeername()
+        (cip, cport, *_), (sip, sport, *_) = c.getsockname(), c.getpeername()
     return Conn(f"{cip}:{cport}->{sip}:{sport}", len(data), got)
 
 
+def complete(text: str) -> str:
+    """The whole lines of output still being written."""
+    return text[:text.rfind("\n") + 1]
+
+
 def closed_children(text: str, parent: int) -> set[int]:
-    return {int(e["proc.pid"]) for e in json_events(text)
+    return {int(e["proc.pid"]) for e in json_events(complete(text))
             if e["evt.type"] == "close" and e["evt.dir"] == "<" and e["proc.pid"] != parent}
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path)
+@pytest.fixture(params=["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    s = Server(tmp_path, request.param)
     yield s
     s.kill()
 
@@ -121,7 +127,8 @@ def test_accepted_fds_carry_the_tuple_the_client_saw(server: Server, tmp_path: P
         assert {e["fd.name"] for e in evs if int(e["evt.num"]) > first} == {name}
     assert seen == {c.name: (c.sent, c.received) for c in conns}
     # The names came from the probe: one "accepted" record per connection (-D), naming its fd.
-    accepted = [re.fullmatch(r"fd=\d+\(<4t>(.*)\) ", str(e["evt.info"])) for e in events if e["evt.type"] == "accepted"]
+    accepted = [re.fullmatch(r"fd=\d+\(<[46]t>(.*)\) ", str(e["evt.info"]))
+                for e in events if e["evt.type"] == "accepted"]
     assert sorted(m[1] if m else "" for m in accepted) == sorted(c.name for c in conns)
 
 
@@ -131,7 +138,7 @@ def test_topconns_counts_both_halves(server: Server, tmp_path: Path) -> None:
         _wait(lambda: any(line.startswith("{") for line in kt.text().splitlines()), 120, kt, "a first table")
         conns = server.go()
         names = {c.name for c in conns}
-        _wait(lambda: names <= {row[1] for t in json_events(kt.text()) for row in t["data"]}, 60, kt,
+        _wait(lambda: names <= {row[1] for t in json_events(complete(kt.text())) for row in t["data"]}, 60, kt,
               "every connection in a table")
         count = len(kt.text().splitlines())
         _wait(lambda: len(kt.text().splitlines()) > count, 10, kt, "one more table")  # the rest of that second
