@@ -68,6 +68,32 @@ def test_tracepoint_check_reads_the_format_file() -> None:
         assert check.status == WARN and "0.0.0.0:0" in check.detail
 
 
+def test_sock_io_check_matches_tracefs() -> None:
+    check = by_name(doctor.check_all())["tracepoints sock/sock_send_length, sock/sock_recv_length"]
+    present = any(os.path.isdir(f"{base}/events/sock/sock_send_length")
+                  and os.path.isdir(f"{base}/events/sock/sock_recv_length")
+                  for base in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))
+    btf = os.path.exists("/sys/kernel/btf/vmlinux")
+    assert (check.status == OK) == (present and btf), check.detail
+    if check.status != OK:
+        assert "<NA>" in check.detail and check.fix
+
+
+def test_sock_io_check_on_a_kernel_before_6_3(tmp_path: Path) -> None:
+    """A tracefs with inet_sock_set_state but not the sock I/O tracepoints (Linux 5.x), with BTF."""
+    (tmp_path / "sys/kernel/tracing/events/sock/inet_sock_set_state").mkdir(parents=True)
+    (tmp_path / "sys/kernel/btf").mkdir(parents=True)
+    (tmp_path / "sys/kernel/btf/vmlinux").write_bytes(b"")
+    roots = Roots(local=str(tmp_path))
+    check = doctor.check_tracepoints(roots)[-1]
+    assert (check.status, check.detail.split(":")[0]) == (WARN, "sock_send_length, sock_recv_length missing")
+    for n in ("sock_send_length", "sock_recv_length"):
+        (tmp_path / "sys/kernel/tracing/events/sock" / n).mkdir()
+    assert doctor.check_tracepoints(roots)[-1].status == OK
+    (tmp_path / "sys/kernel/btf/vmlinux").unlink()
+    assert doctor.check_tracepoints(roots)[-1].detail.startswith("no kernel BTF: ")
+
+
 def test_cgroup_version_matches_sysfs() -> None:
     check = by_name(doctor.check_all())["cgroup"]
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):

@@ -263,6 +263,16 @@ def test_connection_ends_kept_whatever_the_filter() -> None:
         "write 10.0.0.2:5000->10.0.0.1:80", "write 10.0.0.2:5000->10.0.0.1:80"]
 
 
+def test_accepted_ends_kept_whatever_the_filter() -> None:
+    """So is EVT_ACCEPTED, though the filter drops the accept: the replay names the kept reads."""
+    s = Synth(pid=P).socket(3).listen(3).accept(3, 5, b"").accepted(5, ("10.0.0.1", 80), ("10.0.0.2", 5000))
+    s.read(5, b"GET /")
+    kept = pipeline(state_from(tabs()), "evt.type=read", keep=True).feed(s.batch())
+    assert evts(kept) == ["accepted >", "threadinfo >", "read >", "read <"]
+    assert lines(kept, state=state_from(tabs()), fmt="%evt.type %fd.name") == [
+        "read 10.0.0.2:5000->10.0.0.1:80", "read 10.0.0.2:5000->10.0.0.1:80"]
+
+
 # --- evt.num -------------------------------------------------------------------------------------------
 def test_numbers_count_every_record_across_batches() -> None:
     s = Synth(pid=P)

@@ -236,7 +236,7 @@ def check_tracefs(roots: Roots) -> Check:
 def check_tracepoints(roots: Roots) -> list[Check]:
     """The regular tracepoints the probe reads by their tracefs layout (tracer/schema/tracepoints.py):
     without one, what it gives comes from a slower, racier path, so a warning, not a failure."""
-    from .schema.tracepoints import TRACEPOINTS, locate
+    from .schema.tracepoints import SOCK_IO, TRACEPOINTS, locate
 
     out = []
     for tp in TRACEPOINTS:
@@ -248,6 +248,22 @@ def check_tracepoints(roots: Roots) -> list[Check]:
             out.append(Check(WARN, name, f"{why}: client TCP ends are read from the socket instead, so a "
                                          "connection closed within ~1 ms shows 0.0.0.0:0",
                              "a kernel with the sock tracepoints (4.16 or later) and tracefs mounted"))
+    # The raw tracepoints that name accepted connections, and the BTF their program's helpers need.
+    name = "tracepoints " + ", ".join(f"sock/{n}" for n in SOCK_IO)
+    found = [base for base in tracefs_dirs(roots) if os.path.isdir(os.path.join(base, "events", "sock"))]
+    missing = [n for n in SOCK_IO if not any(os.path.isdir(os.path.join(b, "events", "sock", n)) for b in found)]
+    if not found:
+        why = "no readable tracefs sock events"
+    elif missing:
+        why = f"{', '.join(missing)} missing"
+    elif not os.path.exists(roots.local_path("/sys/kernel/btf/vmlinux")):
+        why = "no kernel BTF"
+    else:
+        out.append(Check(OK, name, "present: accepted TCP connections named by the kernel"))
+        return out
+    out.append(Check(WARN, name, f"{why}: accepted TCP ends are read from the socket instead, so a connection "
+                                 "accepted without its address and closed within ~1 ms shows <NA>",
+                     "Linux 6.3 or later built with CONFIG_DEBUG_INFO_BTF=y"))
     return out
 
 

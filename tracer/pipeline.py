@@ -262,8 +262,8 @@ class Pipeline:
                         ev.evt == R.EVT_PROCINFO and predicate is not None and predicate.match(ev)):
                     # Container metadata is kept whatever the filter: a capture read elsewhere,
                     # even after the containers are gone, still names them; so are the ends of
-                    # client TCP connections (one small record each), which the fds of the
-                    # events the filter keeps may need. CPU samples of the
+                    # TCP connections from the kernel (one small record each), which the fds of
+                    # the events the filter keeps may need. CPU samples of the
                     # threads the filter keeps go too, so CPU chisels work on the capture.
                     if matched and self.keep and not self.fatfile and ev.evt < R.EVT_BASE_OTHER:
                         info = self._describe(ev.ts, ev.tid, ev.pid)
@@ -331,7 +331,7 @@ _EXEC_ENTERS = frozenset(event_ids(n)[0] for n in ("execve", "execveat"))
 _TS_TID_PID = struct.Struct("<QII")  # at OFF_TS: ts, tid, pid
 RUN_COUNT_MASK = (1 << (RUN_BYTES_SHIFT - RUN_COUNT_SHIFT)) - 1
 assert R.OFF_TID == R.OFF_TS + 8 and R.OFF_PID == R.OFF_TID + 4
-_KEPT_UNFILTERED = frozenset({R.EVT_CONTAINER, R.EVT_CONNECTED})
+_KEPT_UNFILTERED = frozenset({R.EVT_CONTAINER, R.EVT_CONNECTED, R.EVT_ACCEPTED})
 _FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONTAINER})
 
 

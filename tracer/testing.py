@@ -349,6 +349,14 @@ class Synth:
     def connected(self, fd: int, local: tuple[str, int], remote: tuple[str, int]) -> Synth:
         """The probe's EVT_CONNECTED: a client TCP connection on ``fd`` established, both ends as
         the kernel's sock:inet_sock_set_state gives them (IPv4, or IPv6 when ``local`` is)."""
+        return self._ends(R.EVT_CONNECTED, fd, local, remote)
+
+    def accepted(self, fd: int, local: tuple[str, int], remote: tuple[str, int]) -> Synth:
+        """The probe's EVT_ACCEPTED: the accepted TCP connection on ``fd`` (``local`` is the
+        server's end), as the probe gives it at the first send or receive on it."""
+        return self._ends(R.EVT_ACCEPTED, fd, local, remote)
+
+    def _ends(self, evt: int, fd: int, local: tuple[str, int], remote: tuple[str, int]) -> Synth:
         n = TP.ADDR_BYTES
         try:
             addrs = [_socket.inet_pton(_socket.AF_INET, local[0]), _socket.inet_pton(_socket.AF_INET, remote[0])]
@@ -356,7 +364,7 @@ class Synth:
         except OSError:
             addrs = [_socket.inet_pton(_socket.AF_INET6, local[0]), _socket.inet_pton(_socket.AF_INET6, remote[0])]
             family = TP.AF_INET6
-        return self.record(R.EVT_CONNECTED, args=(fd, family, local[1], remote[1], 0, 0),
+        return self.record(evt, args=(fd, family, local[1], remote[1], 0, 0),
                            seg0=b"".join(a.ljust(n, b"\0") for a in addrs))
 
     def accept(self, lfd: int, newfd: int, peer: Addr, *, flags: int | None = None) -> Synth:

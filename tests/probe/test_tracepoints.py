@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -93,5 +94,15 @@ def test_loader_leaves_out_a_tracepoint_laid_out_otherwise(tmp_path: Path, monke
 
 
 def test_program_kinds() -> None:
-    assert ProgSpec("raw_tracepoint__sys_enter", "sys_enter", b"", (), "GPL").raw
-    assert not ProgSpec("kt_tp__sock__inet_sock_set_state", "sock/inet_sock_set_state", b"", (), "GPL").raw
+    sys_enter = ProgSpec("raw_tracepoint__sys_enter", "sys_enter", b"", (), "GPL")
+    regular = ProgSpec("kt_tp__sock__inet_sock_set_state", "sock/inet_sock_set_state", b"", (), "GPL")
+    sock_io = ProgSpec("kt_raw__sock_send_length", "sock_send_length", b"", (), "GPL")
+    assert (sys_enter.raw, sys_enter.optional) == (True, False)
+    assert (regular.raw, regular.optional) == (False, True)
+    assert (sock_io.raw, sock_io.optional) == (True, True)
+
+
+def test_the_probe_attaches_the_sock_io_tracepoints_as_declared() -> None:
+    """The program names in the probe source are the tracepoints tracepoints.SOCK_IO declares."""
+    src = loader.PROBE_SRC.read_text()
+    assert sorted(re.findall(r"^int kt_raw__(\w+)\(", src, re.M)) == sorted(TP.SOCK_IO)

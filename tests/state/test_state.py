@@ -298,6 +298,39 @@ def test_connected_is_internal() -> None:
     assert len(shown) == 1 and shown[0].rstrip().endswith("connected fd=3(<4t>127.0.0.1:5000->127.0.0.1:80)"), shown
 
 
+def test_accepted_names_an_fd_accept_gave_no_address() -> None:
+    """accept(fd, NULL, NULL), then the probe's EVT_ACCEPTED inside the first read on the new fd:
+    that read's exit, and everything after, carry both ends, the server's as the local one."""
+    s = Synth(pid=P).socket(3).bind(3, ("0.0.0.0", 8080)).listen(3).accept(3, 5, b"")
+    s.syscall("read", (5, 0, 4096), exit=False)
+    s.accepted(5, ("10.0.0.1", 8080), ("10.0.0.9", 51000))
+    s.syscall("read", (5, 0, 4096), ret=3, seg0=b"abc", enter=False)
+    st = base()
+    assert lines(s.batch(), state=st, fmt="%evt.dir %evt.type %fd.name")[-2:] == [
+        "> read <NA>", "< read 10.0.0.9:51000->10.0.0.1:8080"]
+    f = fd(st, 5)
+    assert (f.type, f.l4proto, f.is_server) == ("ipv4", "tcp", True)
+    assert (f.cip, f.cport, f.sip, f.sport) == ("10.0.0.9", 51000, "10.0.0.1", 8080)
+
+
+def test_accepted_in_a_forked_child() -> None:
+    """A forking server: the child's first write names its copy of the fd (the parent's is closed)."""
+    s = Synth(pid=P).socket(3, socket.AF_INET6).bind(3, ("::", 8080)).listen(3).accept(3, 5, b"").clone(200)
+    s.close(5)
+    s.on(200, 200).accepted(5, ("::ffff:127.0.0.1", 8080), ("::ffff:127.0.0.1", 40000)).write(5, b"x")
+    st = feed(s)
+    assert 5 not in fds(st)
+    assert fds(st, 200)[5] == ("ipv6", "127.0.0.1:40000->127.0.0.1:8080")
+
+
+def test_accepted_is_internal() -> None:
+    b = Synth(pid=P).accepted(4, ("2001:db8::1", 443), ("2001:db8::2", 5000)).write(4, b"x").batch()
+    assert [ln.split()[6] for ln in lines(b)] == ["write", "write"]
+    shown = [ln for ln in lines(b, show_internal=True) if " accepted " in ln]
+    assert len(shown) == 1, shown
+    assert shown[0].rstrip().endswith("accepted fd=4(<6t>2001:db8::2:5000->2001:db8::1:443)"), shown
+
+
 def test_connect_on_unknown_socket_fd_ignored() -> None:
     st = feed(Synth(pid=P).connect(9, ("10.0.0.1", 80)))
     assert 9 not in fds(st)

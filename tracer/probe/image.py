@@ -24,9 +24,11 @@ INSN = 8
 LD_IMM64 = 0x18  # BPF_LD | BPF_DW | BPF_IMM: a 64-bit constant over two instruction slots
 PSEUDO_MAP_FD = 1
 # Program functions: bcc makes RAW_TRACEPOINT_PROBE(name) raw_tracepoint__name; the probe names a
-# regular tracepoint's program kt_tp__category__name.
+# regular tracepoint's program kt_tp__category__name, and kt_raw__name a raw tracepoint's that only
+# adds to what the others give (attached when the kernel has it, like a regular one).
 RAW_TP_PREFIX = "raw_tracepoint__"
 TP_PREFIX = "kt_tp__"
+OPTIONAL_RAW_TP_PREFIX = "kt_raw__"
 
 MAGIC = b"ktrace-probe-image 1\n"
 
@@ -52,6 +54,11 @@ class ProgSpec:
     @property
     def raw(self) -> bool:
         return "/" not in self.tracepoint
+
+    @property
+    def optional(self) -> bool:
+        """A program the probe works without (on a kernel that lacks what it attaches to)."""
+        return not self.name.startswith(RAW_TP_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -232,13 +239,15 @@ def compile_image(src: Path, cflags: Sequence[str]) -> Image:
                 tracepoint = name.removeprefix(RAW_TP_PREFIX)
             elif name.startswith(TP_PREFIX):
                 tracepoint = name.removeprefix(TP_PREFIX).replace("__", "/", 1)
+            elif name.startswith(OPTIONAL_RAW_TP_PREFIX):
+                tracepoint = name.removeprefix(OPTIONAL_RAW_TP_PREFIX)
             else:
                 continue
             size = lib.bpf_function_size(mod, fname)
             insns = ctypes.string_at(lib.bpf_function_start(mod, fname), size)
             code, refs = symbolize(insns, fd_names)
             progs.append(ProgSpec(name, tracepoint, code, refs, lic))
-        if not any(p.raw for p in progs):
+        if not any(p.raw and not p.optional for p in progs):
             raise ImageError(f"{src.name} has no RAW_TRACEPOINT_PROBE")
         return Image(tuple(maps), tuple(progs))
     finally:

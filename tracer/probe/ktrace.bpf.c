@@ -1,6 +1,7 @@
 /*
- * ktrace probe: every syscall's enter and exit, process exits, and the ends of client TCP
- * connections once established, into one BPF ring buffer.
+ * ktrace probe: every syscall's enter and exit, process exits, and the ends of TCP connections as
+ * the kernel knows them once established (a client's for its connect(), a server's for the fd it
+ * accepted), into one BPF ring buffer.
  *
  * Configured with -D cflags by loader.py, only with what the verifier must see as constants:
  *   KT_PATHMAX       path and string bytes kept per segment
@@ -10,7 +11,8 @@
  * snaplen, which filters are on), so the compiled program can be cached (cache.py).
  *
  * Only tracepoint arguments, helpers and user memory are read: no kernel struct whose layout
- * changes between kernel versions. The saved user registers are x86_64's ptrace ABI layout.
+ * changes between kernel versions (a socket's address is a key, never read through). The saved
+ * user registers are x86_64's ptrace ABI layout.
  * Records without payload are reserved in place; records with payload are built in a per-CPU
  * scratch buffer and copied once. Nothing wakes the consumer: it polls.
  */
@@ -21,6 +23,13 @@ struct kt_argregs {
     u64 r10, r9, r8, ax, cx, dx, si, di, orig_ax;
 };
 #define KT_REGS_OFF 56
+/* The same registers, then ip and cs (offsets 128..144): cs tells a 64-bit syscall of a user thread
+ * from a kernel or io_uring worker thread, whose saved registers are zeroed at creation. */
+struct kt_sysregs {
+    struct kt_argregs a;
+    u64 ip, cs;
+};
+#define KT_USER_CS 0x33
 
 struct kt_big {
     struct kt_rec h;
@@ -104,6 +113,39 @@ struct kt_conn {
 };
 BPF_TABLE("lru_hash", u32, u32, kt_connecting, 4096); /* LRU: a thread killed inside connect() leaves no leak */
 BPF_TABLE("lru_hash", u64, struct kt_conn, kt_conns, 4096);
+/* A TCP connection's ends as inet_sock_set_state gives them (ports in host order). */
+struct kt_ends {
+    u16 family;
+    u16 lport;
+    u16 rport;
+    u16 pad;
+    u8 laddr[KT_ADDR_BYTES];
+    u8 raddr[KT_ADDR_BYTES]; /* right after laddr: a record's payload is both, copied at once */
+};
+/* Accepted TCP connections (kt_raw__sock_*_length): a server's socket is established in a softirq,
+ * before the program accepts it; accept(fd, NULL, NULL) names neither end, and the program may
+ * have closed the socket before ktrace can read it. No tracepoint shows the socket on its way
+ * through accept(), so its ends wait here, by socket address, for its first send or receive: a
+ * syscall on its fd. LRU: a socket served by io_uring or the kernel, never by such a syscall,
+ * leaves no leak (nor does one closed: its entry goes when it reaches CLOSE). */
+BPF_TABLE("lru_hash", u64, struct kt_ends, kt_estab, 8192);
+/* How many entries kt_estab may hold (never fewer: LRU evictions are not counted): while none, a
+ * socket's send or receive costs an array read instead of a hash lookup. */
+BPF_ARRAY(kt_estab_n, s64, 1);
+
+static __always_inline void kt_estab_count(s64 delta)
+{
+    u32 zero = 0;
+    s64 *n = kt_estab_n.lookup(&zero);
+    if (n)
+        __sync_fetch_and_add(n, delta);
+}
+
+static __always_inline void kt_estab_forget(u64 *sk)
+{
+    if (kt_estab.delete(sk) == 0)
+        kt_estab_count(-1);
+}
 
 static __always_inline void kt_count(u32 slot)
 {
@@ -402,6 +444,27 @@ static __always_inline int kt_emit(struct kt_spec *spec, struct kt_config *cfg, 
     return 0;
 }
 
+/* An EVT_CONNECTED or EVT_ACCEPTED record: an fd and both ends of its TCP connection. */
+static __always_inline void kt_emit_ends(u64 pid_tgid, u32 evt, u32 fd, struct kt_ends *e)
+{
+    struct kt_rec *r = kt_events.ringbuf_reserve(sizeof(struct kt_rec) + 2 * KT_ADDR_BYTES);
+    if (!r) {
+        kt_count(KT_STAT_DROPS_BUFFER);
+        return;
+    }
+    struct kt_argregs g = {};
+    kt_head(r, pid_tgid, evt, 0, &g, 0);
+    r->a[0] = fd;
+    r->a[1] = e->family;
+    r->a[2] = e->lport;
+    r->a[3] = e->rport;
+    r->l0 = 2 * KT_ADDR_BYTES;
+    r->len = sizeof(struct kt_rec) + 2 * KT_ADDR_BYTES;
+    __builtin_memcpy((u8 *)(r + 1), e->laddr, 2 * KT_ADDR_BYTES);
+    kt_events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+    kt_count(KT_STAT_EVENTS);
+}
+
 RAW_TRACEPOINT_PROBE(sys_enter)
 {
     u64 id = ctx->args[1];
@@ -461,11 +524,26 @@ RAW_TRACEPOINT_PROBE(sched_process_exit)
     return 0;
 }
 
-/* A client TCP connection's ends, as the kernel knows them when it is established: ktrace reading
- * the socket afterwards finds it gone when the program closes it at once. The connecting thread
- * enters SYN_SENT inside connect() (its fd is in kt_connecting); SYN_SENT -> ESTABLISHED may run
- * in any context (a softirq), so the socket's address ties the two. A regular tracepoint: its
- * record is laid out by the kernel (checked by the loader), no kernel struct is read. */
+static __always_inline void kt_ends_of(struct kt_tp_inet_sock_set_state *a, struct kt_ends *e)
+{
+    e->family = a->family;
+    e->lport = a->sport;
+    e->rport = a->dport;
+    if (a->family == KT_AF_INET) {
+        __builtin_memcpy(e->laddr, a->saddr, 4);
+        __builtin_memcpy(e->raddr, a->daddr, 4);
+    } else {
+        __builtin_memcpy(e->laddr, a->saddr_v6, KT_ADDR_BYTES);
+        __builtin_memcpy(e->raddr, a->daddr_v6, KT_ADDR_BYTES);
+    }
+}
+
+/* A TCP connection's ends, as the kernel knows them when it is established: ktrace reading the
+ * socket afterwards finds it gone when the program closes it at once. A client: the connecting
+ * thread enters SYN_SENT inside connect() (its fd is in kt_connecting); SYN_SENT -> ESTABLISHED may
+ * run in any context (a softirq), so the socket's address ties the two. A server: SYN_RECV ->
+ * ESTABLISHED, in a softirq; its ends wait in kt_estab. A regular tracepoint: its record is laid
+ * out by the kernel (checked by the loader), no kernel struct is read. */
 int kt_tp__sock__inet_sock_set_state(struct kt_tp_inet_sock_set_state *args)
 {
     struct kt_tp_inet_sock_set_state a = {};
@@ -473,6 +551,8 @@ int kt_tp__sock__inet_sock_set_state(struct kt_tp_inet_sock_set_state *args)
     if (a.protocol != KT_IPPROTO_TCP)
         return 0;
     u64 sk = a.skaddr;
+    if (a.newstate == KT_TCP_CLOSE)
+        kt_estab_forget(&sk); /* soon freed: its address may come back as another socket */
     if (a.newstate == KT_TCP_SYN_SENT) {
         u64 pid_tgid = bpf_get_current_pid_tgid();
         u32 tid = (u32)pid_tgid;
@@ -481,6 +561,17 @@ int kt_tp__sock__inet_sock_set_state(struct kt_tp_inet_sock_set_state *args)
             return 0;
         struct kt_conn c = {.tid = tid, .pid = pid_tgid >> 32, .fd = *fd};
         kt_conns.update(&sk, &c);
+        return 0;
+    }
+    if (a.oldstate == KT_TCP_SYN_RECV) {
+        if (a.newstate == KT_TCP_ESTABLISHED) {
+            struct kt_ends e = {};
+            kt_ends_of(&a, &e);
+            if (kt_estab.insert(&sk, &e) == 0)
+                kt_estab_count(1);
+            else
+                kt_estab.update(&sk, &e);
+        }
         return 0;
     }
     if (a.oldstate != KT_TCP_SYN_SENT)
@@ -492,29 +583,49 @@ int kt_tp__sock__inet_sock_set_state(struct kt_tp_inet_sock_set_state *args)
     kt_conns.delete(&sk);
     if (a.newstate != KT_TCP_ESTABLISHED)
         return 0;
-    struct kt_rec *r = kt_events.ringbuf_reserve(sizeof(struct kt_rec) + 2 * KT_ADDR_BYTES);
-    if (!r) {
-        kt_count(KT_STAT_DROPS_BUFFER);
-        return 0;
-    }
-    struct kt_argregs g = {};
-    kt_head(r, ((u64)c.pid << 32) | c.tid, KT_EVT_CONNECTED, 0, &g, 0);
-    r->a[0] = c.fd;
-    r->a[1] = a.family;
-    r->a[2] = a.sport;
-    r->a[3] = a.dport;
-    r->l0 = 2 * KT_ADDR_BYTES;
-    r->len = sizeof(struct kt_rec) + 2 * KT_ADDR_BYTES;
-    u8 *addrs = (u8 *)(r + 1);
-    if (a.family == KT_AF_INET) {
-        __builtin_memset(addrs, 0, 2 * KT_ADDR_BYTES);
-        __builtin_memcpy(addrs, a.saddr, 4);
-        __builtin_memcpy(addrs + KT_ADDR_BYTES, a.daddr, 4);
-    } else {
-        __builtin_memcpy(addrs, a.saddr_v6, KT_ADDR_BYTES);
-        __builtin_memcpy(addrs + KT_ADDR_BYTES, a.daddr_v6, KT_ADDR_BYTES);
-    }
-    kt_events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
-    kt_count(KT_STAT_EVENTS);
+    struct kt_ends e = {};
+    kt_ends_of(&a, &e);
+    kt_emit_ends(((u64)c.pid << 32) | c.tid, KT_EVT_CONNECTED, c.fd, &e);
     return 0;
+}
+
+/* A send or receive on a socket (raw tracepoints sock_send_length and sock_recv_length, Linux 6.3+,
+ * first argument the socket). For a server socket still waiting in kt_estab, the first one runs
+ * inside a syscall on its fd: the thread's saved user registers (bpf_task_pt_regs) give that fd,
+ * and EVT_ACCEPTED names it, before that syscall's exit. Any other socket costs one hash lookup,
+ * or only an array read while no server socket waits. */
+static __always_inline int kt_sock_io(struct bpf_raw_tracepoint_args *ctx)
+{
+    u32 zero = 0;
+    s64 *pending = kt_estab_n.lookup(&zero);
+    if (!pending || !*pending)
+        return 0;
+    u64 sk = ctx->args[0];
+    struct kt_ends *p = kt_estab.lookup(&sk);
+    if (!p)
+        return 0;
+    struct kt_ends e = *p;
+    kt_estab_forget(&sk); /* the first one decides, named or not: the rest take the lookup only */
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+    u64 regs = (u64)bpf_task_pt_regs(task);
+    struct kt_sysregs g = {};
+    bpf_probe_read_kernel(&g, sizeof(g), (void *)(regs + KT_REGS_OFF));
+    if (g.cs != KT_USER_CS || !KT_SOCK_IO_SYSCALL(g.a.orig_ax))
+        return 0;
+    u32 evt = KT_EVT_ACCEPTED;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!kt_wanted(pid_tgid, kt_spec.lookup(&evt)))
+        return 0;
+    kt_emit_ends(pid_tgid, KT_EVT_ACCEPTED, (u32)g.a.di, &e);
+    return 0;
+}
+
+int kt_raw__sock_send_length(struct bpf_raw_tracepoint_args *ctx)
+{
+    return kt_sock_io(ctx);
+}
+
+int kt_raw__sock_recv_length(struct bpf_raw_tracepoint_args *ctx)
+{
+    return kt_sock_io(ctx);
 }

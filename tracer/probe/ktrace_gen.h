@@ -6,6 +6,7 @@
 #define KT_EVT_MAX 1056
 #define KT_EVT_PROCEXIT 1024
 #define KT_EVT_CONNECTED 1025
+#define KT_EVT_ACCEPTED 1026
 #define KT_NR_CONNECT 42
 #define KT_REC_FIXED 88
 #define KT_RF_TRUNC0 1
@@ -51,9 +52,12 @@ struct kt_rec {
 
 #define KT_TCP_ESTABLISHED 1
 #define KT_TCP_SYN_SENT 2
+#define KT_TCP_SYN_RECV 3
+#define KT_TCP_CLOSE 7
 #define KT_AF_INET 2
 #define KT_IPPROTO_TCP 6
 #define KT_ADDR_BYTES 16
+#define KT_SOCK_IO_SYSCALL(nr) ((nr) == 0 || (nr) == 1 || (nr) == 19 || (nr) == 20 || (nr) == 40 || (nr) == 44 || (nr) == 45 || (nr) == 46 || (nr) == 47 || (nr) == 307 || (nr) == 299)
 
 struct kt_tp_inet_sock_set_state {
     u8 common[8];

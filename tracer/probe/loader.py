@@ -122,7 +122,7 @@ class Probe:
         self.maps: dict[str, bpfsys.Map] = {}
         self._progs: list[int] = []
         self._links: list[int] = []
-        self.notes: list[str] = []  # regular tracepoints left out, and why (-v)
+        self.notes: list[str] = []  # optional programs left out, and why (-v)
         ring_bytes(cfg)
         flags = compile_flags(cfg)
         for attempt in (1, 2):
@@ -152,12 +152,21 @@ class Probe:
         self._fill_filters()
         self._fill_spec()
         fds = {name: m.fd for name, m in self.maps.items()}
-        raw, regular = [], []
+        raw: list[tuple[str, int]] = []  # attached last
+        extra: list[tuple[str, int]] = []  # optional raw tracepoints
+        regular = []
         for p in image.programs:
             if p.raw:
-                fd = bpfsys.prog_load(bpfsys.PROG_TYPE_RAW_TRACEPOINT, relocate(p, fds), p.license,
-                                      f"kt_{p.tracepoint}")
-                raw.append((p.tracepoint, fd))
+                try:
+                    fd = bpfsys.prog_load(bpfsys.PROG_TYPE_RAW_TRACEPOINT, relocate(p, fds), p.license,
+                                          f"kt_{p.tracepoint}")
+                except bpfsys.ProgLoadError as e:
+                    if not p.optional:
+                        raise
+                    # Helpers it needs that this kernel lacks: what it adds has a slower path.
+                    self.notes.append(f"{p.tracepoint} not loaded ({e.strerror or e})")
+                    continue
+                (extra if p.optional else raw).append((p.tracepoint, fd))
                 self._progs.append(fd)
                 continue
             tp_id, why = tracepoint_id(p.tracepoint)
@@ -173,6 +182,11 @@ class Probe:
                 self._links.append(bpfsys.tracepoint_attach(tp_id, fd))
             except OSError as e:  # what it adds has a slower path: leave it out, say so with -v
                 self.notes.append(f"{path} not attached ({e.strerror or e})")
+        for tp, fd in extra:
+            try:
+                self._links.append(bpfsys.raw_tracepoint_open(tp, fd))
+            except OSError as e:  # a kernel without that tracepoint
+                self.notes.append(f"{tp} not attached ({e.strerror or e})")
         for tp, fd in raw:
             self._links.append(bpfsys.raw_tracepoint_open(tp, fd))
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from .record import (
+    EVT_ACCEPTED,
     EVT_BASE_OTHER,
     EVT_CONNECTED,
     EVT_CONTAINER,
@@ -326,6 +327,7 @@ SYSCALL_NR, SYSCALLS = _build()
 OTHER_EVENTS: Final[dict[int, EventInfo]] = {
     EVT_PROCEXIT: EventInfo("procexit", "process", exit=(Param("status", PT.INT, "a0"),)),
     EVT_CONNECTED: EventInfo("connected", "internal", enter=(Param("fd", PT.FD, "a0"),)),
+    EVT_ACCEPTED: EventInfo("accepted", "internal", enter=(Param("fd", PT.FD, "a0"),)),
     EVT_THREADINFO: EventInfo("threadinfo", "internal"),
     EVT_FDINFO: EventInfo("fdinfo", "internal"),
     EVT_PROCINFO: EventInfo("procinfo", "internal"),

@@ -202,6 +202,7 @@ class State:
         h[R.EVT_THREADINFO] = self._on_threadinfo
         h[R.EVT_FDINFO] = self._on_fdinfo
         h[R.EVT_CONNECTED] = self._on_connected
+        h[R.EVT_ACCEPTED] = self._on_accepted
         h[R.EVT_CONTAINER] = self._on_container
         h[R.EVT_PROCINFO] = self._on_procinfo
         return h
@@ -462,16 +463,26 @@ class State:
         (the probe's sock:inet_sock_set_state program): the local end needs no later read of a
         socket the program may have closed by then. It comes before or after the connect's exit,
         whose handler keeps the client end it finds."""
+        self._kernel_ends(ev, server=False)
+
+    def _on_accepted(self, ev: Event) -> None:
+        """Both ends of an accepted TCP connection, as the kernel saw them once it was established,
+        given by the probe at the first send or receive on its fd, before that syscall's exit: the
+        fd is named though accept() gave no address and the program closed it at once."""
+        self._kernel_ends(ev, server=True)
+
+    def _kernel_ends(self, ev: Event, *, server: bool) -> None:
+        """Name fd a0 by the ends of an EVT_CONNECTED or EVT_ACCEPTED record (local, then remote)."""
         n = TP.ADDR_BYTES
         raw = ev.seg0
         if len(raw) < 2 * n:
             return
         if ev.args[1] == TP.AF_INET:
-            family, cip, sip = "ipv4", str(IPv4Address(raw[:4])), str(IPv4Address(raw[n : n + 4]))
+            family, local, remote = "ipv4", str(IPv4Address(raw[:4])), str(IPv4Address(raw[n : n + 4]))
         elif ev.args[1] == TP.AF_INET6:
             family = "ipv6"
-            cip = plain_ip(socket.inet_ntop(socket.AF_INET6, raw[:n]))
-            sip = plain_ip(socket.inet_ntop(socket.AF_INET6, raw[n : 2 * n]))
+            local = plain_ip(socket.inet_ntop(socket.AF_INET6, raw[:n]))
+            remote = plain_ip(socket.inet_ntop(socket.AF_INET6, raw[n : 2 * n]))
         else:
             return
         num = s32(ev.args[0])
@@ -479,8 +490,11 @@ class State:
         if fd is None:
             fd = Fd(num)
             self._add_fd(ev.pid, fd)
-        fd.type, fd.l4proto, fd.is_server = family, "tcp", False
-        fd.set_tuple(cip, ev.args[2], sip, ev.args[3])
+        fd.type, fd.l4proto, fd.is_server = family, "tcp", server
+        if server:
+            fd.set_tuple(remote, ev.args[3], local, ev.args[2])
+        else:
+            fd.set_tuple(local, ev.args[2], remote, ev.args[3])
 
     def _on_accept(self, ev: Event) -> None:
         if ev.ret < 0:
