@@ -28,6 +28,7 @@ Examples:
   ktrace -cl | -i topconns | -l | -L      list chisels / chisel info / fields / events
   ktrace doctor                           can this node trace? what is missing?
   ktrace capinfo node.kcap                what a capture holds
+  ktrace top                              csysdig's interactive views (-r FILE: of a capture)
 """
 
 
@@ -207,11 +208,13 @@ def capinfo_cmd(path: str, json_out: bool) -> None:
     sys.exit(0)
 
 
-SUBCOMMANDS = {"doctor": doctor_cmd, "capinfo": capinfo_cmd}
+from .top.cli import top_cmd  # noqa: E402 - the subcommands sit together
+
+SUBCOMMANDS = {"doctor": doctor_cmd, "capinfo": capinfo_cmd, "top": top_cmd}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: `ktrace [flags] [filter]`, `ktrace doctor`, `ktrace capinfo FILE`."""
+    """Entry point: `ktrace [flags] [filter]`, `ktrace doctor`, `ktrace capinfo FILE`, `ktrace top`."""
     args = list(sys.argv[1:] if argv is None else argv)
     cmd: click.Command = command
     prog = "ktrace"
