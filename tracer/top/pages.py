@@ -14,7 +14,7 @@ from textual.widgets.option_list import Option
 
 from ..errors import KtraceError
 from ..views import ViewSpec, capture_events, capture_tables
-from ..views.engine import SPECTRO_BUCKETS, SPECTRO_PER_DECADE, spectro_label
+from ..views.engine import SPECTRO_BUCKETS, SPECTRO_PER_DECADE
 from ..views.run import ECHO_MODES
 
 if TYPE_CHECKING:
@@ -287,11 +287,14 @@ def shade(n: int) -> str:
     return SHADES[5]
 
 
+AXIS_LABELS = ("1ns", "100ns", "10us", "1ms", "100ms", "10s")  # every other decade: 8 columns apart
+
+
 def spectro_axis() -> str:
-    """Decade labels over the bucket columns (1ns, 10ns... 10s)."""
+    """Latency labels over the bucket columns, one every two decades."""
     cells = [" "] * (SPECTRO_BUCKETS + 8)
-    for b in range(0, SPECTRO_BUCKETS, SPECTRO_PER_DECADE):
-        label = spectro_label(b)
+    for k, label in enumerate(AXIS_LABELS):
+        b = 2 * k * SPECTRO_PER_DECADE
         for j, ch in enumerate(label):
             if b + j < len(cells):
                 cells[b + j] = ch
