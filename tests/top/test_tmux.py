@@ -28,7 +28,8 @@ class Tmux:
         self.name = f"ktop-{uuid.uuid4().hex[:8]}"
         env = " ".join(f"{k}={v}" for k, v in (("PYTHONPATH", str(ROOT)), ("TERM", "xterm-256color")))
         # After ktrace exits: its status, and the terminal modes it left (icanon and echo back on).
-        script = f"env {env} {cmd}; echo EXITED=$?; stty -a | tr ' ' '\\n' | grep -x -e -icanon -e icanon -e echo -e -echo; sleep 60"
+        modes = "stty -a | tr ' ' '\\n' | grep -x -e -icanon -e icanon -e echo -e -echo"
+        script = f"env {env} {cmd}; echo EXITED=$?; {modes}; sleep 60"
         subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height), script],
                        check=True)
 
