@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -29,6 +30,8 @@ Examples:
   ktrace doctor                           can this node trace? what is missing?
   ktrace capinfo node.kcap                what a capture holds
   ktrace cache --warm                     compile the probe once, so starts skip the compiler
+  ktrace top                              csysdig's interactive views (-r FILE: of a capture)
+  ktrace inspect node.kcap                look at a capture in a browser
 """
 
 
@@ -232,16 +235,28 @@ def cache_cmd(warm: bool, status: bool) -> None:
     raise UsageError("cache: give --warm or --status (see `ktrace cache --help`)")
 
 
-SUBCOMMANDS = {"doctor": doctor_cmd, "capinfo": capinfo_cmd, "cache": cache_cmd}
+from .top.cli import top_cmd  # noqa: E402 - the subcommands sit together
+
+
+def _inspect_cmd() -> click.Command:
+    from .inspect.cli import inspect_cmd
+
+    return inspect_cmd
+
+
+SUBCOMMANDS: dict[str, click.Command | Callable[[], click.Command]] = {
+    "doctor": doctor_cmd, "capinfo": capinfo_cmd, "cache": cache_cmd, "top": top_cmd, "inspect": _inspect_cmd}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: `ktrace [flags] [filter]`, `ktrace doctor`, `ktrace capinfo FILE`, `ktrace cache`."""
+    """Entry point: `ktrace [flags] [filter]`, `ktrace doctor`, `ktrace capinfo FILE`, `ktrace cache`,
+    `ktrace top`, `ktrace inspect FILE`."""
     args = list(sys.argv[1:] if argv is None else argv)
     cmd: click.Command = command
     prog = "ktrace"
     if args and args[0] in SUBCOMMANDS:
-        cmd = SUBCOMMANDS[args[0]]
+        sub = SUBCOMMANDS[args[0]]
+        cmd = sub if isinstance(sub, click.Command) else sub()
         prog = f"ktrace {args[0]}"
         args = args[1:]
     try:
