@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -28,6 +29,7 @@ Examples:
   ktrace -cl | -i topconns | -l | -L      list chisels / chisel info / fields / events
   ktrace doctor                           can this node trace? what is missing?
   ktrace capinfo node.kcap                what a capture holds
+  ktrace inspect node.kcap                look at a capture in a browser
 """
 
 
@@ -207,16 +209,24 @@ def capinfo_cmd(path: str, json_out: bool) -> None:
     sys.exit(0)
 
 
-SUBCOMMANDS = {"doctor": doctor_cmd, "capinfo": capinfo_cmd}
+def _inspect_cmd() -> click.Command:
+    from .inspect.cli import inspect_cmd
+
+    return inspect_cmd
+
+
+SUBCOMMANDS: dict[str, click.Command | Callable[[], click.Command]] = {
+    "doctor": doctor_cmd, "capinfo": capinfo_cmd, "inspect": _inspect_cmd}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: `ktrace [flags] [filter]`, `ktrace doctor`, `ktrace capinfo FILE`."""
+    """Entry point: `ktrace [flags] [filter]`, `ktrace doctor`, `ktrace capinfo FILE`, `ktrace inspect FILE`."""
     args = list(sys.argv[1:] if argv is None else argv)
     cmd: click.Command = command
     prog = "ktrace"
     if args and args[0] in SUBCOMMANDS:
-        cmd = SUBCOMMANDS[args[0]]
+        sub = SUBCOMMANDS[args[0]]
+        cmd = sub if isinstance(sub, click.Command) else sub()
         prog = f"ktrace {args[0]}"
         args = args[1:]
     try:

@@ -1,0 +1,230 @@
+"""The overview's tiles: what each counts, declared like a table chisel, and their per-second totals.
+
+A tile is a filter, optional key fields and a value: ``sum`` adds the value (bytes), ``count``
+counts matching events, ``distinct`` counts the different keys (processes, connections, files).
+Values follow TableChisel's rule -- one counts only when set and > 0 -- and the filters are the
+chisels' own (NET_IO, FILE_IO), so a tile equals the chisel that lists the same thing: the
+connections tile is the number of rows of ``topconns``, network bytes are the sum of
+``topprocs_net``. Totals are kept per bucket of the index (one second), so any time selection is
+a merge of buckets, never a new pass over the capture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ..chisel import FILE_IO, NET_IO, lua_str
+from ..event import Event
+from ..filter.compiler import CompiledFilter, compile_filter
+from ..output.format import resolve_field
+from ..schema.events import event_ids, event_names
+from ..schema.fields import FIELDS
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One overview tile. ``kind``: sum | count | distinct; ``chisel`` names the command that
+    gives the same number (shown in the tile's tooltip, and what the tests compare with)."""
+
+    id: str
+    category: str
+    title: str
+    filter: str
+    kind: str
+    keys: tuple[str, ...] = ()
+    value: str | None = None  # summed, or (distinct) required > 0 like a table chisel's value
+    unit: str = "count"
+    chisel: str = ""
+    view: str = ""  # the drill-down view the tile opens
+
+
+EXITS: Final = "evt.dir=< and "
+RES: Final = "evt.rawarg.res"
+# Well-known server ports: the Network apps tiles (bytes in + out), shown when present.
+APP_PORTS: Final = (("http", "HTTP", (80, 8080)), ("https", "HTTPS", (443, 8443)), ("ssh", "SSH", (22,)),
+                    ("dns", "DNS", (53,)), ("mysql", "MySQL", (3306,)), ("postgres", "PostgreSQL", (5432,)),
+                    ("redis", "Redis", (6379,)), ("kafka", "Kafka", (9092,)), ("elasticsearch", "Elasticsearch",
+                                                                           (9200,)),
+                    ("mongodb", "MongoDB", (27017,)), ("memcached", "Memcached", (11211,)))
+
+
+def _tiles() -> tuple[Tile, ...]:
+    t = [
+        Tile("procs", "General", "Processes", "evt.num>0", "distinct", ("proc.pid",), chisel="-p %proc.pid",
+             view="procs"),
+        Tile("containers", "General", "Containers", "container.id!=host", "distinct", ("container.id",),
+             chisel="-p %container.id", view="containers"),
+        Tile("syscalls", "General", "System calls", "evt.num>0", "count", chisel="-c topscalls",
+             view="syscalls"),
+        Tile("file_in", "File", "Bytes read", f"{FILE_IO} and evt.is_io_read=true", "sum", value=RES, unit="bytes",
+             chisel="-c topfiles_bytes", view="files"),
+        Tile("file_out", "File", "Bytes written", f"{FILE_IO} and evt.is_io_write=true", "sum", value=RES, unit="bytes",
+             chisel="-c topfiles_bytes", view="files"),
+        Tile("files", "File", "Files accessed", FILE_IO, "distinct", ("fd.name",), RES, chisel="-c topfiles_bytes",
+             view="files"),
+        Tile("files_mod", "File", "Files modified", f"{FILE_IO} and evt.is_io_write=true", "distinct",
+             ("fd.name",), RES, chisel="-c topfiles_bytes evt.is_io_write=true", view="files"),
+        Tile("net_in", "Network", "Bytes in", f"{NET_IO} and evt.is_io_read=true", "sum", value=RES, unit="bytes",
+             chisel="-c topprocs_net", view="connections"),
+        Tile("net_out", "Network", "Bytes out", f"{NET_IO} and evt.is_io_write=true", "sum", value=RES, unit="bytes",
+             chisel="-c topprocs_net", view="connections"),
+        Tile("connections", "Network", "Connections", NET_IO, "distinct", ("fd.l4proto", "fd.name"), RES,
+             chisel="-c topconns", view="connections"),
+        Tile("conn_in", "Network", "New inbound connections",
+             EXITS + "evt.type in (accept, accept4) and evt.failed=false", "count", view="connections"),
+        Tile("conn_out", "Network", "New outbound connections", EXITS + "evt.type=connect and evt.failed=false",
+             "count", view="connections"),
+    ]
+    for tid, name, ports in APP_PORTS:
+        plist = ", ".join(str(p) for p in ports)
+        t.append(Tile(f"app_{tid}", "Network apps", name, f"{NET_IO} and fd.sport in ({plist})", "sum",
+                      value=RES, unit="bytes", chisel=f"-c topconns fd.sport in ({plist})", view="connections"))
+    t += [
+        Tile("execs", "Security", "Executed commands", EXITS + "evt.type in (execve, execveat) and evt.failed=false",
+             "count", view="spy_users"),
+        Tile("symlinks", "Security", "New symlinks", EXITS + "evt.type in (symlink, symlinkat) and evt.failed=false",
+             "count", view="syscalls"),
+        Tile("setns", "Security", "setns calls", EXITS + "evt.type=setns", "count", view="syscalls"),
+        Tile("deleted", "Security", "Deleted files", EXITS + "evt.type in (unlink, unlinkat) and evt.failed=false",
+             "count", view="syscalls"),
+        Tile("sysfiles", "Security", "Modified system files",
+             f"{FILE_IO} and evt.is_io_write=true and (fd.name startswith /etc/ or fd.name startswith /usr/ "
+             "or fd.name startswith /bin/ or fd.name startswith /sbin/)", "distinct", ("fd.name",), RES, view="files"),
+        Tile("errors", "Performance", "Errors", EXITS + "evt.failed=true", "count", chisel="-c topscalls evt.failed=true",
+             view="errors"),
+        Tile("open_errors", "Performance", "File open errors",
+             EXITS + "evt.type in (open, openat, openat2, creat) and evt.failed=true", "count", view="errors"),
+        Tile("conn_errors", "Performance", "Failed connections", EXITS + "evt.type=connect and evt.failed=true",
+             "count", view="errors"),
+        Tile("forks", "Performance", "Forks", EXITS + "evt.type in (clone, clone3, fork, vfork) and evt.rawres>0",
+             "count", view="procs"),
+        Tile("signals", "Performance", "Signals sent", EXITS + "evt.type in (kill, tkill, tgkill)", "count",
+             view="syscalls"),
+        Tile("logs", "Logs", "Log writes",
+             f"{FILE_IO} and evt.is_io_write=true and (fd.name contains /log/ or fd.name endswith .log)", "count",
+             view="files"),
+    ]
+    return tuple(t)
+
+
+TILES: Final = _tiles()
+
+
+def tile_filter(tile: Tile) -> str:
+    """The filter a tile counts with, as the chisel engine would run it: a value that is a result
+    is only on exits (TableChisel adds the same ``evt.dir=<``)."""
+    if tile.value == "evt.rawarg.res":
+        return f"({tile.filter}) and evt.dir=<"
+    return tile.filter
+
+
+def _extractor(name: str) -> Callable[[Event], Any]:
+    found = resolve_field(name)
+    assert found is not None, name
+    fdef, arg = found
+    return lambda ev: fdef.extract(ev, arg)
+
+
+class _Counter:
+    """A tile being counted: per bucket, {key: value} (distinct, sum by key) or a number."""
+
+    def __init__(self, tile: Tile) -> None:
+        self.tile = tile
+        self.flt: CompiledFilter = compile_filter(tile_filter(tile), FIELDS)
+        self.keys = [_extractor(k) for k in tile.keys]
+        self.value = _extractor(tile.value) if tile.value else None
+        self.buckets: dict[int, Any] = {}
+
+    def add(self, bucket: int, ev: Event) -> None:
+        if not self.flt.match(ev):
+            return
+        kind = self.tile.kind
+        if kind == "count":
+            self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
+            return
+        v = 1
+        if self.value is not None:
+            v = self.value(ev)
+            if v is None or isinstance(v, (str, bytes)) or not v > 0:
+                return
+        if kind == "sum":
+            self.buckets[bucket] = self.buckets.get(bucket, 0) + v
+            return
+        parts = []
+        for fn in self.keys:
+            k = fn(ev)
+            if k is None:
+                return
+            parts.append(lua_str(k))
+        b = self.buckets.get(bucket)
+        if b is None:
+            b = self.buckets[bucket] = set()
+        b.add("\x1f".join(parts))
+
+
+def _evt_ids(flt: CompiledFilter) -> set[int] | None:
+    types = flt.pushdown.evt_types
+    if types is None:
+        return None
+    out: set[int] = set()
+    for n in event_names():
+        if types.admits(n):
+            out.update(event_ids(n))
+    return out
+
+
+class Summary:
+    """Counts every tile per bucket as events go by (``on_event``); ``evts`` is the event ids any
+    tile may count (None: all), for the pipeline's selection."""
+
+    def __init__(self, t0: int, bucket_ns: int, tiles: Iterable[Tile] = TILES) -> None:
+        self.t0 = t0
+        self.bucket_ns = bucket_ns
+        self.counters = [_Counter(t) for t in tiles]
+        by_evt: dict[int, list[_Counter]] = {}
+        self.any_evt: list[_Counter] = []
+        evts: set[int] | None = set()
+        for c in self.counters:
+            ids = _evt_ids(c.flt)
+            if ids is None:
+                self.any_evt.append(c)
+                evts = None
+                continue
+            if evts is not None:
+                evts |= ids
+            for e in ids:
+                by_evt.setdefault(e, []).append(c)
+        self.by_evt = {e: cs + self.any_evt for e, cs in by_evt.items()}
+        self.evts = frozenset(evts) if evts is not None else None
+
+    def on_event(self, ev: Event) -> None:
+        b = (ev.ts - self.t0) // self.bucket_ns if ev.ts > self.t0 else 0
+        for c in self.by_evt.get(ev.evt, self.any_evt):
+            c.add(b, ev)
+
+    def dump(self) -> dict[str, dict[int, Any]]:
+        """Per tile id, per bucket: a number, or the sorted list of distinct keys."""
+        out: dict[str, dict[int, Any]] = {}
+        for c in self.counters:
+            out[c.tile.id] = {b: sorted(v) if isinstance(v, set) else v for b, v in c.buckets.items()}
+        return out
+
+
+def totals(tile: Tile, buckets: dict[int, Any], first: int, last: int) -> tuple[int, list[int]]:
+    """A tile's total over buckets [first, last] and its value per bucket (the sparkline)."""
+    spark: list[int] = []
+    if tile.kind == "distinct":
+        seen: set[str] = set()
+        for b in range(first, last + 1):
+            keys = buckets.get(b) or ()
+            seen.update(keys)
+            spark.append(len(keys))
+        return len(seen), spark
+    total = 0
+    for b in range(first, last + 1):
+        v = int(buckets.get(b) or 0)
+        total += v
+        spark.append(v)
+    return total, spark
