@@ -821,7 +821,8 @@ def all_chisels(extra_dirs: Iterable[str] = (), on_error: Callable[[ChiselError]
 
     for d in _search_dirs(extra_dirs):
         try:
-            files = sorted(f for f in os.listdir(d) if f.endswith(".py") and not f.startswith("_"))
+            # v_*.py files beside the chisels are views (ktrace top), as csysdig's v_*.lua are.
+            files = sorted(f for f in os.listdir(d) if f.endswith(".py") and not f.startswith(("_", "v_")))
         except OSError:
             continue
         for f in files:

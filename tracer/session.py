@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -337,6 +338,7 @@ class Runner:
         enricher = LiveEnricher(self.state, procinfo=needs_cpu)
         self.pipeline.enricher = enricher
         source = LiveSource(cfg)  # loads the probe: events start flowing now
+        self.source = source  # for a caller on another thread: stats() (drops) while it runs
 
         def stop(_sig: int, _frame: Any) -> None:
             # The first signal stops the capture and lets what was captured be processed; a
@@ -348,7 +350,9 @@ class Runner:
 
         # Installed before anything can be waited for (the /proc bootstrap, the capture file):
         # a signal from then on ends the run cleanly.
-        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        # (Only the main thread may; a run on another thread is stopped by setting ``done``.)
+        main = threading.current_thread() is threading.main_thread()
+        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         bootstrap(self.state, skip_pid=os.getpid())
         enricher.start(wait=START_LOOKUP_WAIT_S)
         for rec in enricher.pending():  # names known before the first line and the first tables

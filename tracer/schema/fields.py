@@ -404,6 +404,36 @@ def _outputtime(ev: Event, _a: Any) -> Any:
     return _time_h(ev.ts)
 
 
+def _buflen(fd_types: frozenset[str] | None, flag: str | None) -> Extract:
+    """sysdig's evt.buflen.{file,net}[.in/.out] and evt.buflen.in/out: bytes moved by a read/write
+    family exit on an fd of these types (None: any), in one direction (None: both)."""
+    def f(ev: Event, _a: Any) -> Any:
+        info = ev.info
+        if info is None or not ("io_read" in info.flags or "io_write" in info.flags):
+            return None
+        if flag is not None and flag not in info.flags:
+            return None
+        if fd_types is not None:
+            fd = ev.fd
+            if fd is None or fd.type not in fd_types:
+                return None
+        return ev.io_bytes()
+
+    return f
+
+
+_FILE_FDS = frozenset({"file"})
+_NET_FDS = frozenset({"ipv4", "ipv6"})
+
+
+def _count_error_other(ev: Event, a: Any) -> Any:
+    """1 for failed events that are not file, network or memory ones (sysdig's evt.count.error.other)."""
+    if not _failed(ev, None):
+        return 0
+    info = ev.info
+    return 0 if info and info.category in ("file", "io", "net", "memory") else 1
+
+
 def _thread_cpu(ev: Event, _a: Any) -> Any:
     t = ev.thread
     return None if t is None or ev.evt != R.EVT_PROCINFO else t.cpu_pct
@@ -451,6 +481,14 @@ _ROWS: list[FieldDef] = [
     FieldDef("evt.buffer", F.BYTES, "the I/O buffer of read/write family events", _buffer),
     FieldDef("evt.buflen", F.UINT, "bytes moved by a read/write family event",
              lambda e, a: e.io_bytes() if _is_io("any")(e, a) else None),
+    FieldDef("evt.buflen.in", F.UINT, "bytes read by a read family event", _buflen(None, "io_read")),
+    FieldDef("evt.buflen.out", F.UINT, "bytes written by a write family event", _buflen(None, "io_write")),
+    FieldDef("evt.buflen.file", F.UINT, "bytes read or written on a file", _buflen(_FILE_FDS, None)),
+    FieldDef("evt.buflen.file.in", F.UINT, "bytes read from a file", _buflen(_FILE_FDS, "io_read")),
+    FieldDef("evt.buflen.file.out", F.UINT, "bytes written to a file", _buflen(_FILE_FDS, "io_write")),
+    FieldDef("evt.buflen.net", F.UINT, "bytes read or written on an IPv4/IPv6 socket", _buflen(_NET_FDS, None)),
+    FieldDef("evt.buflen.net.in", F.UINT, "bytes read from an IPv4/IPv6 socket", _buflen(_NET_FDS, "io_read")),
+    FieldDef("evt.buflen.net.out", F.UINT, "bytes written to an IPv4/IPv6 socket", _buflen(_NET_FDS, "io_write")),
     FieldDef("evt.is_io", F.BOOL, "true for events that read or write data", _is_io("any"), cost=0),
     FieldDef("evt.is_io_read", F.BOOL, "true for events that read data", _is_io("io_read"), cost=0),
     FieldDef("evt.is_io_write", F.BOOL, "true for events that write data", _is_io("io_write"), cost=0),
@@ -463,6 +501,8 @@ _ROWS: list[FieldDef] = [
     FieldDef("evt.count.error.file", F.UINT, "1 for failed file events", _count_error("file|io")),
     FieldDef("evt.count.error.net", F.UINT, "1 for failed network events", _count_error("net")),
     FieldDef("evt.count.error.memory", F.UINT, "1 for failed memory events", _count_error("memory")),
+    FieldDef("evt.count.error.other", F.UINT, "1 for failed events that are not file, net or memory ones",
+             _count_error_other),
     FieldDef("evt.count.exit", F.UINT, "1 for exit events", lambda e, a: 1 if e.direction else 0),
     # proc
     FieldDef("proc.pid", F.INT, "process id", lambda e, a: e.pid, cost=0, raw=True),
@@ -500,6 +540,12 @@ _ROWS: list[FieldDef] = [
     FieldDef("thread.ismain", F.BOOL, "true for the main thread", lambda e, a: e.tid == e.pid, cost=0),
     FieldDef("thread.cpu", F.DOUBLE, "CPU share of the thread in the last interval (procinfo events)",
              _thread_cpu),
+    FieldDef("thread.vmsize", F.UINT, "virtual memory size of the thread's process, kB", _thr("vmsize_kb", 0)),
+    FieldDef("thread.vmrss", F.UINT, "resident memory of the thread's process, kB", _thr("vmrss_kb", 0)),
+    FieldDef("thread.vmsize.b", F.UINT, "virtual memory size of the thread's process, bytes",
+             lambda e, a: e.thread.vmsize_kb * 1024 if e.thread and e.thread.vmsize_kb else None),
+    FieldDef("thread.vmrss.b", F.UINT, "resident memory of the thread's process, bytes",
+             lambda e, a: e.thread.vmrss_kb * 1024 if e.thread and e.thread.vmrss_kb else None),
     FieldDef("thread.cgroups", F.STR, "the thread's cgroups", lambda e, a: _cgroup(e, None)),
     FieldDef("thread.cgroup", F.STR, "the thread's cgroup of a subsystem", _cgroup, arg="name"),
     # fd
@@ -511,6 +557,8 @@ _ROWS: list[FieldDef] = [
     FieldDef("fd.name", F.STR, "file path, or the socket tuple cip:cport->sip:sport", _fdattr("name"),
              raw=True),
     FieldDef("fd.directory", F.STR, "directory of a file fd", _fd_directory),
+    FieldDef("fd.containerdirectory", F.STR, "container name + directory of a file fd",
+             lambda e, a: f"{_container('name')(e, a)}:{d}" if (d := _fd_directory(e, a)) is not None else None),
     FieldDef("fd.filename", F.STR, "file name without the directory", _fd_filename),
     FieldDef("fd.ip", F.IPADDR, "either end's IP (filter only)", _fd_ip_any, multi=True, filter_only=True),
     FieldDef("fd.cip", F.IPADDR, "client IP", _sockattr("cip")),
