@@ -29,6 +29,7 @@ Examples:
 @click.option("--reindex", is_flag=True, help="Index the captures again, ignoring a cached index.")
 def inspect_cmd(files: tuple[str, ...], port: int, bind: str, open_browser: bool, reindex: bool) -> None:
     """Look at captures in a browser: overview tiles, timeline, drill-down views, I/O, commands."""
+    from .drill import make_drill
     from .index import load_or_build
     from .server import Inspector, make_app, new_token, start
 
@@ -44,7 +45,7 @@ def inspect_cmd(files: tuple[str, ...], port: int, bind: str, open_browser: bool
     kept = f" (index: {where})" if where else " (index not saved: no writable place)"
     print(f"ktrace: {idx.events} events in {len(idx.blocks)} blocks{kept}", file=sys.stderr)
     token = new_token()
-    app = make_app(Inspector(idx, token))
+    app = make_app(Inspector(idx, token, make_drill(idx)))
 
     async def serve() -> None:
         try:

@@ -3,8 +3,8 @@
 One pass over the capture (several files read in sequence, like ``-r a -r b``) gives:
 
 - the EVENTS blocks with their time span (where a time selection starts and stops reading);
-- events per second by category (the timeline), counted in C by ``tally``;
-- every overview tile per second (``summary.Summary``, through the same pipeline as the chisels).
+- events per bucket (a tenth of a second) by category (the timeline), counted in C by ``tally``;
+- every overview tile per bucket (``summary.Summary``, through the same pipeline as the chisels).
 
 The cache file is ``CAPTURE.kidx`` next to the (first) capture, or, when that directory is not
 writable, under ``$XDG_CACHE_HOME/ktrace/inspect`` (``~/.cache``). It is used again while every
@@ -34,8 +34,8 @@ from ..state.state import State
 from .summary import Summary
 
 INDEX_VERSION: Final = 1
-BUCKET_NS: Final = 1_000_000_000
-MAX_BUCKETS: Final = 7 * 86400  # a week of seconds: later timestamps (damage) count in the last one
+BUCKET_NS: Final = 100_000_000  # a tenth of a second: short captures still get a timeline
+MAX_BUCKETS: Final = 10 * 86400  # a day: later timestamps (damage, longer captures) count in the last one
 # Timeline categories: the schema's, grouped; internal records (ktrace's own) are not drawn.
 CATEGORIES: Final = ("other", "file", "io", "net", "process", "memory", "ipc", "wait", "internal")
 _GROUP: Final = {"file": "file", "io": "io", "net": "net", "process": "process", "memory": "memory",

@@ -1,11 +1,11 @@
-"""The overview's tiles: what each counts, declared like a table chisel, and their per-second totals.
+"""The overview's tiles: what each counts, declared like a table chisel, and their totals per bucket of time.
 
 A tile is a filter, optional key fields and a value: ``sum`` adds the value (bytes), ``count``
 counts matching events, ``distinct`` counts the different keys (processes, connections, files).
 Values follow TableChisel's rule -- one counts only when set and > 0 -- and the filters are the
 chisels' own (NET_IO, FILE_IO), so a tile equals the chisel that lists the same thing: the
 connections tile is the number of rows of ``topconns``, network bytes are the sum of
-``topprocs_net``. Totals are kept per bucket of the index (one second), so any time selection is
+``topprocs_net``. Totals are kept per bucket of the index (a tenth of a second), so any time selection is
 a merge of buckets, never a new pass over the capture.
 """
 

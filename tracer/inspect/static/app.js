@@ -65,14 +65,10 @@ function fmtTime(ns) {
 }
 function clock(bucket) {
   const ms = Number(S.t0 / 1000000n) + bucket * Number(S.bucketNs / 1000000n);
-  return new Date(ms).toISOString().slice(11, 19);
+  return new Date(ms).toISOString().slice(11, 21);
 }
 function esc(s) {
   return String(s).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
-}
-function quoteValue(v) {
-  const s = String(v);
-  return /^[A-Za-z0-9_.:\/\-]+$/.test(s) ? s : '"' + s.replace(/\\/g, "\\\\").replace(/"/g, '\\"') + '"';
 }
 function andFilters(...parts) {
   const ps = parts.filter(p => p && p.trim());
@@ -99,14 +95,14 @@ let plot = null;
 async function drawTimeline() {
   const tl = await api("timeline");
   const n = tl.categories.length ? tl.counts[tl.categories[0]].length : 0;
-  const t0s = Number(S.t0 / 1000000000n);
+  const t0s = Number(S.t0 / 1000000n) / 1000;
   const xs = Array.from({length: n}, (_, i) => t0s + i * Number(S.bucketNs) / 1e9);
   const series = [{}];
   const data = [xs];
   for (const c of tl.categories) {
     if (!tl.counts[c].some(v => v)) continue;
     series.push({label: c, stroke: COLORS[c] || "#555", fill: (COLORS[c] || "#555") + "33", width: 1,
-      paths: uPlot.paths.bars({size: [0.9, 40]})});
+      points: {show: false}, paths: uPlot.paths.bars({size: [0.9, 40]})});
     data.push(tl.counts[c]);
   }
   const box = $("#timeline");
@@ -114,12 +110,15 @@ async function drawTimeline() {
   plot = new uPlot({
     width: Math.max(400, box.clientWidth || 900), height: 150, series,
     scales: {x: {time: true}},
+    axes: [{}, {size: 70}],
     cursor: {drag: {x: true, y: false, setScale: false}},
     legend: {show: true},
     hooks: {setSelect: [u => {
       if (u.select.width < 2) return;
       const a = u.posToVal(u.select.left, "x"), b = u.posToVal(u.select.left + u.select.width, "x");
-      const first = Math.max(0, Math.floor(a - t0s)), last = Math.min(n - 1, Math.max(first, Math.ceil(b - t0s) - 1));
+      const bs = Number(S.bucketNs) / 1e9;
+      const first = Math.max(0, Math.floor((a - t0s) / bs));
+      const last = Math.min(n - 1, Math.max(first, Math.ceil((b - t0s) / bs) - 1));
       setSelection({first, last});
     }]},
   }, data, box);
@@ -131,7 +130,7 @@ function setSelection(sel) {
   const el = $("#selection");
   if (sel) {
     const w = windowParams();
-    el.textContent = `${clock(sel.first)} – ${clock(sel.last + 1)} (${sel.last - sel.first + 1} s)`;
+    el.textContent = `${clock(sel.first)} – ${clock(sel.last + 1)} (${((sel.last - sel.first + 1) * Number(S.bucketNs) / 1e9).toFixed(1)} s)`;
     el.dataset.from = w.from; el.dataset.to = w.to;
     el.dataset.first = sel.first; el.dataset.last = sel.last;
   } else {
@@ -240,7 +239,7 @@ async function drawView() {
   const drillTo = res.drilldown;
   $$("tr", body).forEach(tr => {
     const row = res.rows[Number(tr.dataset.i)];
-    const rowFilter = res.key_field && row.key !== null ? `${res.key_field}=${quoteValue(row.key)}` : "";
+    const rowFilter = row.drill;
     const label = `${row.key}`;
     const drill = () => {
       if (!drillTo || !rowFilter) { status(`${spec ? spec.name : crumb.view}: no drill-down`); return; }
@@ -332,8 +331,8 @@ async function drawGraph() {
   const W = el.clientWidth || 900, H = 520;
   svg.attr("viewBox", `0 0 ${W} ${H}`);
   if (!g.nodes.length) { svg.append("text").attr("x", 20).attr("y", 30).text("no network I/O in this selection"); return; }
-  svg.append("defs").append("marker").attr("id", "arrow").attr("viewBox", "0 -5 10 10").attr("refX", 22).attr("markerWidth", 8)
-    .attr("markerHeight", 8).attr("orient", "auto").append("path").attr("d", "M0,-5L10,0L0,5").attr("fill", "#888");
+  svg.append("defs").append("marker").attr("id", "arrow").attr("viewBox", "0 -5 10 10").attr("refX", 24).attr("markerUnits", "userSpaceOnUse").attr("markerWidth", 12)
+    .attr("markerHeight", 12).attr("orient", "auto").append("path").attr("d", "M0,-5L10,0L0,5").attr("fill", "#888");
   const nodes = g.nodes.map(d => ({...d})), links = g.edges.map(d => ({...d}));
   const maxB = Math.max(1, ...links.map(l => l.bytes));
   const sim = d3.forceSimulation(nodes).force("link", d3.forceLink(links).id(d => d.id).distance(160))
