@@ -13,7 +13,7 @@ from inspectkit import CAPTURES, copy_captures, expected
 from tracer._pure import tally as pure_tally
 from tracer.capture import EventBlock, read_captures
 from tracer.engine import tally
-from tracer.inspect.index import BUCKET_NS, CATEGORIES, MAX_BUCKETS, build, category_table, load_or_build
+from tracer.inspect.index import BUCKET_NS, CATEGORIES, FAILS, MAX_BUCKETS, build, category_table, load_or_build
 from tracer.inspect.summary import TILES, totals
 from tracer.schema.events import INTERNAL_EVENTS, event_name
 
@@ -59,32 +59,51 @@ def test_tally_engines_agree_with_a_count_of_records(name: str) -> None:
     counts_py: array[int] = array("Q")
     by_cat = [0] * n
     t0 = 0
+    skip = CATEGORIES.index("internal")
+    pids_c: set[int] = set()
+    pids_py: set[int] = set()
+    pairs: set[int] = set()
+    failed_c: array[int] = array("Q")
+    failed_py: array[int] = array("Q")
+    nfailed = 0
     for item in read_captures([CAPTURES / name]):
         if isinstance(item, EventBlock) and item.count:
             t0 = t0 or item.first_ts
-            assert tally.tally(item.raw, cats, t0, BUCKET_NS, n, MAX_BUCKETS - 1, counts_c) == item.count
-            assert pure_tally.tally(item.raw, cats, t0, BUCKET_NS, n, MAX_BUCKETS - 1, counts_py) == item.count
+            assert tally.tally(item.raw, cats, t0, BUCKET_NS, n, MAX_BUCKETS - 1, counts_c, failed_c, pids_c,
+                               skip) == item.count
+            assert pure_tally.tally(item.raw, cats, t0, BUCKET_NS, n, MAX_BUCKETS - 1, counts_py, failed_py,
+                                    pids_py, skip) == item.count
             off = 0
             while off < len(item.raw):  # the independent count: walk the records by their length field
                 evt = int.from_bytes(item.raw[off + 16:off + 18], "little")
-                by_cat[cats[evt]] += 1
+                ts = int.from_bytes(item.raw[off:off + 8], "little")
+                pid = int.from_bytes(item.raw[off + 12:off + 16], "little")
+                if not item.raw[off + 84] & 8:  # hidden: state only, not counted
+                    cat = cats[evt] & 0x7F
+                    by_cat[cat] += 1
+                    if cat != skip:
+                        pairs.add(max(0, ts - t0) // BUCKET_NS << 32 | pid)
+                    if cats[evt] & FAILS and int.from_bytes(item.raw[off + 24:off + 32], "little", signed=True) < 0:
+                        nfailed += 1
                 off += int.from_bytes(item.raw[off + 20:off + 24], "little")
     assert counts_c == counts_py
     assert [sum(counts_c[i::n]) for i in range(n)] == by_cat
+    assert pids_c == pids_py == pairs
+    assert failed_c == failed_py and sum(failed_c) == nfailed
 
 
 def test_categories_follow_the_schema() -> None:
     cats = category_table()
     assert CATEGORIES[cats[next(iter(INTERNAL_EVENTS))]] == "internal"
     read_exit = next(e for e in range(1, 1024, 2) if event_name(e) == "read")
-    assert CATEGORIES[cats[read_exit]] == "io"
+    assert CATEGORIES[cats[read_exit] & 0x7F] == "io" and cats[read_exit] & FAILS
 
 
 def test_tally_refuses_a_bad_record_length() -> None:
     bad = bytes(88)  # length field 0
     for impl in (tally, pure_tally):
         with pytest.raises(ValueError, match="bad record length"):
-            impl.tally(bad, category_table(), 0, BUCKET_NS, len(CATEGORIES), 10, array("Q"))
+            impl.tally(bad, category_table(), 0, BUCKET_NS, len(CATEGORIES), 10, array("Q"), array("Q"), set(), 0)
 
 
 def test_index_is_cached_beside_the_capture_and_redone_when_it_changes(tmp_path: Path) -> None:

@@ -42,8 +42,12 @@ _GROUP: Final = {"file": "file", "io": "io", "net": "net", "process": "process",
                  "ipc": "ipc", "signal": "ipc", "wait": "wait"}
 
 
+FAILS: Final = 0x80  # category table bit: an exit whose negative result is evt.failed=true
+
+
 def category_table() -> bytes:
-    """The timeline category of each event id, as a byte per id (for ``tally``)."""
+    """The timeline category of each event id, as a byte per id (for ``tally``), with FAILS on the
+    syscall exits that have parameters (evt.failed's rule: a result, and it is negative)."""
     m = bytearray(R.EVT_MAX)
     for evt in range(R.EVT_MAX):
         if evt in INTERNAL_EVENTS:
@@ -52,6 +56,8 @@ def category_table() -> bytes:
         info = event_info(evt)
         cat = _GROUP.get(info.category, "other") if info is not None else "other"
         m[evt] = CATEGORIES.index(cat)
+        if info is not None and evt < R.EVT_BASE_OTHER and evt & 1 and info.params(1):
+            m[evt] |= FAILS
     return bytes(m)
 
 
@@ -131,7 +137,20 @@ def build(paths: Sequence[str], *, on_progress: Callable[[int], None] | None = N
     pipeline: Pipeline | None = None
     cats = category_table()
     ncat = len(CATEGORIES)
+    internal = CATEGORIES.index("internal")
     counts: array[int] = array("Q")
+    failed: array[int] = array("Q")
+    procs: dict[int, set[str]] = {}
+    containers: dict[int, set[str]] = {}
+    pid_container: dict[int, str] = {}  # a process's container as last seen (it may be gone)
+
+    def remember(tid: int, chain: Callable[[int], None] | None) -> None:
+        t = state.threads.get(tid)
+        if t is not None:
+            pid_container[t.pid] = t.container_id
+        if chain is not None:
+            chain(tid)
+
     file_no = -1
     for item in read_captures(idx.paths, on_note=idx.notes.append):
         if isinstance(item, FileStart):
@@ -144,13 +163,25 @@ def build(paths: Sequence[str], *, on_progress: Callable[[int], None] | None = N
                 idx.t0 = item.first_ts
                 summary = Summary(idx.t0, idx.bucket_ns)
                 pipeline = Pipeline(state, selection=Selection(summary.evts), on_event=summary.on_event)
+                chain = state.on_thread_change
+                state.on_thread_change = lambda tid, chain=chain: remember(tid, chain)
             assert pipeline is not None
+            pairs: set[int] = set()
             try:
-                _tally.tally(item.raw, cats, idx.t0, idx.bucket_ns, ncat, MAX_BUCKETS - 1, counts)
+                _tally.tally(item.raw, cats, idx.t0, idx.bucket_ns, ncat, MAX_BUCKETS - 1, counts, failed, pairs,
+                             internal)
             except ValueError as e:
                 idx.notes.append(f"{idx.paths[file_no]}: block at byte {item.offset}: {e}: skipped")
                 continue
             pipeline.feed(item.raw)
+            for t in state.threads.values():
+                pid_container[t.pid] = t.container_id
+            for pair in pairs:
+                b, pid = pair >> 32, pair & 0xFFFFFFFF
+                procs.setdefault(b, set()).add(str(pid))
+                cid = pid_container.get(pid, "host")
+                if cid != "host":
+                    containers.setdefault(b, set()).add(cid)
             idx.blocks.append(Block(file_no, item.offset, item.first_ts, item.last_ts, item.count))
             idx.events += item.count
             idx.t1 = max(idx.t1, item.last_ts)
@@ -161,6 +192,11 @@ def build(paths: Sequence[str], *, on_progress: Callable[[int], None] | None = N
     idx.counts = list(counts)
     if summary is not None:
         idx.tiles = summary.dump()
+    idx.tiles["procs"] = {b: sorted(v) for b, v in procs.items()}
+    idx.tiles["containers"] = {b: sorted(v) for b, v in containers.items()}
+    idx.tiles["errors"] = {b: n for b, n in enumerate(failed) if n}
+    idx.tiles["syscalls"] = {b: n for b in range(idx.nbuckets)
+                             if (n := sum(idx.counts[b * ncat + c] for c in range(ncat) if c != internal))}
     return idx
 
 

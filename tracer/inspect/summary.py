@@ -19,14 +19,18 @@ from ..chisel import FILE_IO, NET_IO, lua_str
 from ..event import Event
 from ..filter.compiler import CompiledFilter, compile_filter
 from ..output.format import resolve_field
-from ..schema.events import event_ids, event_names
+from ..schema.events import IO_READ, IO_WRITE, event_ids, event_info, event_names
+from ..schema.record import EVT_BASE_OTHER
 from ..schema.fields import FIELDS
 
 
 @dataclass(frozen=True)
 class Tile:
-    """One overview tile. ``kind``: sum | count | distinct; ``chisel`` names the command that
-    gives the same number (shown in the tile's tooltip, and what the tests compare with)."""
+    """One overview tile. ``kind``: sum | count | distinct. ``gate`` names a filter (GATES) many
+    tiles share: it is evaluated once per event, the tile's own ``filter`` only where it holds; the
+    tile counts the events both admit. ``chisel`` names the command that gives the same number
+    (the tile's tooltip; the tests compare with it). Tiles with ``source="tally"`` are counted in C
+    while the index is built (every event counts: processes, containers, system calls)."""
 
     id: str
     category: str
@@ -38,10 +42,15 @@ class Tile:
     unit: str = "count"
     chisel: str = ""
     view: str = ""  # the drill-down view the tile opens
+    gate: str = ""
+    source: str = "events"
 
 
 EXITS: Final = "evt.dir=< and "
 RES: Final = "evt.rawarg.res"
+# Results of I/O: what table chisels count (their value, evt.rawarg.res, only on exits and > 0).
+GATES: Final = {"file": f"{FILE_IO} and evt.dir=< and evt.rawres>0",
+                "net": f"{NET_IO} and evt.dir=< and evt.rawres>0"}
 # Well-known server ports: the Network apps tiles (bytes in + out), shown when present.
 APP_PORTS: Final = (("http", "HTTP", (80, 8080)), ("https", "HTTPS", (443, 8443)), ("ssh", "SSH", (22,)),
                     ("dns", "DNS", (53,)), ("mysql", "MySQL", (3306,)), ("postgres", "PostgreSQL", (5432,)),
@@ -52,26 +61,26 @@ APP_PORTS: Final = (("http", "HTTP", (80, 8080)), ("https", "HTTPS", (443, 8443)
 
 def _tiles() -> tuple[Tile, ...]:
     t = [
-        Tile("procs", "General", "Processes", "evt.num>0", "distinct", ("proc.pid",), chisel="-p %proc.pid",
-             view="procs"),
+        Tile("procs", "General", "Processes", "", "distinct", ("proc.pid",), chisel="-p %proc.pid", view="procs",
+             source="tally"),
         Tile("containers", "General", "Containers", "container.id!=host", "distinct", ("container.id",),
-             chisel="-p %container.id", view="containers"),
-        Tile("syscalls", "General", "System calls", "evt.num>0", "count", chisel="-c topscalls",
-             view="syscalls"),
-        Tile("file_in", "File", "Bytes read", f"{FILE_IO} and evt.is_io_read=true", "sum", value=RES, unit="bytes",
-             chisel="-c topfiles_bytes", view="files"),
-        Tile("file_out", "File", "Bytes written", f"{FILE_IO} and evt.is_io_write=true", "sum", value=RES, unit="bytes",
-             chisel="-c topfiles_bytes", view="files"),
-        Tile("files", "File", "Files accessed", FILE_IO, "distinct", ("fd.name",), RES, chisel="-c topfiles_bytes",
-             view="files"),
-        Tile("files_mod", "File", "Files modified", f"{FILE_IO} and evt.is_io_write=true", "distinct",
-             ("fd.name",), RES, chisel="-c topfiles_bytes evt.is_io_write=true", view="files"),
-        Tile("net_in", "Network", "Bytes in", f"{NET_IO} and evt.is_io_read=true", "sum", value=RES, unit="bytes",
-             chisel="-c topprocs_net", view="connections"),
-        Tile("net_out", "Network", "Bytes out", f"{NET_IO} and evt.is_io_write=true", "sum", value=RES, unit="bytes",
-             chisel="-c topprocs_net", view="connections"),
-        Tile("connections", "Network", "Connections", NET_IO, "distinct", ("fd.l4proto", "fd.name"), RES,
-             chisel="-c topconns", view="connections"),
+             chisel="-p %container.id", view="containers", source="tally"),
+        Tile("syscalls", "General", "System calls", "", "count", chisel="-p %evt.num", view="syscalls",
+             source="tally"),
+        Tile("file_in", "File", "Bytes read", "evt.is_io_read=true", "sum", value=RES, unit="bytes",
+             chisel="-c fdbytes_by fd.name fd.type=file", view="files", gate="file"),
+        Tile("file_out", "File", "Bytes written", "evt.is_io_write=true", "sum", value=RES, unit="bytes",
+             chisel="-c fdbytes_by fd.name fd.type=file", view="files", gate="file"),
+        Tile("files", "File", "Files accessed", "", "distinct", ("fd.name",), RES, chisel="-c topfiles_bytes",
+             view="files", gate="file"),
+        Tile("files_mod", "File", "Files modified", "evt.is_io_write=true", "distinct", ("fd.name",), RES,
+             chisel="-c topfiles_bytes evt.is_io_write=true", view="files", gate="file"),
+        Tile("net_in", "Network", "Bytes in", "evt.is_io_read=true", "sum", value=RES, unit="bytes",
+             chisel="-c topprocs_net", view="connections", gate="net"),
+        Tile("net_out", "Network", "Bytes out", "evt.is_io_write=true", "sum", value=RES, unit="bytes",
+             chisel="-c topprocs_net", view="connections", gate="net"),
+        Tile("connections", "Network", "Connections", "", "distinct", ("fd.l4proto", "fd.name"), RES,
+             chisel="-c topconns", view="connections", gate="net"),
         Tile("conn_in", "Network", "New inbound connections",
              EXITS + "evt.type in (accept, accept4) and evt.failed=false", "count", view="connections"),
         Tile("conn_out", "Network", "New outbound connections", EXITS + "evt.type=connect and evt.failed=false",
@@ -79,8 +88,8 @@ def _tiles() -> tuple[Tile, ...]:
     ]
     for tid, name, ports in APP_PORTS:
         plist = ", ".join(str(p) for p in ports)
-        t.append(Tile(f"app_{tid}", "Network apps", name, f"{NET_IO} and fd.sport in ({plist})", "sum",
-                      value=RES, unit="bytes", chisel=f"-c topconns fd.sport in ({plist})", view="connections"))
+        t.append(Tile(f"app_{tid}", "Network apps", name, f"fd.sport in ({plist})", "sum", value=RES,
+                      unit="bytes", chisel=f"-c topconns fd.sport in ({plist})", view="connections", gate="net"))
     t += [
         Tile("execs", "Security", "Executed commands", EXITS + "evt.type in (execve, execveat) and evt.failed=false",
              "count", view="spy_users"),
@@ -90,10 +99,11 @@ def _tiles() -> tuple[Tile, ...]:
         Tile("deleted", "Security", "Deleted files", EXITS + "evt.type in (unlink, unlinkat) and evt.failed=false",
              "count", view="syscalls"),
         Tile("sysfiles", "Security", "Modified system files",
-             f"{FILE_IO} and evt.is_io_write=true and (fd.name startswith /etc/ or fd.name startswith /usr/ "
-             "or fd.name startswith /bin/ or fd.name startswith /sbin/)", "distinct", ("fd.name",), RES, view="files"),
-        Tile("errors", "Performance", "Errors", EXITS + "evt.failed=true", "count", chisel="-c topscalls evt.failed=true",
-             view="errors"),
+             "evt.is_io_write=true and (fd.name startswith /etc/ or fd.name startswith /usr/ "
+             "or fd.name startswith /bin/ or fd.name startswith /sbin/)", "distinct", ("fd.name",), RES,
+             view="files", gate="file"),
+        Tile("errors", "Performance", "Errors", "evt.failed=true", "count", chisel="-p %evt.num evt.failed=true",
+             view="errors", source="tally"),
         Tile("open_errors", "Performance", "File open errors",
              EXITS + "evt.type in (open, openat, openat2, creat) and evt.failed=true", "count", view="errors"),
         Tile("conn_errors", "Performance", "Failed connections", EXITS + "evt.type=connect and evt.failed=true",
@@ -102,9 +112,8 @@ def _tiles() -> tuple[Tile, ...]:
              "count", view="procs"),
         Tile("signals", "Performance", "Signals sent", EXITS + "evt.type in (kill, tkill, tgkill)", "count",
              view="syscalls"),
-        Tile("logs", "Logs", "Log writes",
-             f"{FILE_IO} and evt.is_io_write=true and (fd.name contains /log/ or fd.name endswith .log)", "count",
-             view="files"),
+        Tile("logs", "Logs", "Log writes", "evt.is_io_write=true and (fd.name contains /log/ or fd.name endswith .log)",
+             "count", view="files", gate="file"),
     ]
     return tuple(t)
 
@@ -113,11 +122,9 @@ TILES: Final = _tiles()
 
 
 def tile_filter(tile: Tile) -> str:
-    """The filter a tile counts with, as the chisel engine would run it: a value that is a result
-    is only on exits (TableChisel adds the same ``evt.dir=<``)."""
-    if tile.value == "evt.rawarg.res":
-        return f"({tile.filter}) and evt.dir=<"
-    return tile.filter
+    """The whole filter a tile counts with: its gate's and its own."""
+    parts = [p for p in (GATES.get(tile.gate, ""), tile.filter) if p]
+    return " and ".join(f"({p})" for p in parts)
 
 
 def _extractor(name: str) -> Callable[[Event], Any]:
@@ -132,13 +139,13 @@ class _Counter:
 
     def __init__(self, tile: Tile) -> None:
         self.tile = tile
-        self.flt: CompiledFilter = compile_filter(tile_filter(tile), FIELDS)
+        self.flt: CompiledFilter | None = compile_filter(tile.filter, FIELDS) if tile.filter else None
         self.keys = [_extractor(k) for k in tile.keys]
         self.value = _extractor(tile.value) if tile.value else None
         self.buckets: dict[int, Any] = {}
 
     def add(self, bucket: int, ev: Event) -> None:
-        if not self.flt.match(ev):
+        if self.flt is not None and not self.flt.match(ev):
             return
         kind = self.tile.kind
         if kind == "count":
@@ -175,34 +182,67 @@ def _evt_ids(flt: CompiledFilter) -> set[int] | None:
     return out
 
 
+def io_exits() -> set[int]:
+    """Exit event ids of the calls that read or write data (what ``evt.is_io=true and evt.dir=<``
+    admits): the only events the I/O gates can admit."""
+    out = set()
+    for e in range(1, EVT_BASE_OTHER, 2):
+        info = event_info(e)
+        if info is not None and (IO_READ in info.flags or IO_WRITE in info.flags):
+            out.add(e)
+    return out
+
+
+class _Gate:
+    """Tiles behind one shared filter (or none), and the event ids that filter admits."""
+
+    def __init__(self, text: str, counters: list[_Counter]) -> None:
+        self.flt = compile_filter(text, FIELDS) if text else None
+        self.counters = counters
+        ids: set[int] | None = _evt_ids(self.flt) if self.flt is not None else None
+        if ids is None and text in GATES.values():
+            ids = io_exits()
+        if ids is None and len(counters) == 1 and counters[0].flt is not None:
+            ids = _evt_ids(counters[0].flt)
+        self.evts = ids
+
+
 class Summary:
-    """Counts every tile per bucket as events go by (``on_event``); ``evts`` is the event ids any
-    tile may count (None: all), for the pipeline's selection."""
+    """Counts the event-sourced tiles per bucket as events go by (``on_event``); ``evts`` is the
+    event ids any tile may count, for the pipeline's selection (None: all). A gate's filter runs
+    once per event, its tiles' own filters only where it holds."""
 
     def __init__(self, t0: int, bucket_ns: int, tiles: Iterable[Tile] = TILES) -> None:
         self.t0 = t0
         self.bucket_ns = bucket_ns
-        self.counters = [_Counter(t) for t in tiles]
-        by_evt: dict[int, list[_Counter]] = {}
-        self.any_evt: list[_Counter] = []
+        self.counters = [_Counter(t) for t in tiles if t.source == "events"]
+        gates: list[_Gate] = []
+        for name, text in GATES.items():
+            members = [c for c in self.counters if c.tile.gate == name]
+            if members:
+                gates.append(_Gate(text, members))
+        gates += [_Gate("", [c]) for c in self.counters if not c.tile.gate]
+        by_evt: dict[int, list[_Gate]] = {}
+        any_evt = [g for g in gates if g.evts is None]
         evts: set[int] | None = set()
-        for c in self.counters:
-            ids = _evt_ids(c.flt)
-            if ids is None:
-                self.any_evt.append(c)
+        for g in gates:
+            if g.evts is None:
                 evts = None
                 continue
             if evts is not None:
-                evts |= ids
-            for e in ids:
-                by_evt.setdefault(e, []).append(c)
-        self.by_evt = {e: cs + self.any_evt for e, cs in by_evt.items()}
+                evts |= g.evts
+            for e in g.evts:
+                by_evt.setdefault(e, []).append(g)
+        self.any_evt = any_evt
+        self.by_evt = {e: gs + any_evt for e, gs in by_evt.items()}
         self.evts = frozenset(evts) if evts is not None else None
 
     def on_event(self, ev: Event) -> None:
         b = (ev.ts - self.t0) // self.bucket_ns if ev.ts > self.t0 else 0
-        for c in self.by_evt.get(ev.evt, self.any_evt):
-            c.add(b, ev)
+        for g in self.by_evt.get(ev.evt, self.any_evt):
+            if g.flt is None or g.flt.match(ev):
+                for c in g.counters:
+                    c.add(b, ev)
 
     def dump(self) -> dict[str, dict[int, Any]]:
         """Per tile id, per bucket: a number, or the sorted list of distinct keys."""
