@@ -162,7 +162,10 @@ def build(paths: Sequence[str], *, on_progress: Callable[[int], None] | None = N
             if summary is None:
                 idx.t0 = item.first_ts
                 summary = Summary(idx.t0, idx.bucket_ns)
-                pipeline = Pipeline(state, selection=Selection(summary.evts), on_event=summary.on_event)
+                # Exact: the event ids are the whole selection; what matches comes to the record
+                # counter (reads and writes without an Event), state changes to on_event.
+                pipeline = Pipeline(state, selection=Selection(summary.evts, exact=True), on_event=summary.on_event,
+                                    on_record=summary.record_counter(state))
                 chain = state.on_thread_change
                 state.on_thread_change = lambda tid, chain=chain: remember(tid, chain)
             assert pipeline is not None

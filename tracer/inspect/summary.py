@@ -13,15 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..chisel import FILE_IO, NET_IO, lua_str
-from ..event import Event
+from ..event import Event, RecordView
 from ..filter.compiler import CompiledFilter, compile_filter
 from ..output.format import resolve_field
-from ..schema.events import IO_READ, IO_WRITE, event_ids, event_info, event_names
-from ..schema.record import EVT_BASE_OTHER
+from ..schema.events import IO_READ, IO_WRITE, EventInfo, event_ids, event_info, event_names
+from ..schema.record import EVT_BASE_OTHER, OFF_FLAGS, RF_HIDDEN
 from ..schema.fields import FIELDS
+
+if TYPE_CHECKING:
+    from ..state.state import State
 
 
 @dataclass(frozen=True)
@@ -144,15 +147,18 @@ class _Counter:
         self.value = _extractor(tile.value) if tile.value else None
         self.buckets: dict[int, Any] = {}
 
-    def add(self, bucket: int, ev: Event) -> None:
+    def add(self, bucket: int, ev: Event, value: int | None = None) -> None:
+        """Count ``ev`` in ``bucket`` if the tile's filter admits it (``value``: its value, known)."""
         if self.flt is not None and not self.flt.match(ev):
             return
         kind = self.tile.kind
         if kind == "count":
             self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
             return
-        v = 1
-        if self.value is not None:
+        v: Any = 1
+        if value is not None:
+            v = value
+        elif self.value is not None:
             v = self.value(ev)
             if v is None or isinstance(v, (str, bytes)) or not v > 0:
                 return
@@ -180,6 +186,16 @@ def _evt_ids(flt: CompiledFilter) -> set[int] | None:
         if types.admits(n):
             out.update(event_ids(n))
     return out
+
+
+class _IoView(RecordView):
+    """A record view that also knows its event's schema entry (``evt.is_io_read`` reads it)."""
+
+    __slots__ = ()
+
+    @property
+    def info(self) -> EventInfo | None:
+        return event_info(self.evt)
 
 
 def io_exits() -> set[int]:
@@ -243,6 +259,45 @@ class Summary:
             if g.flt is None or g.flt.match(ev):
                 for c in g.counters:
                     c.add(b, ev)
+
+    def record_counter(self, state: State) -> Callable[[bytes, int], None]:
+        """``on_event`` for the records the pipeline hands over without an Event (an exact
+        selection): the results of reads and writes go through one reused view of the record,
+        as table chisels count them (TableChisel.record_counter); the gate becomes the fd's type
+        and a result > 0, and the tiles' own filters read the view. Other records are decoded."""
+        view = _IoView(state)
+        head = RecordView.HEAD.unpack_from
+        io = frozenset(io_exits())
+        groups = {name: [c for c in self.counters if c.tile.gate == name and not c.tile.id.startswith("app_")]
+                  for name in GATES}
+        by_type = {"file": groups["file"], "ipv4": groups["net"], "ipv6": groups["net"]}
+        # The Network apps tiles only where the server port is one of theirs.
+        apps = [c for c in self.counters if c.tile.id.startswith("app_")]
+        app_ports = frozenset(p for _, _, ports in APP_PORTS for p in ports)
+        t0, bucket_ns = self.t0, self.bucket_ns
+
+        def count(buf: bytes, off: int) -> None:
+            ts, tid, pid, evt, _cpu, _len, ret = head(buf, off)
+            if evt not in io:
+                self.on_event(Event(buf, off, 0, state))
+                return
+            if ret <= 0 or buf[off + OFF_FLAGS] & RF_HIDDEN:
+                return
+            view.set(buf, off, tid, pid, evt, ret)
+            fd = view.fd
+            if fd is None:
+                return
+            counters = by_type.get(fd.type)
+            if not counters:
+                return
+            b = (ts - t0) // bucket_ns if ts > t0 else 0
+            for c in counters:
+                c.add(b, view, ret)  # type: ignore[arg-type]  # the view has what the tiles read
+            if fd.type != "file" and fd.sport in app_ports:
+                for c in apps:
+                    c.add(b, view, ret)  # type: ignore[arg-type]
+
+        return count
 
     def dump(self) -> dict[str, dict[int, Any]]:
         """Per tile id, per bucket: a number, or the sorted list of distinct keys."""
