@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from inspectkit import ROOT
 
 CHROMIUM = "/usr/bin/chromium"

@@ -53,7 +53,8 @@ class Server:
         line = self.proc.stdout.readline().strip()
         if not line.startswith("http://"):
             self.proc.kill()
-            raise AssertionError(f"no URL printed: {line!r}, stderr: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise AssertionError(f"no URL printed: {line!r}, stderr: {err}")
         self.url = line
         self.base = line.split("/?", 1)[0]
         self.token = line.split("token=", 1)[1]

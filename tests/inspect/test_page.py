@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from inspectkit import Server, copy_captures, expected, run
 
+FIRST_CELLS = "#view-table tbody tr td:first-child"
 TILES_CHECKED = ("procs", "containers", "syscalls", "connections", "net_in", "net_out", "files", "file_in",
                  "file_out", "errors")
 
@@ -136,11 +137,11 @@ def test_drill_down_back_and_a_bad_filter(page: Any, caps: Path, screens: Path) 
         # sort by PID, ascending on the second click
         page.click("#view-table th:text-is('PID')")
         page.wait_for_selector("#view-table th.sorted.desc:text-is('PID')")
-        pids = [int(c.get_attribute("data-value")) for c in page.query_selector_all("#view-table tbody tr td:first-child")]
+        pids = [int(c.get_attribute("data-value")) for c in page.query_selector_all(FIRST_CELLS)]
         assert pids == sorted(pids, reverse=True)
         page.click("#view-table th:text-is('PID')")
         page.wait_for_selector("#view-table th.sorted.asc:text-is('PID')")
-        pids = [int(c.get_attribute("data-value")) for c in page.query_selector_all("#view-table tbody tr td:first-child")]
+        pids = [int(c.get_attribute("data-value")) for c in page.query_selector_all(FIRST_CELLS)]
         assert pids == sorted(pids)
         row = page.query_selector("#view-table tbody tr")
         key = row.get_attribute("data-key")

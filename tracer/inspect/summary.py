@@ -20,8 +20,8 @@ from ..event import Event, RecordView
 from ..filter.compiler import CompiledFilter, compile_filter
 from ..output.format import resolve_field
 from ..schema.events import IO_READ, IO_WRITE, EventInfo, event_ids, event_info, event_names
-from ..schema.record import EVT_BASE_OTHER, OFF_FLAGS, RF_HIDDEN
 from ..schema.fields import FIELDS
+from ..schema.record import EVT_BASE_OTHER, OFF_FLAGS, RF_HIDDEN
 
 if TYPE_CHECKING:
     from ..state.state import State
