@@ -96,7 +96,9 @@ async function drawTimeline() {
   const tl = await api("timeline");
   const n = tl.categories.length ? tl.counts[tl.categories[0]].length : 0;
   const t0s = Number(S.t0 / 1000000n) / 1000;
-  const xs = Array.from({length: n}, (_, i) => t0s + i * Number(S.bucketNs) / 1e9);
+  const bs = Number(S.bucketNs) / 1e9;
+  // Each bar is drawn centred on its x: the bucket's middle, so it covers the bucket's span.
+  const xs = Array.from({length: n}, (_, i) => t0s + (i + 0.5) * bs);
   const series = [{}];
   const data = [xs];
   for (const c of tl.categories) {
@@ -109,14 +111,13 @@ async function drawTimeline() {
   box.textContent = "";
   plot = new uPlot({
     width: Math.max(400, box.clientWidth || 900), height: 150, series,
-    scales: {x: {time: true}},
+    scales: {x: {time: true, range: () => [t0s, t0s + Math.max(1, n) * bs]}},
     axes: [{}, {size: 70}],
     cursor: {drag: {x: true, y: false, setScale: false}},
     legend: {show: true},
     hooks: {setSelect: [u => {
       if (u.select.width < 2) return;
       const a = u.posToVal(u.select.left, "x"), b = u.posToVal(u.select.left + u.select.width, "x");
-      const bs = Number(S.bucketNs) / 1e9;
       const first = Math.max(0, Math.floor((a - t0s) / bs));
       const last = Math.min(n - 1, Math.max(first, Math.ceil((b - t0s) / bs) - 1));
       setSelection({first, last});
