@@ -216,8 +216,8 @@ class _Gate:
         self.flt = compile_filter(text, FIELDS) if text else None
         self.counters = counters
         ids: set[int] | None = _evt_ids(self.flt) if self.flt is not None else None
-        if ids is None and text in GATES.values():
-            ids = io_exits()
+        if text in GATES.values():
+            ids = io_exits()  # the pushdown keeps both directions of evt.is_io's calls
         if ids is None and len(counters) == 1 and counters[0].flt is not None:
             ids = _evt_ids(counters[0].flt)
         self.evts = ids
