@@ -123,6 +123,12 @@ def test_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert p.stdout == ""
 
 
+@pytest.mark.parametrize("args", [[], ["--port", "x", "f.kcap"], ["--nosuch", "f.kcap"]])
+def test_usage_errors_are_one_line(args: list[str]) -> None:
+    p = run(["inspect", *args])
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith("ktrace: "), p.stderr
+
+
 def test_missing_capture_is_one_line(tmp_path: Path) -> None:
     p = run(["inspect", str(tmp_path / "nope.kcap")])
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "no such file" in p.stderr

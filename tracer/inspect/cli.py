@@ -45,7 +45,10 @@ def inspect_cmd(files: tuple[str, ...], port: int, bind: str, open_browser: bool
     kept = f" (index: {where})" if where else " (index not saved: no writable place)"
     print(f"ktrace: {idx.events} events in {len(idx.blocks)} blocks{kept}", file=sys.stderr)
     token = new_token()
-    app = make_app(Inspector(idx, token, make_drill(idx)))
+    drill = make_drill(idx)
+    for note in drill.notes:
+        print(f"ktrace: {note}", file=sys.stderr)
+    app = make_app(Inspector(idx, token, drill))
 
     async def serve() -> None:
         try:

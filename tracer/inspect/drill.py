@@ -26,8 +26,10 @@ class Drill:
 
     def __init__(self, idx: Index, extra_dirs: tuple[str, ...] = ()) -> None:
         self.idx = idx
-        self.views: dict[str, ViewSpec] = {vid: fv.view for vid, fv in all_views(extra_dirs, on_error=lambda e: None)
-                                           .items() if fv.view.kind in ("table", "list")}
+        self.notes: list[str] = []  # user views that could not be loaded: said at start, then left out
+        found = all_views(extra_dirs, on_error=lambda e: self.notes.append(str(e)))
+        self.views: dict[str, ViewSpec] = {vid: fv.view for vid, fv in found.items()
+                                           if fv.view.kind in ("table", "list")}
         self._tables: OrderedDict[tuple[Any, ...], ViewTable] = OrderedDict()
         self._orders: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
         self._lock = threading.Lock()
