@@ -30,7 +30,7 @@ die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 # --- 1. Debian packages -------------------------------------------------------------------------
 PACKAGES="python3 python3-venv python3-dev gcc libc6-dev python3-bpfcc bpfcc-tools
 linux-headers-$ARCH strace bpftrace sysdig nginx-light wrk busybox-static docker.io procps
-iproute2 ca-certificates chromium chromium-driver"
+iproute2 ca-certificates tmux chromium chromium-driver"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -29,6 +29,7 @@ Examples:
   ktrace -cl | -i topconns | -l | -L      list chisels / chisel info / fields / events
   ktrace doctor                           can this node trace? what is missing?
   ktrace capinfo node.kcap                what a capture holds
+  ktrace top                              csysdig's interactive views (-r FILE: of a capture)
   ktrace inspect node.kcap                look at a capture in a browser
 """
 
@@ -209,6 +210,9 @@ def capinfo_cmd(path: str, json_out: bool) -> None:
     sys.exit(0)
 
 
+from .top.cli import top_cmd  # noqa: E402 - the subcommands sit together
+
+
 def _inspect_cmd() -> click.Command:
     from .inspect.cli import inspect_cmd
 
@@ -216,11 +220,12 @@ def _inspect_cmd() -> click.Command:
 
 
 SUBCOMMANDS: dict[str, click.Command | Callable[[], click.Command]] = {
-    "doctor": doctor_cmd, "capinfo": capinfo_cmd, "inspect": _inspect_cmd}
+    "doctor": doctor_cmd, "capinfo": capinfo_cmd, "top": top_cmd, "inspect": _inspect_cmd}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: `ktrace [flags] [filter]`, `ktrace doctor`, `ktrace capinfo FILE`, `ktrace inspect FILE`."""
+    """Entry point: `ktrace [flags] [filter]`, `ktrace doctor`, `ktrace capinfo FILE`, `ktrace top`,
+    `ktrace inspect FILE`."""
     args = list(sys.argv[1:] if argv is None else argv)
     cmd: click.Command = command
     prog = "ktrace"

@@ -30,7 +30,7 @@ ECHO_MODES: Final = {"printable": "ascii", "dotted": "normal", "hex": "hex_ascii
 EVENTS_LIMIT: Final = 20_000
 
 
-def _runner(opts: RunOptions, internal: frozenset[int] = frozenset()) -> Runner:
+def runner_for(opts: RunOptions, internal: frozenset[int] = frozenset()) -> Runner:
     runner = Runner(opts)
     if internal:
         # The CPU samples reach a view whatever its filter says of them (the session only admits
@@ -74,7 +74,7 @@ def capture_tables(view: ViewSpec, reads: list[str], *, filter_text: str = "", c
     err = io.StringIO()
     opts = RunOptions(reads=list(reads), filter_text=filter_text, chisel=chisel, container_mode=container_mode,
                       max_events=max_events, stderr=err, stdout=io.StringIO())
-    _runner(opts, internal_events([chisel.agg])).run()
+    runner_for(opts, internal_events([chisel.agg])).run()
     if tables:
         tables[-1].notes = _notes(err)
         tables[-1].drops = capture_drops(reads)
@@ -157,7 +157,7 @@ def capture_events(reads: list[str], filter_text: str, *, kind: str = "dig", mod
     col = _Collector(EventLines(kind, mode, container_mode), limit)
     opts = RunOptions(reads=list(reads), filter_text=filter_text, chisel=col, stderr=io.StringIO(),
                       stdout=io.StringIO(), snaplen=65000)
-    _runner(opts).run()
+    runner_for(opts).run()
     return col.out_lines[:limit], col.truncated
 
 
@@ -261,7 +261,7 @@ class LiveViews:
         return tap
 
     def start(self) -> None:
-        self.runner = _runner(self.opts, frozenset({R.EVT_PROCINFO}))  # views switch: CPU samples always
+        self.runner = runner_for(self.opts, frozenset({R.EVT_PROCINFO}))  # views switch: CPU samples always
         self.thread = threading.Thread(target=self._run, name="ktrace-top-live", daemon=True)
         self.thread.start()
 
