@@ -8,6 +8,9 @@
 # editable (its Cython extensions built in place); Debian's bcc exposed in the venv; docker running;
 # the ktrace-busybox:latest image for the container tests; the compiled probe cached.
 #
+# chromium (with chromium-driver) is the browser the inspection page's tests drive headless
+# through playwright (its own browser download cannot be used: Debian's is launched by path).
+#
 # Uses only what a minimal Debian 12 has before the first step (sh, coreutils, grep, sed, dpkg,
 # apt-get, mount); everything else is installed by the first step before it is used.
 set -eu
@@ -27,7 +30,7 @@ die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 # --- 1. Debian packages -------------------------------------------------------------------------
 PACKAGES="python3 python3-venv python3-dev gcc libc6-dev python3-bpfcc bpfcc-tools
 linux-headers-$ARCH strace bpftrace sysdig nginx-light wrk busybox-static docker.io procps
-iproute2 ca-certificates tmux"
+iproute2 ca-certificates tmux chromium chromium-driver"
 
 missing=""
 for pkg in $PACKAGES; do
