@@ -45,7 +45,6 @@ from .engine import tally as _tally
 from .errors import KtraceError, UsageError
 from .schema import record as R
 from .schema.events import event_info
-from .schema.types import PT
 from .state.state import State
 
 PUBLISH_EVERY_S = 1.0
@@ -65,16 +64,15 @@ class MetricsError(KtraceError):
 
 # --- what the tally counts, per event id ------------------------------------------------------------
 def event_kinds() -> bytes:
-    """The tally's byte per event id: K_CALL for a syscall's exit, K_ERR when its result is the
-    return value (so negative means failed), K_IO for the read/write family (positive: bytes)."""
-    kinds = bytearray(R.EVT_BASE_OTHER)
+    """The tally's byte per event id: K_CALL for a syscall's exit, K_ERR when it shows the return
+    value (so negative is -errno: failed), K_IO for the read/write family (positive: bytes)."""
+    kinds = bytearray(R.EVT_MAX)  # every event id counts by category; only syscall exits by process
     for evt in range(1, R.EVT_BASE_OTHER, 2):
         info = event_info(evt)
         if info is None:
             continue
         k = _tally.K_CALL
-        res = next((p for p in info.params(1) if p.name == "res"), None)
-        if res is not None and res.src == "ret" and res.type in (PT.RES, PT.RESFD, PT.INT64):
+        if any(p.src == "ret" for p in info.params(1)):  # -errno on failure, whatever it is on success
             k |= _tally.K_ERR
         if "io_read" in info.flags or "io_write" in info.flags:
             k |= _tally.K_IO
