@@ -28,7 +28,9 @@
 #   /run            /host/run              runtime sockets and OCI state: docker.sock, containerd,
 #                                          crio, containers/storage, podman (rootless: /run/user)
 #   /sys/fs/cgroup  /host/sys/fs/cgroup    cgroup version, cgroup ids
-#   /sys/kernel/debug  /sys/kernel/debug   tracefs (bcc reads tracepoint formats there)
+#   /sys/kernel/debug  /sys/kernel/debug   tracefs under debugfs, where the host mounts it there
+#   /sys/kernel/tracing  /sys/kernel/tracing  tracefs (tracepoint ids and formats): a container
+#                                          without SYS_ADMIN cannot mount its own
 #   /lib/modules    /lib/modules           kernel headers link (.../build) for bcc
 #   /usr/src        /usr/src               the headers it points to
 #   ./captures      /captures              where -w writes (the working directory)
@@ -72,6 +74,7 @@ exec docker run --rm -i $TTY \
     -v /run:/host/run:ro \
     -v /sys/fs/cgroup:/host/sys/fs/cgroup:ro \
     -v /sys/kernel/debug:/sys/kernel/debug \
+    -v /sys/kernel/tracing:/sys/kernel/tracing:ro \
     -v /lib/modules:/lib/modules:ro \
     -v /usr/src:/usr/src:ro \
     -v "$CAPTURES":/captures \

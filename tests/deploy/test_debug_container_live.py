@@ -172,3 +172,17 @@ def test_capture_lands_on_the_host_and_ctrl_c_cleans_up(tmp_path: Path, busy_con
                           capture_output=True, text=True, timeout=300, env=env())
     assert read.returncode == 0, read.stderr
     assert read.stdout.split("\n")[:3] == [f"{c['id']} {c['name']}"] * 3, read.stdout
+
+
+def test_doctor_names_the_missing_capability(tmp_path: Path, image: str) -> None:
+    """Without SYS_ADMIN (or BPF and PERFMON) ktrace cannot load its probe: doctor says so and gives
+    the docker flag and the pod line; tracefs is there from the host's mount, no mount needed."""
+    out = subprocess.run(["sh", str(SCRIPT), "doctor"], capture_output=True, text=True, timeout=300,
+                         stdin=subprocess.DEVNULL,
+                         env={**os.environ, "KTRACE_CAPTURES": str(tmp_path), "KTRACE_CAPS": "SYS_PTRACE DAC_READ_SEARCH"})
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    i = next(n for n, line in enumerate(lines) if line.startswith("MISSING  privileges:"))
+    assert "docker run --cap-add SYS_ADMIN" in lines[i + 1] and "capabilities.add: [BPF, PERFMON]" in lines[i + 1]
+    assert any(line.startswith("OK       CAP_SYS_PTRACE") for line in lines)
+    assert any(line.startswith("OK       tracefs: /sys/kernel/tracing") for line in lines)

@@ -57,7 +57,7 @@ HOST_PATHS = sorted(
     - {p for p in [*containers.DOCKER_SOCKETS, *containers.CRIO_SOCKETS] if p.startswith("/var/run/")}
 )
 # Read where the kernel tools expect them, not under the host root.
-SAME_PATHS = ["/sys/kernel/debug", "/lib/modules", "/usr/src"]
+SAME_PATHS = ["/sys/kernel/debug", "/sys/kernel/tracing", "/lib/modules", "/usr/src"]
 
 Mount = tuple[str, str, bool]  # (host path, container path, read-only)
 
