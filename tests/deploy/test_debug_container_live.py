@@ -177,9 +177,9 @@ def test_capture_lands_on_the_host_and_ctrl_c_cleans_up(tmp_path: Path, busy_con
 def test_doctor_names_the_missing_capability(tmp_path: Path, image: str) -> None:
     """Without SYS_ADMIN (or BPF and PERFMON) ktrace cannot load its probe: doctor says so and gives
     the docker flag and the pod line; tracefs is there from the host's mount, no mount needed."""
+    env = {**os.environ, "KTRACE_CAPTURES": str(tmp_path), "KTRACE_CAPS": "SYS_PTRACE DAC_READ_SEARCH"}
     out = subprocess.run(["sh", str(SCRIPT), "doctor"], capture_output=True, text=True, timeout=300,
-                         stdin=subprocess.DEVNULL,
-                         env={**os.environ, "KTRACE_CAPTURES": str(tmp_path), "KTRACE_CAPS": "SYS_PTRACE DAC_READ_SEARCH"})
+                         stdin=subprocess.DEVNULL, env=env)
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stdout.splitlines()
     i = next(n for n, line in enumerate(lines) if line.startswith("MISSING  privileges:"))
