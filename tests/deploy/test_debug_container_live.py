@@ -8,6 +8,7 @@ TCP port the test itself connects to, and docker ps after Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -114,17 +115,19 @@ def test_topconns_sees_a_host_connection(tmp_path: Path) -> None:
     stop = threading.Event()
 
     def serve() -> None:
-        while not stop.is_set():
-            c, _ = srv.accept()
-            c.sendall(b"x" * 5000)
-            c.close()
+        with contextlib.suppress(OSError):  # the listening socket closed: done
+            while not stop.is_set():
+                c, _ = srv.accept()
+                c.sendall(b"x" * 5000)
+                c.close()
 
     def client() -> None:
-        while not stop.is_set():
-            with socket.create_connection(("127.0.0.1", port)) as s:
-                while s.recv(65536):
-                    pass
-            time.sleep(0.01)
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                with socket.create_connection(("127.0.0.1", port)) as s:
+                    while s.recv(65536):
+                        pass
+                time.sleep(0.01)
 
     threading.Thread(target=serve, daemon=True).start()
     threading.Thread(target=client, daemon=True).start()
