@@ -4,6 +4,7 @@
 #
 #   sh deploy/build-image.sh                 # -> ktrace:local
 #   KTRACE_IMAGE=registry.example/ktrace:0.1 sh deploy/build-image.sh
+#   KTRACE_IF_CHANGED=1 sh deploy/build-image.sh  # nothing to do when the image has these sources
 #
 # Works without a container registry and without network access from inside the build:
 #
@@ -134,28 +135,8 @@ else
     FROM=$LOCAL_BASE NET=none
 fi
 
-# --- 2. wheels ---------------------------------------------------------------------------------------
 CTX="$WORK/context"
-mkdir -p "$CTX/wheels"
-DEPS=$(python3 - <<'EOF'
-import tomllib
-with open("pyproject.toml", "rb") as f:
-    doc = tomllib.load(f)
-print(" ".join(doc["build-system"]["requires"] + doc["project"].get("dependencies", []) + ["wheel"]))
-EOF
-)
-say "wheels for python $PYVER/$PLAT: $DEPS"
-python3 -m venv "$WORK/pipvenv" || die "python3 -m venv failed (apt-get install python3-venv)"
-# shellcheck disable=SC2086
-if ! "$WORK/pipvenv/bin/pip" download -q --dest "$CTX/wheels" --only-binary=:all: \
-    --python-version "$PYVER" --implementation cp --abi "cp$(echo $PYVER | tr -d .)" --abi abi3 --abi none \
-    --platform "manylinux2014_$PLAT" --platform "manylinux_2_17_$PLAT" --platform "manylinux_2_28_$PLAT" \
-    --platform any $DEPS >"$WORK/pip.log" 2>&1; then
-    grep -v 'is ignored: it is neither a file nor a directory' "$WORK/pip.log" | tail -n 20 >&2
-    die "pip download failed (is PyPI reachable from the host?)"
-fi
-
-# --- 3. sources, Dockerfile, wrapper -------------------------------------------------------------------
+# --- 2. sources, Dockerfile, wrapper -------------------------------------------------------------------
 mkdir -p "$CTX/src"
 tar -C "$ROOT" -cf - \
     --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist --exclude='*.egg-info' \
@@ -217,8 +198,39 @@ WORKDIR /captures
 ENTRYPOINT ["/usr/local/bin/ktrace"]
 EOF
 
+# What the image is made of: the sources, the wrapper, the Dockerfile (which names the base) and the
+# Python dependencies.  With KTRACE_IF_CHANGED=1 an image made of the same is kept as it is.
+DEPS_LIST=$(python3 -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb")); print(" ".join(d["build-system"]["requires"] + d["project"].get("dependencies", [])))')
+SOURCE_HASH=$( { (cd "$CTX" && find src ktrace Dockerfile -type f -print0 | sort -z | xargs -0 sha256sum); \
+    echo "$DEPS_LIST"; } | sha256sum | cut -c1-64)
+if [ "${KTRACE_IF_CHANGED:-0}" = 1 ] \
+    && [ "$(docker image inspect -f '{{index .Config.Labels "org.ktrace.source"}}' "$IMAGE" 2>/dev/null)" = "$SOURCE_HASH" ]; then
+    say "$IMAGE is up to date (same sources, base and dependencies)"
+    exit 0
+fi
+
+# --- 3. wheels ---------------------------------------------------------------------------------------
+mkdir -p "$CTX/wheels"
+DEPS=$(python3 - <<'EOF'
+import tomllib
+with open("pyproject.toml", "rb") as f:
+    doc = tomllib.load(f)
+print(" ".join(doc["build-system"]["requires"] + doc["project"].get("dependencies", []) + ["wheel"]))
+EOF
+)
+say "wheels for python $PYVER/$PLAT: $DEPS"
+python3 -m venv "$WORK/pipvenv" || die "python3 -m venv failed (apt-get install python3-venv)"
+# shellcheck disable=SC2086
+if ! "$WORK/pipvenv/bin/pip" download -q --dest "$CTX/wheels" --only-binary=:all: \
+    --python-version "$PYVER" --implementation cp --abi "cp$(echo $PYVER | tr -d .)" --abi abi3 --abi none \
+    --platform "manylinux2014_$PLAT" --platform "manylinux_2_17_$PLAT" --platform "manylinux_2_28_$PLAT" \
+    --platform any $DEPS >"$WORK/pip.log" 2>&1; then
+    grep -v 'is ignored: it is neither a file nor a directory' "$WORK/pip.log" | tail -n 20 >&2
+    die "pip download failed (is PyPI reachable from the host?)"
+fi
+
 say "docker build -t $IMAGE (from $FROM, network: $NET)"
-if ! docker build --network "$NET" -t "$IMAGE" "$CTX" >"$WORK/build.log" 2>&1; then
+if ! docker build --network "$NET" --label "org.ktrace.source=$SOURCE_HASH" -t "$IMAGE" "$CTX" >"$WORK/build.log" 2>&1; then
     tail -n 40 "$WORK/build.log" >&2
     die "docker build failed (log above)"
 fi

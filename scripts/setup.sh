@@ -4,7 +4,7 @@
 #   sh scripts/setup.sh
 #
 # Idempotent and quick when everything is in place: each step checks first and acts only on what
-# is missing.  Steps: Debian packages; kernel headers link; tracefs; the .venv with ktrace installed
+# is missing.  Steps: Debian packages (the packaged prometheus service left off); kernel headers link; tracefs; the .venv with ktrace installed
 # editable (its Cython extensions built in place); Debian's bcc exposed in the venv; docker running;
 # the ktrace-busybox:latest image for the container tests; the compiled probe cached.
 #
@@ -30,7 +30,7 @@ die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 # --- 1. Debian packages -------------------------------------------------------------------------
 PACKAGES="python3 python3-venv python3-dev gcc libc6-dev python3-bpfcc bpfcc-tools
 linux-headers-$ARCH strace bpftrace sysdig nginx-light wrk busybox-static docker.io procps
-iproute2 ca-certificates tmux chromium chromium-driver"
+iproute2 ca-certificates tmux chromium chromium-driver prometheus debootstrap"
 
 missing=""
 for pkg in $PACKAGES; do
@@ -46,6 +46,13 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing
 else
     say "Debian packages: all installed"
+fi
+# Debian's prometheus is for the metrics tests, which start their own on a free port: the packaged
+# service (and its :9090) stays off.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ] \
+    && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+    say "prometheus: disabling the packaged service (tests run their own)"
+    systemctl disable --now --quiet prometheus || warn "cannot disable the prometheus service"
 fi
 
 # --- 2. kernel headers --------------------------------------------------------------------------

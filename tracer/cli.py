@@ -88,6 +88,14 @@ class FilterParam(click.ParamType):
 @click.option("-B", "--bpf", is_flag=True, help="Accepted for sysdig compatibility: ktrace always uses eBPF.")
 @click.option("--explain", is_flag=True, help="Show the parsed filter and what goes into the kernel, then exit.")
 @click.option("--host-root", metavar="DIR", help="The host's root, when ktrace runs in a container (KTRACE_HOST_ROOT).")
+@click.option("--metrics", metavar="ADDR:PORT",
+              help="Serve Prometheus metrics of a live run at http://ADDR:PORT/metrics (a loopback address "
+                   "unless --metrics-bind-any).")
+@click.option("--metrics-bind-any", is_flag=True, help="Allow --metrics on an address other machines can reach.")
+@click.option("--metrics-top", type=click.IntRange(min=1), default=20, show_default=True, metavar="N",
+              help="Per-container and per-process series for the N busiest of each; the rest summed.")
+@click.option("--metrics-bpf-stats", is_flag=True,
+              help="With --metrics: the probe's in-kernel time (BPF run-time statistics; needs CAP_SYS_ADMIN).")
 @click.version_option(package_name="ktrace", prog_name="ktrace")
 @click.argument("rest", nargs=-1, type=FilterParam())
 def command(**kw: Any) -> None:
@@ -175,14 +183,29 @@ def _main(kw: dict[str, Any]) -> int:
     render.max_buf = 80
     from .session import RunOptions, run
 
+    metrics = None
+    if kw["metrics"]:
+        if kw["reads"]:
+            raise UsageError("--metrics measures a live run; it cannot be used with -r")
+        from .metrics import start_metrics
+
+        metrics = start_metrics(kw["metrics"], bind_any=kw["metrics_bind_any"], top=kw["metrics_top"],
+                                bpf_stats=kw["metrics_bpf_stats"])
+    elif kw["metrics_bind_any"] or kw["metrics_bpf_stats"]:
+        raise UsageError("--metrics-bind-any and --metrics-bpf-stats need --metrics ADDR:PORT")
+
     opts = RunOptions(
         reads=list(kw["reads"]), write=kw["write"], rotate=rotate, quiet=kw["quiet"],
         max_events=kw["numevents"], seconds=kw["max_seconds"], fatfile=kw["fatfile"], filter_text=filter_text,
         fmt=fmt, json_out=kw["json_out"], time_mode=kw["timetype"], render=render, snaplen=snaplen,
         ring_mb=kw["buffer_size"], show_internal=kw["debug"], summary=kw["summary"], verbose=kw["verbose"],
-        chisel=chisel, container_mode=container_mode, argv=["ktrace", *sys.argv[1:]],
+        chisel=chisel, container_mode=container_mode, argv=["ktrace", *sys.argv[1:]], metrics=metrics,
     )
-    return run(opts)
+    try:
+        return run(opts)
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 @click.command("doctor")

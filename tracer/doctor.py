@@ -40,6 +40,9 @@ MISSING = "MISSING"
 INFO = "INFO"
 
 # Capability bits (linux/capability.h).
+CAP_DAC_OVERRIDE = 1
+CAP_DAC_READ_SEARCH = 2
+CAP_SYS_PTRACE = 19
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38
 CAP_BPF = 39
@@ -95,18 +98,31 @@ def _read(path: str) -> str | None:
 # --- the checks ------------------------------------------------------------------------------------
 
 
+# The fix for each missing capability, in both places ktrace runs in a container (deploy/).
+BPF_CAPS_FIX = ("docker run --cap-add SYS_ADMIN (docker 20.10 knows no BPF, PERFMON), or --cap-add BPF "
+                "--cap-add PERFMON where docker knows them; a pod: securityContext.capabilities.add: "
+                "[BPF, PERFMON] (deploy/k8s)")
+PTRACE_FIX = "docker run --cap-add SYS_PTRACE; a pod: securityContext.capabilities.add: [SYS_PTRACE]"
+DAC_FIX = "docker run --cap-add DAC_READ_SEARCH; a pod: securityContext.capabilities.add: [DAC_READ_SEARCH]"
+
+
+def effective_caps(roots: Roots) -> int | None:
+    """This process's effective capability set, from /proc/self/status; None if unreadable."""
+    status_text = _read(roots.local_path("/proc/self/status"))
+    if status_text is not None:
+        m = re.search(r"^CapEff:\s*([0-9a-fA-F]+)", status_text, re.MULTILINE)
+        if m:
+            return int(m.group(1), 16)
+    return None
+
+
 def check_privileges(roots: Roots, euid: int | None = None) -> Check:
     """Root, or the capabilities a BPF tracer needs: CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN."""
     euid = os.geteuid() if euid is None else euid
     name = "privileges"
-    status_text = _read(roots.local_path("/proc/self/status"))
-    cap_eff: int | None = None
-    if status_text is not None:
-        m = re.search(r"^CapEff:\s*([0-9a-fA-F]+)", status_text, re.MULTILINE)
-        if m:
-            cap_eff = int(m.group(1), 16)
-    fix = "run as root (sudo ktrace ...); in a pod: securityContext.privileged: true"
+    fix = "run as root (sudo ktrace ...)" if euid != 0 else BPF_CAPS_FIX
     who = "root" if euid == 0 else f"euid {euid}"
+    cap_eff = effective_caps(roots)
     if cap_eff is None:
         if euid == 0:
             return Check(WARN, name, "root, but capabilities unknown (no CapEff in /proc/self/status)")
@@ -125,6 +141,54 @@ def check_privileges(roots: Roots, euid: int | None = None) -> Check:
             WARN, name, f"{who} with {caps}; tracefs and other users' /proc may be unreadable", "run as root"
         )
     return Check(MISSING, name, f"{who}; effective capabilities: {caps}", fix)
+
+
+def check_process_access(roots: Roots) -> list[Check]:
+    """What reading other processes needs beyond tracing: CAP_SYS_PTRACE (their /proc/PID/fd links
+    and pidfd_getfd, for fd names and socket addresses) and CAP_DAC_READ_SEARCH (the /proc/PID/fd
+    directories of other users' processes). Without them tracing works; names show <NA>."""
+    eff = effective_caps(roots)
+    if eff is None:
+        return []
+    out = []
+    if eff >> CAP_SYS_PTRACE & 1:
+        out.append(Check(OK, "CAP_SYS_PTRACE", "fd names and socket addresses of every process"))
+    else:
+        out.append(Check(WARN, "CAP_SYS_PTRACE", "missing: fds of processes with other privileges than "
+                         "ktrace's show <NA> (/proc/PID/fd, pidfd_getfd)", PTRACE_FIX))
+    if eff >> CAP_DAC_READ_SEARCH & 1 or eff >> CAP_DAC_OVERRIDE & 1:
+        out.append(Check(OK, "CAP_DAC_READ_SEARCH", "other users' /proc/PID/fd directories readable"))
+    else:
+        out.append(Check(WARN, "CAP_DAC_READ_SEARCH", "missing (and no CAP_DAC_OVERRIDE): fds of other "
+                         "users' processes show <NA>", DAC_FIX))
+    if not eff >> CAP_SYS_ADMIN & 1:
+        out.append(Check(INFO, "CAP_SYS_ADMIN", "not held: everything works but --metrics-bpf-stats "
+                         "(the kernel's BPF run-time statistics need it)"))
+    return out
+
+
+def apparmor_label(roots: Roots) -> str | None:
+    """This process's AppArmor label (``docker-default (enforce)``), or None without AppArmor."""
+    for path in ("/proc/self/attr/apparmor/current", "/proc/self/attr/current"):
+        text = _read(roots.local_path(path))
+        if text is not None and text.strip():
+            return text.strip().rstrip("\0")
+    return None
+
+
+def check_apparmor(roots: Roots) -> Check:
+    """A confining AppArmor profile (docker-default, cri-containerd's) lets ptrace reach only
+    processes of the same profile: the host's processes' fds would be unreadable whatever the
+    capabilities."""
+    label = apparmor_label(roots)
+    if label is None or label == "unconfined":
+        return Check(OK, "AppArmor", "not confined" if label else "not in use")
+    if label.endswith("(complain)"):
+        return Check(OK, "AppArmor", f"{label}: logs, does not deny")
+    return Check(WARN, "AppArmor", f"confined by {label}: /proc/PID/fd of processes outside this profile "
+                 "is denied, so their fds show <NA>",
+                 "docker run --security-opt apparmor=unconfined; a pod: the annotation "
+                 "container.apparmor.security.beta.kubernetes.io/ktrace: unconfined (deploy/k8s)")
 
 
 def check_kernel(release: str) -> Check:
@@ -178,9 +242,9 @@ def check_bpf_syscall(err: int | None) -> Check:
         return Check(
             MISSING,
             name,
-            "blocked by a seccomp profile or an LSM",
-            "docker run --privileged (or --security-opt seccomp=unconfined); "
-            "in a pod: securityContext.privileged: true",
+            "blocked by a seccomp profile or an LSM (or no capability for it: see privileges)",
+            "docker's default seccomp profile allows bpf() with CAP_SYS_ADMIN (see privileges); else docker "
+            "run --security-opt seccomp=unconfined; a pod: securityContext.seccompProfile.type: Unconfined",
         )
     return Check(OK, name, "available")
 
@@ -453,6 +517,8 @@ def check_all(roots: Roots | None = None, env: Mapping[str, str] | None = None) 
     release = os.uname().release
     checks = [
         check_privileges(roots),
+        *check_process_access(roots),
+        check_apparmor(roots),
         check_kernel(release),
         check_ringbuf(release),
         check_bpf_syscall(bpf_syscall_errno()),

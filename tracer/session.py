@@ -53,6 +53,7 @@ class RunOptions:
     chisel: Any = None  # a tracer.chisel.Chisel, already configured with its args
     container_mode: bool = False  # -pc / -pk: chisels switch to their container variants
     argv: list[str] = field(default_factory=list)
+    metrics: Any = None  # a started tracer.metrics.LiveMetrics (--metrics)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
 
@@ -339,6 +340,11 @@ class Runner:
         self.pipeline.enricher = enricher
         source = LiveSource(cfg)  # loads the probe: events start flowing now
         self.source = source  # for a caller on another thread: stats() (drops) while it runs
+        metrics = opts.metrics
+        if metrics is not None:
+            from .probe.loader import ring_bytes
+
+            metrics.attach(self.state, source.stats, source.probe.ring_fd, ring_bytes(cfg), enricher.resolver)
 
         def stop(_sig: int, _frame: Any) -> None:
             # The first signal stops the capture and lets what was captured be processed; a
@@ -360,6 +366,8 @@ class Runner:
         if cgroups is not None:
             cgroups.poll(source.probe, self.state.containers, enricher.ask, force=True)
         self._open_writer(self._meta(True))
+        if metrics is not None:
+            metrics.writer = self.writer
         start = time.monotonic()
         deadline = start + opts.seconds if opts.seconds else None
 
@@ -375,6 +383,8 @@ class Runner:
                     self.discarded += _records(batch or b"") + source.discard()
                     break
                 if batch:
+                    if metrics is not None:
+                        metrics.on_batch(batch)
                     kept = self.pipeline.feed(batch)
                     self._write(kept)
                     self._flush()
@@ -386,6 +396,8 @@ class Runner:
                 if cgroups is not None:
                     cgroups.poll(source.probe, self.state.containers, enricher.ask)
                 now = time.monotonic()
+                if metrics is not None:
+                    metrics.tick(now)
                 self._last_ts = time.time_ns()
                 self._tick(self._last_ts)
                 if now - last_stats >= 1.0 and self.writer is not None:

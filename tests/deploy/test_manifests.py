@@ -25,11 +25,16 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 DEBUG_POD = DEPLOY / "k8s" / "debug-pod.yaml"
 DAEMONSET = DEPLOY / "k8s" / "daemonset.yaml"
+SERVICE_MONITOR = DEPLOY / "k8s" / "servicemonitor.yaml"
 DEBUG_CONTAINER = DEPLOY / "debug-container.sh"
 BUILD_IMAGE = DEPLOY / "build-image.sh"
 K8S_VERSION = "1.29"
 IMAGE = "ktrace:local"
 HOST_ROOT = "/host"
+# What ktrace needs beyond an ordinary container (deploy/README.md says why each): loading and
+# attaching the probe, and reading other processes' fds.
+TRACE_CAPS = {"BPF", "PERFMON"}
+READ_CAPS = {"SYS_PTRACE", "DAC_READ_SEARCH"}
 
 # Host paths ktrace reads through host_path(): the runtimes' (from the resolver's own constants)
 # and the /proc, /etc and cgroup files of the state and user tables.
@@ -52,7 +57,7 @@ HOST_PATHS = sorted(
     - {p for p in [*containers.DOCKER_SOCKETS, *containers.CRIO_SOCKETS] if p.startswith("/var/run/")}
 )
 # Read where the kernel tools expect them, not under the host root.
-SAME_PATHS = ["/sys/kernel/debug", "/lib/modules", "/usr/src"]
+SAME_PATHS = ["/sys/kernel/debug", "/sys/kernel/tracing", "/lib/modules", "/usr/src"]
 
 Mount = tuple[str, str, bool]  # (host path, container path, read-only)
 
@@ -124,7 +129,14 @@ def test_pod_can_trace_the_node(path: Path) -> None:
     (ctr,) = spec["containers"]
     assert spec["hostPID"] is True
     assert spec["hostNetwork"] is True
-    assert ctr["securityContext"]["privileged"] is True
+    sc = ctr["securityContext"]
+    assert "privileged" not in sc
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert set(sc["capabilities"]["add"]) == TRACE_CAPS | READ_CAPS
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    meta = docs(path)[1]["metadata"] if path == DEBUG_POD else docs(path)[1]["spec"]["template"]["metadata"]
+    assert meta["annotations"][f"container.apparmor.security.beta.kubernetes.io/{ctr['name']}"] == "unconfined"
     assert ctr["image"] == IMAGE
     assert {"name": "KTRACE_HOST_ROOT", "value": HOST_ROOT} in ctr["env"]
     assert {"operator": "Exists"} in spec["tolerations"]  # no key: every taint
@@ -140,7 +152,7 @@ def test_pod_can_trace_the_node(path: Path) -> None:
 def test_daemonset_rotates_and_is_bounded() -> None:
     spec = pod_spec(DAEMONSET)
     (ctr,) = spec["containers"]
-    assert ctr["args"] == ["-C", "100", "-W", "5", "-w", "/captures/node.kcap"]
+    assert ctr["args"][:6] == ["-C", "100", "-W", "5", "-w", "/captures/node.kcap"]
     for kind in ("requests", "limits"):
         assert set(ctr["resources"][kind]) >= {"cpu", "memory"}
     captures = next(v for v in spec["volumes"] if v["name"] == "captures")
@@ -179,11 +191,53 @@ def test_mounts_cover_what_the_code_reads(source: str) -> None:
     assert {m[1] for m in mounts if not m[2]} == {"/sys/kernel/debug"}
 
 
+def test_daemonset_serves_metrics() -> None:
+    """One port, the same in ktrace's flag, the container, the scrape annotations, the Service and
+    the ServiceMonitor; the address is the node's own, not every interface."""
+    ds = docs(DAEMONSET)
+    spec = pod_spec(DAEMONSET)
+    (ctr,) = spec["containers"]
+    args = ctr["args"]
+    listen = args[args.index("--metrics") + 1]
+    assert "--metrics-bind-any" in args
+    assert listen.startswith("$(POD_IP):")
+    port = int(listen.rsplit(":", 1)[1])
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in ctr["env"]
+    assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in ctr["ports"]
+    ann = next(d for d in ds if d["kind"] == "DaemonSet")["spec"]["template"]["metadata"]["annotations"]
+    assert ann["prometheus.io/scrape"] == "true"
+    assert ann["prometheus.io/port"] == str(port)
+    (svc,) = [d for d in ds if d["kind"] == "Service"]
+    assert svc["spec"]["selector"] == next(d for d in ds if d["kind"] == "DaemonSet")["spec"]["selector"]["matchLabels"]
+    assert svc["spec"]["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}]
+    (sm,) = docs(SERVICE_MONITOR)
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1" and sm["kind"] == "ServiceMonitor"
+    assert sm["metadata"]["namespace"] == svc["metadata"]["namespace"]
+    assert sm["spec"]["namespaceSelector"]["matchNames"] == [svc["metadata"]["namespace"]]
+    labels = sm["spec"]["selector"]["matchLabels"]
+    assert labels.items() <= svc["metadata"]["labels"].items()
+    assert [e["port"] for e in sm["spec"]["endpoints"]] == ["metrics"]
+
+
 def test_debug_container_runs_like_the_pod() -> None:
     text = DEBUG_CONTAINER.read_text()
-    for flag in ("--privileged", "--pid host", "--network host", "-e KTRACE_HOST_ROOT=/host"):
+    for flag in ("--pid host", "--network host", "-e KTRACE_HOST_ROOT=/host", 'PRIVS="--cap-drop ALL"',
+                 "--security-opt apparmor=unconfined"):
         assert flag in text
     assert re.search(r"IMAGE=\$\{KTRACE_IMAGE:-ktrace:local\}", text)
+    # docker 20.10 knows no BPF, PERFMON: SYS_ADMIN stands for them; the rest is the pod's list.
+    caps = set(re.search(r"CAPS=\$\{KTRACE_CAPS:-([A-Z_ ]+)\}", text).group(1).split())  # type: ignore[union-attr]
+    assert caps == {"SYS_ADMIN"} | READ_CAPS
+    # --privileged only on request
+    assert re.search(r'if \[ "\$\{KTRACE_PRIVILEGED:-0\}" = 1 \]; then\n\s+PRIVS="--privileged"', text)
+
+
+@pytest.mark.parametrize("script", [DEBUG_CONTAINER, BUILD_IMAGE], ids=lambda p: p.name)
+def test_scripts_are_executable_in_git(script: Path) -> None:
+    out = subprocess.run(["git", "ls-files", "-s", script.name], cwd=script.parent, capture_output=True, text=True)
+    if out.returncode != 0 or not out.stdout:
+        pytest.skip("not a git checkout")
+    assert out.stdout.split()[0] == "100755", out.stdout
 
 
 @pytest.mark.parametrize("script", [DEBUG_CONTAINER, BUILD_IMAGE], ids=lambda p: p.name)

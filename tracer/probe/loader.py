@@ -295,10 +295,14 @@ def _map_create(map_type: int, key_size: int, value_size: int, size: int, flags:
     except OSError as e:
         if e.errno != errno.EPERM:
             raise
+        refused = e
     # Kernels before 5.11 charge maps to RLIMIT_MEMLOCK: lift it, as bcc does, and try again.
     import resource
 
-    resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):  # no CAP_SYS_RESOURCE: the limit was not the reason, the privileges are
+        raise refused from None
     return bpfsys.map_create(map_type, key_size, value_size, size, flags, name)
 
 

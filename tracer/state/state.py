@@ -81,6 +81,8 @@ class State:
         self._enter_ts: dict[int, int] = {}
         self._procinfo_ts: dict[int, int] = {}
         self._reap: list[int] = []
+        # Called before exited threads are forgotten: the metrics name their last counts then.
+        self.before_reap: Callable[[], None] | None = None
         # Forks in a container, waiting for their other half (see _ns_parent).
         self._ns_clones: dict[tuple[int, ...], list[tuple[int, int]]] = {}
         self._ns_orphans: dict[tuple[int, ...], list[int]] = {}
@@ -148,6 +150,8 @@ class State:
         """Forget threads that exited (kept until now so their procexit could still be shown)."""
         if self._reap:
             self.version += 1
+            if self.before_reap is not None:
+                self.before_reap()
         for tid in self._reap:
             t = self.threads.pop(tid, None)
             # The fd table belongs to the process: it goes with its last thread, which need not

@@ -57,6 +57,8 @@ class ContainerResolver:
         self._seq = 0
         self._busy = 0
         self._closed = False
+        # Lookups by outcome (done, failed, retried), for the metrics endpoint.
+        self.counts: dict[str, int] = {"done": 0, "failed": 0, "retried": 0}
         self._thread: threading.Thread | None = None
 
     # -- the caller's side: never blocks on I/O ------------------------------------------------
@@ -220,11 +222,13 @@ class ContainerResolver:
                     # process can beat the runtime's bookkeeping): try again a bit later.
                     self._attempts[key] = attempt + 1
                     self._reasons[key] = lk.reasons
+                    self.counts["retried"] += 1
                     self._schedule(key, self._retry_delays[attempt])
                     return
                 base = old if old is not None else _placeholder(key, hint)
                 info = dataclasses.replace(base, lookup=FAILED) if base.lookup != DONE else base
                 self._failed_at[key] = time.monotonic()
+            self.counts["done" if info.lookup == DONE else "failed"] += 1
             self._reasons[key] = lk.reasons
             changed = old is None or old != info
             self._store(key, info)
