@@ -19,31 +19,18 @@ from libc.string cimport memcpy
 
 from array import array as _array
 
-DEF REC_FIXED = 88
-DEF ARGS_OFF = 32
-SEL_STATE = 1
-SEL_MATCH = 2
-SEL_EXACT = 4
-FD_RET = 6  # fd_regs value: the event's fd is its return value
-FD_NONE = 255  # fd_regs value: the event has no fd
+include "record.pxi"
+
+__all__ = ["FAST_CLOSE", "FAST_CREAT", "FAST_OPEN_A1", "FAST_OPEN_A2", "FAST_OPEN_SEG1", "BatchError", "Scanner"]
+
 # fast_mask values: how the scanner itself applies the event to the state.
 FAST_CLOSE = 1  # close(fd=arg0) returning 0
 FAST_OPEN_A1 = 2  # open-like returning an fd; path in segment 0, flags in arg1
 FAST_OPEN_A2 = 3  # flags in arg2 (openat)
 FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
 FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
-SEL_FAST = 8  # with SEL_STATE: a fast-mask event for Python to apply, in order, with Scanner.apply
-# With ``runs_below`` set: exact matches of one thread, back to back, as one entry (the offset of the
-# last record, that of the first, and SEL_RUN | records << RUN_COUNT_SHIFT | bytes << RUN_BYTES_SHIFT).
-SEL_RUN = 16
-RUN_COUNT_SHIFT = 8
-RUN_BYTES_SHIFT = 32
-DEF REC_L0 = 80
-DEF C_SEL_FAST = 8
-DEF C_SEL_RUN = 16
-DEF REC_FLAGS = 84
-DEF RF_HIDDEN = 8
-DEF O_CREAT_WRONLY_TRUNC = 0o1101
+cdef enum:
+    O_CREAT_WRONLY_TRUNC = 0o1101
 
 
 class BatchError(ValueError):
@@ -54,22 +41,13 @@ class BatchError(ValueError):
         self.offset = offset
 
 
-cdef packed struct rec_head:
-    uint64_t ts
-    uint32_t tid
-    uint32_t pid
-    uint16_t evt
-    uint16_t cpu
-    uint32_t length
-
-
 cdef inline bint _absolute_open(const uint8_t *rec, uint32_t length) noexcept:
     """An open that returned an fd, of an absolute path: applying it needs no other state."""
     cdef int64_t ret
     cdef uint16_t l0, l1
-    memcpy(&ret, rec + 24, 8)
-    memcpy(&l0, rec + REC_L0, 2)
-    memcpy(&l1, rec + REC_L0 + 2, 2)
+    memcpy(&ret, rec + OFF_RET, 8)
+    memcpy(&l0, rec + OFF_L0, 2)
+    memcpy(&l1, rec + OFF_L1, 2)
     return 0 <= ret <= 0x7FFFFFFF and l0 > 0 and REC_FIXED + <uint32_t>l0 + l1 <= length and rec[REC_FIXED] == 0x2F
 
 
@@ -252,7 +230,7 @@ cdef class Scanner:
                     elif reg >= 6 or (code and why & 1):
                         exact = 0  # a fd event is judged after it changed its fd
                     else:
-                        memcpy(&fd, base + off + ARGS_OFF + 8 * reg, 4)
+                        memcpy(&fd, base + off + OFF_ARGS + 8 * reg, 4)
                         r = self._fd_ok(h.pid, fd, dirty_pids, dirty_fds)
                         if r < 0:
                             exact = 0
@@ -264,7 +242,7 @@ cdef class Scanner:
             # at the state for it, so nothing need wait for it and a fast event may be one.
             runnable = False
             if runs_below and why & 6 == 6 and h.evt < runs_below:
-                memcpy(&rflags, base + off + REC_FLAGS, 4)
+                memcpy(&rflags, base + off + OFF_FLAGS, 4)
                 runnable = not rflags & RF_HIDDEN
             if code and why & 1:
                 if (why == 1 or (why == 7 and runnable)) and not blocked \
@@ -289,7 +267,7 @@ cdef class Scanner:
                 else:
                     dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
                     if why == 1:
-                        why |= C_SEL_FAST
+                        why |= SEL_FAST
             if why and nfmask:
                 # Fd events touch their own process's table only; others (clone, exec, thread
                 # info...) may read or drop any process's: nothing may pass them.
@@ -302,10 +280,10 @@ cdef class Scanner:
                     # that fd must keep still.
                     reg = regs[h.evt]
                     if reg < 6:
-                        memcpy(&fd, base + off + ARGS_OFF + 8 * reg, 4)
+                        memcpy(&fd, base + off + OFF_ARGS + 8 * reg, 4)
                         waiting_fds.add((<uint64_t>h.pid << 32) | <uint32_t>fd)
                     elif reg == FD_RET:
-                        memcpy(&fd, base + off + 24, 4)
+                        memcpy(&fd, base + off + OFF_RET, 4)
                         waiting_fds.add((<uint64_t>h.pid << 32) | <uint32_t>fd)
                 else:
                     waiting_pids.add(h.pid)
@@ -316,7 +294,7 @@ cdef class Scanner:
                     out[nsel - 1] += (<uint64_t>1 << RUN_COUNT_SHIFT) + (<uint64_t>h.length << RUN_BYTES_SHIFT)
                     why = 0  # joined the run
                 else:
-                    why = C_SEL_RUN
+                    why = SEL_RUN
                 run_open = True
                 run_tid = h.tid
                 run_end = off + h.length
@@ -331,9 +309,9 @@ cdef class Scanner:
                 out[nsel] = n
                 out[nsel + 1] = off
                 out[nsel + 2] = why
-                if why == C_SEL_RUN:
+                if why == SEL_RUN:
                     out[nsel] = off
-                    out[nsel + 2] = C_SEL_RUN | (<uint64_t>1 << RUN_COUNT_SHIFT) | (<uint64_t>h.length << RUN_BYTES_SHIFT)
+                    out[nsel + 2] = SEL_RUN | (<uint64_t>1 << RUN_COUNT_SHIFT) | (<uint64_t>h.length << RUN_BYTES_SHIFT)
                 nsel += 3
             off += h.length
             n += 1
@@ -344,7 +322,7 @@ cdef class Scanner:
     cdef int32_t _fast_fd(self, const uint8_t *rec, uint8_t code) noexcept:
         """The fd a fast-mask event changes: close's argument, or the fd an open returned."""
         cdef int32_t fd
-        memcpy(&fd, rec + (ARGS_OFF if code == FAST_CLOSE else 24), 4)
+        memcpy(&fd, rec + (OFF_ARGS if code == FAST_CLOSE else OFF_RET), 4)
         return fd
 
     cdef int _apply_fast(self, const uint8_t *rec, uint32_t pid, uint32_t tid, uint32_t length,
@@ -354,31 +332,31 @@ cdef class Scanner:
         cdef uint16_t l0, l1
         cdef int32_t fd
         cdef uint64_t flags = 0
-        memcpy(&ret, rec + 24, 8)
+        memcpy(&ret, rec + OFF_RET, 8)
         if code == FAST_CLOSE:
             if ret == 0:
                 table = self._fast_fds.get(pid)
                 if table:
-                    memcpy(&fd, rec + ARGS_OFF, 4)
+                    memcpy(&fd, rec + OFF_ARGS, 4)
                     table.pop(fd, None)
             return 0
         if ret < 0 or ret > 0x7FFFFFFF:
             return 0  # a failed open changes nothing
-        memcpy(&l0, rec + REC_L0, 2)
-        memcpy(&l1, rec + REC_L0 + 2, 2)
+        memcpy(&l0, rec + OFF_L0, 2)
+        memcpy(&l1, rec + OFF_L1, 2)
         if REC_FIXED + <uint32_t>l0 + l1 > length:
             l0 = l1 = 0
         dirfd = None
         if code == FAST_OPEN_A1:
-            memcpy(&flags, rec + ARGS_OFF + 8, 8)
+            memcpy(&flags, rec + OFF_ARGS + 8, 8)
         elif code == FAST_OPEN_A2:
-            memcpy(&flags, rec + ARGS_OFF + 16, 8)
+            memcpy(&flags, rec + OFF_ARGS + 16, 8)
         elif code == FAST_OPEN_SEG1:
             memcpy(&flags, rec + REC_FIXED + l0, 8 if l1 >= 8 else l1)
         else:
             flags = O_CREAT_WRONLY_TRUNC
         if code == FAST_OPEN_A2 or code == FAST_OPEN_SEG1:
-            memcpy(&fd, rec + ARGS_OFF, 4)
+            memcpy(&fd, rec + OFF_ARGS, 4)
             dirfd = fd
         self._fast.open_raw(pid, tid, <int>ret, (<const char *>rec + REC_FIXED)[:l0], flags, dirfd)
         return 0

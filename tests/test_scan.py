@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 from tracer.engine import scan
 from tracer.event import Event
 from tracer.schema import record as R
+from tracer.schema.events import FD_NONE, FD_RET
 from tracer.source.synthetic import Synth, split
 from tracer.state.state import State
 
-SEL_STATE, SEL_MATCH, SEL_EXACT = scan.SEL_STATE, scan.SEL_MATCH, scan.SEL_EXACT
+SEL_STATE, SEL_MATCH, SEL_EXACT = R.SEL_STATE, R.SEL_MATCH, R.SEL_EXACT
 M = SEL_MATCH | SEL_EXACT  # may match, and every check (if any) said so for sure
 E_A, E_B, E_S = 10, 11, 12  # a matching event, a non-matching one, a state-changing one
 
@@ -184,7 +185,7 @@ def test_check_attributes_settable() -> None:
 
 # --- the fd check --------------------------------------------------------------------------------
 def regs(**by_evt: int) -> bytes:
-    r = bytearray([scan.FD_NONE]) * R.EVT_MAX
+    r = bytearray([FD_NONE]) * R.EVT_MAX
     for k, v in by_evt.items():
         r[int(k[1:])] = v
     return bytes(r)
@@ -215,8 +216,8 @@ class FdChecker:
         # The low 32 bits as a signed int, as the kernel reads an int argument.
         (0, (0xFFFFFFFF_FFFFFF9C,), {(9, -100): True}, M, [(9, -100)]),
         (0, (0x1_00000003,), {(9, 3): True}, M, [(9, 3)]),
-        (scan.FD_RET, (), {(9, 3): False}, SEL_MATCH, []),  # a new fd: known only after the state sees it
-        (scan.FD_NONE, (3,), {(9, 3): True}, 0, []),  # no fd: an fd filter cannot match
+        (FD_RET, (), {(9, 3): False}, SEL_MATCH, []),  # a new fd: known only after the state sees it
+        (FD_NONE, (3,), {(9, 3): True}, 0, []),  # no fd: an fd filter cannot match
     ],
 )
 def test_fd_check(reg: int, args: tuple[int, ...], answers: dict[tuple[int, int], bool | None],
@@ -261,7 +262,7 @@ def test_tid_and_fd_checks_combine() -> None:
 @pytest.mark.parametrize("n", [0, 1, E_A, R.EVT_MAX - 1])
 def test_fd_regs_shorter_than_match_mask_refused(n: int) -> None:
     with pytest.raises(ValueError):
-        scan.Scanner(mask(), mask(E_A), None, FdChecker({}), bytes([scan.FD_NONE]) * n)
+        scan.Scanner(mask(), mask(E_A), None, FdChecker({}), bytes([FD_NONE]) * n)
 
 
 # --- bad records -----------------------------------------------------------------------------------
@@ -339,7 +340,7 @@ tid_answers_st = st.one_of(st.none(), st.dictionaries(st.sampled_from(TIDS), ans
 fd_answers_st = st.one_of(st.none(), st.dictionaries(st.tuples(st.sampled_from([0, 1, 2]), st.sampled_from(FDS)),
                                                      answer_st))
 regs_st = st.dictionaries(st.sampled_from([e for e in EVTS if e < 0x10000]),
-                          st.sampled_from([0, 1, 2, 5, scan.FD_RET, scan.FD_NONE]))
+                          st.sampled_from([0, 1, 2, 5, FD_RET, FD_NONE]))
 
 
 def _build(recs: list[tuple[int, int, int, list[int], bytes]]) -> bytes:
@@ -351,7 +352,7 @@ def _outcome(mod: ModuleType, batches: list[bytes], smask: bytes, mmask: bytes,
              fd_regs: dict[int, int], reset_after: int) -> list[Any]:
     tcheck = Checker(dict(tids)) if tids is not None else None
     fcheck = FdChecker(dict(fds)) if fds is not None else None
-    r = bytearray([scan.FD_NONE]) * max(len(mmask), 0x10000)
+    r = bytearray([FD_NONE]) * max(len(mmask), 0x10000)
     for e, v in fd_regs.items():
         r[e] = v
     sc = mod.Scanner(smask, mmask, tcheck, fcheck, bytes(r))
@@ -474,7 +475,7 @@ def test_fast_path_waits_behind_a_candidate_of_the_same_process() -> None:
     s.on(60).close(7).syscall("getpid", ret=60)  # (an fd event followed by a state record of its thread goes slow)
     s.on(60).clone(61).on(60).close(8)
     batch = s.batch()
-    F = SEL_STATE | scan.SEL_FAST
+    F = SEL_STATE | R.SEL_FAST
     for mod in _engines():
         st_ = FdTables()
         st_.fds[60] = {7: "other", 8: "eight"}
@@ -502,7 +503,7 @@ def test_fd_event_makes_only_its_fd_unsure() -> None:
         fcheck = FdChecker({(50, 4): True, (50, 3): True})
         sc = _fast_scanner(mod, mask(read_x), st_, fcheck)
         sel, _ = sc.scan(batch)
-        assert [why for _, _, why in triples(sel)] == [M, SEL_STATE | scan.SEL_FAST, M, SEL_MATCH], mod
+        assert [why for _, _, why in triples(sel)] == [M, SEL_STATE | R.SEL_FAST, M, SEL_MATCH], mod
 
 
 @settings(max_examples=200, deadline=None)
@@ -520,7 +521,7 @@ def test_engines_agree_on_the_fast_path(batches: list[list[tuple[int, int, int, 
     for mod in (pure, ext):
         st_ = FdTables()
         fcheck = FdChecker(dict(fds)) if fds is not None else None
-        r = bytearray([scan.FD_NONE]) * max(len(mmask), 0x10000)
+        r = bytearray([FD_NONE]) * max(len(mmask), 0x10000)
         for e, v in fd_regs.items():
             r[e] = v
         sc = mod.Scanner(mask(E_A, E_B, E_S), mmask, None, fcheck, bytes(r), bytes(fast), st_)
@@ -557,10 +558,22 @@ def test_an_open_closed_unseen_never_reaches_python() -> None:
 
 
 def test_run_constants_follow_the_record_layout() -> None:
-    """The pure scanner's copies of the record layout (the Cython one's are compile-time constants,
-    held to the same behaviour by every test here running on both engines)."""
-    from tracer._pure import scan as pure
-
-    assert (pure.REC_FLAGS, pure.RF_HIDDEN, pure.REC_FIXED) == (R.OFF_FLAGS, R.RF_HIDDEN, R.REC_FIXED)
-    assert (scan.SEL_RUN, scan.RUN_COUNT_SHIFT, scan.RUN_BYTES_SHIFT) == (pure.SEL_RUN, pure.RUN_COUNT_SHIFT,
-                                                                          pure.RUN_BYTES_SHIFT)
+    """Both scanners read records and write runs as tracer/schema/record.py says: a run's triple
+    decodes with its SEL_RUN and shifts, and RF_HIDDEN (at its OFF_FLAGS) keeps a record out of runs."""
+    recs = [R.pack_record(1 + i, 7, 7, E_A, seg0=b"x" * 9 * i) for i in range(3)]
+    recs += [R.pack_record(4, 7, 7, E_A, flags=R.RF_HIDDEN), R.pack_record(5, 7, 7, E_A, seg0=b"y")]
+    offs = [sum(len(r) for r in recs[:i]) for i in range(len(recs))]
+    for mod in _engines():
+        sc = mod.Scanner(mask(), mask(E_A))
+        sc.runs_below = R.EVT_BASE_OTHER
+        sel, n = sc.scan(b"".join(recs))
+        got = []
+        for last, first, why in triples(sel):
+            if why & R.SEL_RUN:
+                got.append(("run", first, last, (why >> R.RUN_COUNT_SHIFT) & R.RUN_COUNT_MASK,
+                            why >> R.RUN_BYTES_SHIFT))
+            else:
+                got.append(("one", first, last, why))
+        assert n == 5
+        assert got == [("run", offs[0], offs[2], 3, offs[3]), ("one", offs[3], 3, M),
+                       ("run", offs[4], offs[4], 1, len(recs[4]))], mod

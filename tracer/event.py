@@ -281,7 +281,7 @@ class RecordView:
         if reg == FD_NONE:
             self.fd = None
         else:
-            num = ret if reg == FD_RET else _I32.unpack_from(buf, off + R.ARGS_OFF + 8 * reg)[0]
+            num = ret if reg == FD_RET else _I32.unpack_from(buf, off + R.OFF_ARGS + 8 * reg)[0]
             table = state.fds.get(pid)
             self.fd = table.get(num) if table and 0 <= num <= 0x7FFFFFFF else None
 

@@ -20,14 +20,18 @@ from .engine import scan as _scan
 from .event import Event
 from .schema import record as R
 from .schema.events import FD_REGS, INTERNAL_EVENTS, SYSCALLS, event_ids
+from .schema.record import (
+    RUN_BYTES_SHIFT,
+    RUN_COUNT_MASK,
+    RUN_COUNT_SHIFT,
+    SEL_EXACT,
+    SEL_FAST,
+    SEL_MATCH,
+    SEL_RUN,
+    SEL_STATE,
+)
 from .state.state import State
 from .state.tables import Thread
-
-SEL_STATE = 1
-SEL_MATCH = 2
-SEL_EXACT = 4
-SEL_FAST = 8
-SEL_RUN, RUN_COUNT_SHIFT, RUN_BYTES_SHIFT = _scan.SEL_RUN, _scan.RUN_COUNT_SHIFT, _scan.RUN_BYTES_SHIFT
 
 
 class Predicate(Protocol):
@@ -225,7 +229,7 @@ class Pipeline:
                 i += 3
                 continue
             ev = Event(batch, off, base + idx + 1 + shift, state)
-            length = int.from_bytes(batch[off + 20:off + 24], "little")
+            length = _rec_len(batch, off)
             inserted: list[Event] = []
             if i in early:
                 pass
@@ -242,7 +246,7 @@ class Pipeline:
                 while j < nsel and sel[j + 1] == nxt and _follows(batch, nxt, ev.tid):
                     state.apply(Event(batch, nxt, 0, state))
                     early.add(j)
-                    nxt += int.from_bytes(batch[nxt + 20:nxt + 24], "little")
+                    nxt += _rec_len(batch, nxt)
                     j += 3
             elif self.latency and ev.is_syscall:
                 if ev.direction:
@@ -274,10 +278,7 @@ class Pipeline:
                     # -F keeps every state change, hidden; without it, exec enters still go (hidden):
                     # they carry the program and arguments of an exec whose exit the filter keeps
                     # (the name the filter wants often comes with that exec).
-                    hidden = bytearray(batch[off:off + length])
-                    flags = int.from_bytes(hidden[84:88], "little") | R.RF_HIDDEN
-                    hidden[84:88] = flags.to_bytes(4, "little")
-                    out.append(bytes(hidden))
+                    out.append(_hidden(batch[off:off + length]))
             elif inserted and self.keep:
                 out.append(batch[cut:off + length])
                 cut = off + length
@@ -306,15 +307,24 @@ class Pipeline:
         return b"".join(out)
 
 
-def _evt_at(batch: bytes, off: int) -> int:
-    return int.from_bytes(batch[off + 16:off + 18], "little")
+def _rec_len(batch: bytes, off: int) -> int:
+    n: int = _U32.unpack_from(batch, off + R.OFF_LEN)[0]
+    return n
+
+
+def _hidden(rec: bytes) -> bytes:
+    """The record with RF_HIDDEN set: kept for the state only."""
+    out = bytearray(rec)
+    _U32.pack_into(out, R.OFF_FLAGS, _U32.unpack_from(out, R.OFF_FLAGS)[0] | R.RF_HIDDEN)
+    return bytes(out)
 
 
 def _follows(batch: bytes, off: int, tid: int) -> bool:
     """Whether the record at ``off`` is one live mode inserted right after an event of ``tid``,
     about it: thread or fd info, or the metadata of the container it was first seen in (which
     carries the thread's id; metadata that merely arrived carries 0)."""
-    return _evt_at(batch, off) in _FOLLOWERS and int.from_bytes(batch[off + 8:off + 12], "little") == tid
+    return (_U16.unpack_from(batch, off + R.OFF_EVT)[0] in _FOLLOWERS
+            and _U32.unpack_from(batch, off + R.OFF_TID)[0] == tid)
 
 
 def _record_bytes(ev: Event) -> bytes:
@@ -324,13 +334,16 @@ def _record_bytes(ev: Event) -> bytes:
 
 
 def _ts(rec: bytes) -> int:
-    return int.from_bytes(rec[:8], "little")
+    ts: int = _U64.unpack_from(rec, R.OFF_TS)[0]
+    return ts
 
 
 _EXEC_ENTERS = frozenset(event_ids(n)[0] for n in ("execve", "execveat"))
 _TS_TID_PID = struct.Struct("<QII")  # at OFF_TS: ts, tid, pid
-RUN_COUNT_MASK = (1 << (RUN_BYTES_SHIFT - RUN_COUNT_SHIFT)) - 1
 assert R.OFF_TID == R.OFF_TS + 8 and R.OFF_PID == R.OFF_TID + 4
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
 _KEPT_UNFILTERED = frozenset({R.EVT_CONTAINER, R.EVT_CONNECTED})
 _FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONTAINER})
 

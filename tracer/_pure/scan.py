@@ -21,37 +21,45 @@ from array import array
 from collections.abc import Callable
 from typing import Any, Protocol
 
-REC_FIXED = 88
-SEL_STATE = 1
-SEL_MATCH = 2
-SEL_EXACT = 4
-FD_RET = 6  # fd_regs value: the event's fd is its return value
-FD_NONE = 255  # fd_regs value: the event has no fd
+from ..schema.events import FD_NONE, FD_RET
+from ..schema.record import (
+    HEAD_FMT,
+    OFF_ARGS,
+    OFF_FLAGS,
+    OFF_L0,
+    OFF_RET,
+    REC_FIXED,
+    REC_NARGS,
+    RF_HIDDEN,
+    RUN_BYTES_SHIFT,
+    RUN_COUNT_SHIFT,
+    SEL_EXACT,
+    SEL_FAST,
+    SEL_MATCH,
+    SEL_RUN,
+    SEL_STATE,
+)
+
+__all__ = ["FAST_CLOSE", "FAST_CREAT", "FAST_OPEN_A1", "FAST_OPEN_A2", "FAST_OPEN_SEG1", "BatchError",
+           "Scanner"]
+
 # fast_mask values: how the scanner itself applies the event to the state.
 FAST_CLOSE = 1  # close(fd=arg0) returning 0
 FAST_OPEN_A1 = 2  # open-like returning an fd; path in segment 0, flags in arg1
 FAST_OPEN_A2 = 3  # flags in arg2 (openat)
 FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
 FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
-SEL_FAST = 8  # with SEL_STATE: a fast-mask event for Python to apply, in order, with Scanner.apply
-# With ``runs_below`` set: exact matches of one thread, back to back, as one entry (the offset of the
-# last record, that of the first, and SEL_RUN | records << RUN_COUNT_SHIFT | bytes << RUN_BYTES_SHIFT).
-SEL_RUN = 16
-RUN_COUNT_SHIFT = 8
-RUN_BYTES_SHIFT = 32
-REC_FLAGS = 84
-RF_HIDDEN = 8
 _MATCHED = SEL_MATCH | SEL_EXACT
 _O_CREAT_WRONLY_TRUNC = 0o1101
 
-_HEAD = struct.Struct("<QIIHHI")
+_HEAD = struct.Struct(HEAD_FMT)
 _ARG = struct.Struct("<q")
 _U64 = struct.Struct("<Q")
 _LENS = struct.Struct("<HH")
 _U32 = struct.Struct("<I")
 
 
-class FastState(Protocol):
+class _FastState(Protocol):
     """What the scanner's fast path changes: the state's fd tables."""
 
     fds: dict[int, dict[int, Any]]
@@ -82,7 +90,7 @@ class Scanner:
                  tid_check: Callable[[int], bool | None] | None = None,
                  fd_check: Callable[[int, int], bool | None] | None = None,
                  fd_regs: bytes | None = None, fast_mask: bytes | None = None,
-                 fast: FastState | None = None) -> None:
+                 fast: _FastState | None = None) -> None:
         self.state_mask = bytes(state_mask)
         self.match_mask = bytes(match_mask)
         self.tid_check = tid_check
@@ -191,7 +199,7 @@ class Scanner:
                         elif reg == FD_RET or pid in dirty_pids or (code and why & SEL_STATE):
                             exact = False  # (a fd event is judged after it changed its fd)
                         else:
-                            fd = _i32(batch, off + 32 + 8 * reg)
+                            fd = _i32(batch, off + OFF_ARGS + 8 * reg)
                             if (pid, fd) in dirty_fds:
                                 exact = False
                             else:
@@ -205,7 +213,7 @@ class Scanner:
             # An exact match of a syscall only counted or copied (runs_below): Python never looks
             # at the state for it, so nothing need wait for it and a fast event may be one.
             runnable = bool(runs_below) and why & _MATCHED == _MATCHED and evt < runs_below \
-                and not _U32.unpack_from(batch, off + REC_FLAGS)[0] & RF_HIDDEN
+                and not _U32.unpack_from(batch, off + OFF_FLAGS)[0] & RF_HIDDEN
             if code and why & SEL_STATE:
                 if (why == SEL_STATE or (why == SEL_STATE | _MATCHED and runnable)) and not blocked \
                         and pid not in waiting_pids and fdkey not in waiting_fds:
@@ -241,10 +249,10 @@ class Scanner:
                     # An exact match whose consumer reads only its own fd (and thread): only
                     # that fd must keep still.
                     reg = regs[evt]
-                    if reg < 6:
-                        waiting_fds.add((pid, _i32(batch, off + 32 + 8 * reg)))
+                    if reg < REC_NARGS:
+                        waiting_fds.add((pid, _i32(batch, off + OFF_ARGS + 8 * reg)))
                     elif reg == FD_RET:
-                        waiting_fds.add((pid, _i32(batch, off + 24)))
+                        waiting_fds.add((pid, _i32(batch, off + OFF_RET)))
                 else:
                     waiting_pids.add(pid)
             if why == _MATCHED and runnable:
@@ -268,7 +276,7 @@ class Scanner:
     def _apply_fast(self, batch: bytes, off: int, pid: int, tid: int, length: int, code: int) -> None:
         """Apply a fast-mask event to the state."""
         assert self._fast is not None
-        ret = _ARG.unpack_from(batch, off + 24)[0]
+        ret = _ARG.unpack_from(batch, off + OFF_RET)[0]
         if code == FAST_CLOSE:
             if ret == 0:
                 table = self._fast.fds.get(pid)
@@ -277,14 +285,14 @@ class Scanner:
             return
         if ret < 0 or ret > 0x7FFFFFFF:
             return  # a failed open changes nothing
-        l0, l1 = _LENS.unpack_from(batch, off + 80)
+        l0, l1 = _LENS.unpack_from(batch, off + OFF_L0)
         if REC_FIXED + l0 + l1 > length:
             l0 = l1 = 0
         p = off + REC_FIXED
         if code == FAST_OPEN_A1:
-            flags = _U64.unpack_from(batch, off + 40)[0]
+            flags = _U64.unpack_from(batch, off + OFF_ARGS + 8)[0]
         elif code == FAST_OPEN_A2:
-            flags = _U64.unpack_from(batch, off + 48)[0]
+            flags = _U64.unpack_from(batch, off + OFF_ARGS + 16)[0]
         elif code == FAST_OPEN_SEG1:
             flags = int.from_bytes(bytes(batch[p + l0:p + l0 + min(l1, 8)]) or b"\0", "little")
         else:
@@ -326,14 +334,14 @@ class Scanner:
 
 def _absolute_open(batch: bytes, off: int, length: int) -> bool:
     """An open that returned an fd, of an absolute path: applying it needs no other state."""
-    ret = _ARG.unpack_from(batch, off + 24)[0]
-    l0, l1 = _LENS.unpack_from(batch, off + 80)
+    ret = _ARG.unpack_from(batch, off + OFF_RET)[0]
+    l0, l1 = _LENS.unpack_from(batch, off + OFF_L0)
     return 0 <= ret <= 0x7FFFFFFF and l0 > 0 and REC_FIXED + l0 + l1 <= length and batch[off + REC_FIXED] == 0x2F
 
 
 def _fast_fd(batch: bytes, off: int, code: int) -> int:
     """The fd a fast-mask event changes: close's argument, or the fd an open returned."""
-    return _i32(batch, off + (32 if code == FAST_CLOSE else 24))
+    return _i32(batch, off + (OFF_ARGS if code == FAST_CLOSE else OFF_RET))
 
 
 def _i32(batch: bytes, off: int) -> int:
