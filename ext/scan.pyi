@@ -4,19 +4,9 @@ from array import array
 from collections.abc import Callable
 from typing import Any, Protocol
 
-SEL_STATE: int
-SEL_MATCH: int
-SEL_EXACT: int
-FD_RET: int
-FD_NONE: int
-FAST_CLOSE: int
-FAST_OPEN_A1: int
-FAST_OPEN_A2: int
-FAST_OPEN_SEG1: int
-FAST_CREAT: int
-SEL_FAST: int
+__all__ = ["BatchError", "Scanner"]
 
-class FastState(Protocol):
+class _FastState(Protocol):
     """What the scanner's fast path changes: the state's fd tables."""
 
     fds: dict[int, dict[int, Any]]
@@ -38,6 +28,7 @@ class Scanner:
     fast_on: bool
     exact_fd_only: bool
     fast_applied: int
+    runs_below: int
     def __init__(
         self,
         state_mask: bytes,
@@ -46,7 +37,7 @@ class Scanner:
         fd_check: Callable[[int, int], bool | None] | None = None,
         fd_regs: bytes | None = None,
         fast_mask: bytes | None = None,
-        fast: FastState | None = None,
+        fast: _FastState | None = None,
     ) -> None: ...
     @property
     def state_mask(self) -> bytes: ...

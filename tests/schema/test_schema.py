@@ -71,8 +71,25 @@ def test_other_events_beyond_syscalls() -> None:
 
 
 # --- the generated header -----------------------------------------------------------------------------
-def test_generated_header_is_fresh() -> None:
-    assert gen.render_header() == gen.HEADER.read_text(), "run `python -m tracer.schema.gen`"
+@pytest.mark.parametrize("path", sorted(gen.GENERATED), ids=lambda p: p.name)
+def test_generated_files_are_fresh(path: Path) -> None:
+    assert gen.GENERATED[path]() == path.read_text(), "run `python -m tracer.schema.gen`"
+
+
+def test_cython_include_matches_the_python_layout() -> None:
+    text = gen.render_pxi()
+    consts = {k: int(v) for k, v in re.findall(r"^    ([A-Z]\w*) = (\d+)$", text, re.M)}
+    assert {k: consts[k] for k in ("OFF_TS", "OFF_LEN", "OFF_RET", "OFF_ARGS", "OFF_L0", "OFF_L1", "OFF_FLAGS",
+                                   "REC_HEAD", "REC_FIXED", "RF_HIDDEN", "SEL_RUN", "RUN_BYTES_SHIFT")} == \
+        {"OFF_TS": 0, "OFF_LEN": 20, "OFF_RET": 24, "OFF_ARGS": 32, "OFF_L0": 80, "OFF_L1": 82, "OFF_FLAGS": 84,
+         "REC_HEAD": 24, "REC_FIXED": 88, "RF_HIDDEN": R.RF_HIDDEN, "SEL_RUN": R.SEL_RUN,
+         "RUN_BYTES_SHIFT": R.RUN_BYTES_SHIFT}
+    sizes = {"uint64_t": "Q", "int64_t": "q", "uint32_t": "I", "uint16_t": "H"}
+    for name, fmt in (("rec_head", R.HEAD_FMT), ("rec_fixed", R.FIXED_FMT)):
+        body = re.search(rf"cdef packed struct {name}:\n((?:    .*\n)+)", text)
+        assert body is not None
+        fields = re.findall(r"    (\w+) (\w+)(?:\[(\d+)\])?", body[1])
+        assert "<" + "".join(count + sizes[typ] for typ, _name, count in fields) == fmt
 
 
 def test_header_record_struct_matches_the_python_layout() -> None:

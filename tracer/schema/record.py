@@ -26,14 +26,8 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-REC_HEAD: Final = 24
-REC_FIXED: Final = 88
-ARGS_OFF: Final = 32
-HEAD_FMT: Final = "<QIIHHI"
-FIXED_FMT: Final = "<QIIHHIq6QHHI"
-assert struct.calcsize(HEAD_FMT) == REC_HEAD
-assert struct.calcsize(FIXED_FMT) == REC_FIXED
-
+# Offsets of the fields of the fixed part (the table above); no other file spells them as numbers.
+# ext/record.pxi carries the same names to Cython (written by tracer/schema/gen.py).
 OFF_TS: Final = 0
 OFF_TID: Final = 8
 OFF_PID: Final = 12
@@ -45,12 +39,43 @@ OFF_ARGS: Final = 32
 OFF_L0: Final = 80
 OFF_L1: Final = 82
 OFF_FLAGS: Final = 84
+REC_HEAD: Final = 24  # ts to len: what a walker reads to step from record to record
+REC_FIXED: Final = 88  # the whole fixed part; the payload starts here
+REC_NARGS: Final = 6  # argument registers, 8 bytes each from OFF_ARGS
+REC_ALIGN: Final = 8  # every record's length is a multiple of it
+HEAD_FMT: Final = "<QIIHHI"
+FIXED_FMT: Final = "<QIIHHIq6QHHI"
+assert struct.calcsize(HEAD_FMT) == REC_HEAD == OFF_LEN + 4
+assert struct.calcsize(FIXED_FMT) == REC_FIXED == OFF_FLAGS + 4
+assert [struct.calcsize(FIXED_FMT[:i]) for i in (1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12)] == [
+    OFF_TS, OFF_TID, OFF_PID, OFF_EVT, OFF_CPU, OFF_LEN, OFF_RET, OFF_ARGS, OFF_L0, OFF_L1, OFF_FLAGS]
+assert OFF_ARGS + 8 * REC_NARGS == OFF_L0
 
 # Record flags.
 RF_TRUNC0: Final = 1  # segment 0 was cut to its capture limit
 RF_TRUNC1: Final = 2
 RF_FAULT: Final = 4  # a user-memory read failed; the segment is empty
 RF_HIDDEN: Final = 8  # kept only for state (-F): never printed, never given to chisels
+
+# What the scanner (ext/scan.pyx, tracer/_pure/scan.py) says of a record it selects: the third
+# value of each (index, offset, why) triple of its selection.
+SEL_STATE: Final = 1  # the event changes the state
+SEL_MATCH: Final = 2  # the event may pass the filter
+SEL_EXACT: Final = 4  # with SEL_MATCH: every check the scanner made gave a definite answer
+SEL_FAST: Final = 8  # with SEL_STATE: a fast-path fd event for Python to apply, in order (Scanner.apply)
+# A run: exact matches of one thread, back to back, as one triple (the offset of its last record,
+# that of its first, and SEL_RUN | records << RUN_COUNT_SHIFT | bytes << RUN_BYTES_SHIFT).
+SEL_RUN: Final = 16
+RUN_COUNT_SHIFT: Final = 8
+RUN_BYTES_SHIFT: Final = 32
+RUN_COUNT_MASK: Final = (1 << (RUN_BYTES_SHIFT - RUN_COUNT_SHIFT)) - 1
+
+# The scanner's fast-path codes (its fast_mask, by event id): how it applies an fd event itself.
+FAST_CLOSE: Final = 1  # close(fd=arg0) returning 0
+FAST_OPEN_A1: Final = 2  # open-like returning an fd; path in segment 0, flags in arg1
+FAST_OPEN_A2: Final = 3  # flags in arg2 (openat)
+FAST_OPEN_SEG1: Final = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
+FAST_CREAT: Final = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
 
 # Event ids. Syscalls occupy [0, 2 * NSYSCALLS); the rest follow.
 NSYSCALLS: Final = 512
@@ -75,7 +100,7 @@ def syscall_evt(nr: int, direction: int) -> int:
 
 def padded(n: int) -> int:
     """Record length rounded up to the 8-byte alignment every record keeps."""
-    return (n + 7) & ~7
+    return (n + REC_ALIGN - 1) & ~(REC_ALIGN - 1)
 
 
 def pack_record(
