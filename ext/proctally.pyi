@@ -1,5 +1,7 @@
 """Typed surface of the Cython per-process tally (twin: tracer/_pure/proctally.py)."""
 
+__all__ = ["K_CALL", "K_ERR", "K_IO", "Tally"]
+
 K_CALL: int
 K_ERR: int
 K_IO: int

@@ -11,23 +11,16 @@ costs one dictionary update.
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
-DEF REC_FIXED = 88
-DEF OFF_RET = 24
+include "record.pxi"
+
+__all__ = ["K_CALL", "K_ERR", "K_IO", "Tally"]
+
 K_CALL = 1
 K_ERR = 2
 K_IO = 4
 DEF C_CALL = 1
 DEF C_ERR = 2
 DEF C_IO = 4
-
-
-cdef packed struct rec_head:
-    uint64_t ts
-    uint32_t tid
-    uint32_t pid
-    uint16_t evt
-    uint16_t cpu
-    uint32_t length
 
 
 cdef class Tally:

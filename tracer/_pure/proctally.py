@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import struct
 
+from ..schema import record as R
+
+__all__ = ["K_CALL", "K_ERR", "K_IO", "Tally"]
+
 K_CALL = 1  # a syscall's exit: one call
 K_ERR = 2  # its result is the return value: negative is a failure
 K_IO = 4  # read/write family: a positive result is bytes moved
 
-REC_FIXED = 88
-_HEAD = struct.Struct("<QIIHHIq")  # ts tid pid evt cpu len ret
+REC_FIXED = R.REC_FIXED
+_HEAD = struct.Struct(R.HEAD_FMT + "q")  # ts tid pid evt cpu len, then ret (at OFF_RET)
+assert R.OFF_RET == R.REC_HEAD
 
 
 class Tally:
