@@ -49,7 +49,7 @@ class Event:
     """A decoded record. ``num`` is sysdig's evt.num (every record counts, hidden ones too)."""
 
     __slots__ = ("num", "ts", "tid", "pid", "evt", "cpu", "ret", "args", "seg0", "seg1", "flags",
-                 "state", "thread", "latency", "_info", "_fd")
+                 "state", "thread", "latency", "_info", "_fd", "ppm")
     num: int
     ts: int
     tid: int
@@ -66,6 +66,12 @@ class Event:
         p = off + R.REC_FIXED
         self.seg0 = bytes(buf[p:p + l0]) if l0 else b""
         self.seg1 = bytes(buf[p + l0:p + l0 + l1]) if l1 else b""
+        # A record read from a .scap file carries its PPM event: (type, parameter values).
+        self.ppm: tuple[int, list[bytes]] | None = None
+        if self.flags & R.RF_PPM:
+            from .capture.scap.translate import read_annex
+
+            self.ppm = read_annex(buf, off, l0, l1, length)
         self.num = num
         self.state = state
         self.thread: Thread | None = state.threads.get(self.tid)
@@ -160,6 +166,10 @@ class Event:
 
     def info_str(self, opts: RenderOptions) -> str:
         """sysdig's evt.info: ``name=value`` for each parameter, each followed by a space."""
+        if self.ppm is not None:
+            from .capture.scap.render import ppm_info
+
+            return ppm_info(self, opts)
         parts = []
         for p in self.params:
             text = self.arg_str(p, opts)

@@ -32,6 +32,7 @@ from .record import (
     EVT_MAX,
     EVT_PROCEXIT,
     EVT_PROCINFO,
+    EVT_SWITCH,
     EVT_THREADINFO,
     NSYSCALLS,
 )
@@ -326,6 +327,7 @@ SYSCALL_NR, SYSCALLS = _build()
 OTHER_EVENTS: Final[dict[int, EventInfo]] = {
     EVT_PROCEXIT: EventInfo("procexit", "process", exit=(Param("status", PT.INT, "a0"),)),
     EVT_CONNECTED: EventInfo("connected", "internal", enter=(Param("fd", PT.FD, "a0"),)),
+    EVT_SWITCH: EventInfo("switch", "scheduler", enter=(Param("next", PT.PID, "a0"),)),
     EVT_THREADINFO: EventInfo("threadinfo", "internal"),
     EVT_FDINFO: EventInfo("fdinfo", "internal"),
     EVT_PROCINFO: EventInfo("procinfo", "internal"),

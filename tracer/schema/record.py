@@ -51,12 +51,14 @@ RF_TRUNC0: Final = 1  # segment 0 was cut to its capture limit
 RF_TRUNC1: Final = 2
 RF_FAULT: Final = 4  # a user-memory read failed; the segment is empty
 RF_HIDDEN: Final = 8  # kept only for state (-F): never printed, never given to chisels
+RF_PPM: Final = 16  # read from a .scap file: the PPM event follows the segments (capture/scap/translate.py)
 
 # Event ids. Syscalls occupy [0, 2 * NSYSCALLS); the rest follow.
 NSYSCALLS: Final = 512
 EVT_BASE_OTHER: Final = 2 * NSYSCALLS
 EVT_PROCEXIT: Final = EVT_BASE_OTHER + 0  # kernel: sched_process_exit
 EVT_CONNECTED: Final = EVT_BASE_OTHER + 1  # kernel: a client TCP connection established (both ends)
+EVT_SWITCH: Final = EVT_BASE_OTHER + 2  # a context switch (read from .scap captures)
 EVT_THREADINFO: Final = EVT_BASE_OTHER + 16  # user space: /proc facts about one thread
 EVT_FDINFO: Final = EVT_BASE_OTHER + 17  # user space: a socket's resolved tuple
 EVT_PROCINFO: Final = EVT_BASE_OTHER + 18  # user space: CPU sample of one thread

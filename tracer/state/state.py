@@ -20,6 +20,7 @@ from ..schema import record as R
 from ..schema import tracepoints as TP
 from ..schema.events import SYSCALL_NR
 from .tables import Fd, Group, Thread, User
+from ..capture.scap.state import apply_ppm
 
 _NR = SYSCALL_NR
 O_DIRECTORY = 0o200000
@@ -140,6 +141,9 @@ class State:
         h = self._handlers.get(evt)
         if h is not None:
             h(ev)
+            ev.thread = self.threads.get(ev.tid)
+        if ev.ppm is not None:
+            apply_ppm(self, ev)  # what a .scap event says beyond the record (capture/scap/state.py)
             ev.thread = self.threads.get(ev.tid)
 
     def exit_latency(self, ev: Event) -> None:

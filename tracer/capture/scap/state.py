@@ -1,0 +1,170 @@
+"""A scap file's tables as ktrace's state rows, and the state PPM events carry beyond a record.
+
+The probe's records leave process facts to /proc; a PPM execve or clone exit carries them (exe,
+args, cwd, ids, cgroups), and connect/accept exits carry the socket tuple sysdig names the fd by.
+``apply_ppm`` gives the state those, after ktrace's own handler saw the record.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tracer.enrich.cgroup import parse_cgroup
+from tracer.state.tables import Fd, Thread
+
+from .blocks import ScapFd, ScapThread, split_args, split_cgroups
+from .events import int_value, sockaddr_parts, tuple_parts
+from .table import ppm_event
+from .translate import to_linux_flags
+
+if TYPE_CHECKING:
+    from tracer.event import Event
+    from tracer.state.state import State
+
+
+def cgroup_text(cgroups: list[tuple[str, str]]) -> str:
+    """The /proc/PID/cgroup form of a scap thread's cgroups, which ktrace's container match reads."""
+    return "\n".join(f"0:{k}:{v}" for k, v in cgroups)
+
+
+def container_of(cgroups: list[tuple[str, str]]) -> str:
+    return parse_cgroup(cgroup_text(cgroups)).id if cgroups else "host"
+
+
+def thread_rows(threads: list[ScapThread]) -> list[list[Any]]:
+    rows = []
+    for s in threads:
+        t = Thread(s.tid, s.pid, s.ptid, s.comm, s.exe, s.exepath, s.args, s.cwd, s.uid, s.gid, s.loginuid, 0, s.vtid, s.vpid, s.sid,
+                   container_of(s.cgroups), cgroup_text(s.cgroups), 0, s.fdlimit, s.vmsize_kb, s.vmrss_kb)
+        rows.append(t.to_row())
+    return rows
+
+
+def to_fd(f: ScapFd) -> Fd:
+    fd = Fd(f.fd, f.type, f.name, l4proto=f.l4proto, ino=f.ino,
+            flags=to_linux_flags("file_flags", f.open_flags) if f.open_flags else 0)
+    if f.kind in (3, 4):
+        fd.set_tuple(f.cip, f.cport, f.sip, f.sport)
+        fd.is_server = None
+    elif f.kind in (5, 6):
+        fd.set_server(f.sip, f.sport)
+    return fd
+
+
+def fd_rows(threads: list[ScapThread], fds: dict[int, list[ScapFd]]) -> list[list[Any]]:
+    """One fd table per process: the first table of any of its threads (threads share it)."""
+    pid_of = {t.tid: t.pid for t in threads}
+    tables: dict[int, list[Any]] = {}
+    for tid, lst in fds.items():
+        pid = pid_of.get(tid, tid)
+        if pid in tables and tid != pid:
+            continue
+        tables[pid] = [to_fd(f).to_row() for f in lst]
+    return [[pid, rows] for pid, rows in tables.items()]
+
+
+_PROC_EXITS = frozenset({"execve", "execveat", "clone", "fork", "vfork", "clone3"})
+
+
+def apply_ppm(state: State, ev: Event) -> None:
+    """What a PPM exit tells the state beyond ktrace's handler: process facts and socket tuples."""
+    got = ev.ppm
+    if got is None:
+        return
+    etype, vals = got
+    info = ppm_event(etype)
+    if info is None or not etype & 1:
+        return
+    params = {p.name: (p, raw) for p, raw in zip(info.params, vals, strict=False)}
+    name = info.name
+    if name == "bind":
+        # libsinsp makes a socket a server only when bound to a port; ktrace's handler did already.
+        a = params.get("addr")
+        parts = sockaddr_parts(a[1]) if a else None
+        num = ev.fd_num()
+        fd = state.fd(ev.pid, num) if num is not None else None
+        if fd is not None and parts is not None and parts[0] != "unix" and parts[2] == 0:
+            fd.is_server = None
+        return
+    if name in _PROC_EXITS:
+        res = params.get("res")
+        r = int_value(*res) if res else -1
+        if (name.startswith("exec") and r == 0) or (not name.startswith("exec") and r == 0):
+            _process_facts(state, ev, params, exec_=name.startswith("exec"))
+    elif name in ("connect", "accept", "accept4") or (name in ("sendto", "recvfrom") and "tuple" in params):
+        tup = params.get("tuple")
+        parts = tuple_parts(tup[1]) if tup else None
+        if parts is None:
+            return
+        key = "fd" if name.startswith("accept") else None
+        num = int_value(*params["fd"]) if key and "fd" in params else ev.fd_num()
+        if num is None or num < 0:
+            return
+        res = params.get("res")
+        if name == "connect" and res and int_value(*res) not in (0, -115):
+            return
+        fam, sip, sport, dip, dport = parts
+        fd = state.fd(ev.pid, num)
+        if fd is None:
+            if not name.startswith("accept"):
+                return
+            fd = Fd(num, fam)
+            state.fds.setdefault(ev.pid, {})[num] = fd
+        if fam == "unix":
+            fd.type = "unix"
+            fd.name = dip
+            return
+        if name in ("sendto", "recvfrom") and fd.name:
+            return
+        fd.type = fam
+        fd.l4proto = fd.l4proto or "tcp"
+        if name == "recvfrom":
+            sip, sport, dip, dport = dip, dport, sip, sport  # the tuple is as received: peer first
+        fd.set_tuple(sip, sport, dip, dport)
+        fd.is_server = name.startswith("accept")
+
+
+def _process_facts(state: State, ev: Event, params: dict[str, Any], exec_: bool) -> None:
+    def num(k: str) -> int | None:
+        p = params.get(k)
+        return int_value(*p) if p else None
+
+    def text(k: str) -> str | None:
+        p = params.get(k)
+        return p[1].split(b"\0", 1)[0].decode(errors="replace") if p else None
+
+    tid = num("tid") or ev.tid
+    if tid != ev.tid:
+        return
+    t = state.threads.get(ev.tid)
+    if t is None:
+        t = state.thread(ev.tid, num("pid") or ev.pid)
+    exe, args = text("exe"), params.get("args")
+    if exe is not None:
+        t.exe = exe
+    if args is not None:
+        t.args = split_args(args[1])
+    cwd = text("cwd")
+    if cwd is not None:
+        t.cwd = cwd
+    comm = text("comm")
+    if comm:
+        t.comm = comm
+    elif exec_ and exe:
+        t.comm = exe.rsplit("/", 1)[-1][:15]
+    for k, attr in (("pid", "pid"), ("ptid", "ptid"), ("vtid", "vtid"), ("vpid", "vpid"), ("uid", "uid"),
+                    ("gid", "gid"), ("loginuid", "loginuid"), ("fdlimit", "fdlimit"), ("vm_size", "vmsize_kb"),
+                    ("vm_rss", "vmrss_kb")):
+        v = num(k)
+        if v is not None:
+            setattr(t, attr, v)
+    cg = params.get("cgroups")
+    if cg is not None:
+        groups = split_cgroups(cg[1])
+        t.cgroups = cgroup_text(groups)
+        t.container_id = container_of(groups)
+    exepath = text("trusted_exepath")
+    if exepath:
+        t.exepath = exepath
+    state.version += 1
+    state._changed(ev.tid)
