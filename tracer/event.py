@@ -75,6 +75,8 @@ class Event:
         self.num = num
         self.state = state
         self.thread: Thread | None = state.threads.get(self.tid)
+        if self.thread is None and self.ppm is not None:
+            self.thread = state.thread(self.tid, self.pid)  # like libsinsp: a thread from its first event
         self.latency = 0  # exit events: ns since the matching enter (set by the state)
         self._info: EventInfo | None | bool = False
         self._fd: Fd | None | bool = False  # looked up once, after the state saw the event
@@ -144,6 +146,10 @@ class Event:
 
     def fd_num(self) -> int | None:
         """The fd this event is about: its 'fd' argument, or the new fd it returned."""
+        if self.ppm is not None:
+            from .capture.scap.state import ppm_fd_num
+
+            return ppm_fd_num(self)
         if self.evt >= R.EVT_BASE_OTHER:
             return None
         reg = FD_REGS[self.evt]
@@ -155,6 +161,10 @@ class Event:
 
     @property
     def fd(self) -> Fd | None:
+        if self._fd is False and self.ppm is not None:
+            from .capture.scap.state import ppm_fd
+
+            self._fd = ppm_fd(self)
         if self._fd is False:
             n = self.fd_num()
             self._fd = None if n is None or n < 0 else self.state.fd(self.pid, n)

@@ -7,6 +7,8 @@ comparison false.
 
 from __future__ import annotations
 
+from ..capture.scap.state import ppm_res
+
 import dataclasses
 import enum
 import posixpath
@@ -233,6 +235,9 @@ def _io_dir(ev: Event, _a: Any) -> Any:
 
 
 def _res(ev: Event, _a: Any) -> Any:
+    if ev.ppm is not None:
+        r = ppm_res(ev)
+        return None if r is None else (f"{errno_name(-r)}" if r < 0 else "SUCCESS")
     if not ev.is_syscall or not ev.direction:
         return None
     from ..event import s64
@@ -242,6 +247,8 @@ def _res(ev: Event, _a: Any) -> Any:
 
 
 def _rawres(ev: Event, _a: Any) -> Any:
+    if ev.ppm is not None:
+        return ppm_res(ev)
     if not ev.is_syscall or not ev.direction or not ev.params:
         return None
     from ..event import s64

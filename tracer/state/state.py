@@ -25,6 +25,7 @@ from ..capture.scap.state import apply_ppm
 _NR = SYSCALL_NR
 O_DIRECTORY = 0o200000
 O_CLOEXEC = 0o2000000
+_CLOSES = frozenset({SYSCALL_NR["close"] * 2 + 1})
 CLONE_THREAD = 0x10000
 CLONE_PARENT = 0x8000
 CLONE_NEWPID = 0x20000000
@@ -138,6 +139,8 @@ class State:
             ts = self._enter_ts.pop(ev.tid, 0)
             if ts:
                 ev.latency = ev.ts - ts
+        if ev.ppm is not None and evt in _CLOSES:
+            _ = ev.fd  # a scap event names the fd it closes, as libsinsp does: look it up first
         h = self._handlers.get(evt)
         if h is not None:
             h(ev)

@@ -63,6 +63,84 @@ def fd_rows(threads: list[ScapThread], fds: dict[int, list[ScapFd]]) -> list[lis
     return [[pid, rows] for pid, rows in tables.items()]
 
 
+def ppm_fd_num(ev: Event) -> int | None:
+    """fd.num of an event read from a scap file, by libsinsp's rule: the fd parameter of events
+    that use one (an exit keeps its enter's), -1 on the enter of an event that creates one, its
+    result on the exit; nothing for other events."""
+    assert ev.ppm is not None
+    etype, vals = ev.ppm
+    info = ppm_event(etype)
+    if info is None:
+        return None
+    if "uses_fd" in info.flags:
+        if not etype & 1 and info.params and vals:
+            return int_value(info.params[0], vals[0])
+        from tracer.schema import record as R
+        from tracer.schema.events import FD_NONE, FD_REGS, FD_RET
+
+        reg = FD_REGS[ev.evt] if ev.evt < R.EVT_BASE_OTHER else FD_NONE
+        if reg == FD_NONE:
+            return None
+        return ev.ret if reg == FD_RET else _s32(ev.args[reg])
+    if "creates_fd" in info.flags:
+        if not etype & 1:
+            return -1
+        params = {p.name: (p, raw) for p, raw in zip(info.params, vals, strict=False)}
+        for k in ("fd", "fd2"):  # a pipe's last fd is the one libsinsp remembers
+            if k in params:
+                v = int_value(*params[k])
+                return -1 if v < 0 else v
+        r = ppm_res(ev)
+        return None if r is None else (-1 if r < 0 else r)
+    return None
+
+
+def ppm_fd(ev: Event) -> Fd | None:
+    """The fd an event read from a scap file is about. A failed open names the path it tried, as
+    libsinsp's temporary fd does."""
+    n = ppm_fd_num(ev)
+    if n is None:
+        return None
+    if n >= 0:
+        return ev.state.fd(ev.pid, n)
+    assert ev.ppm is not None
+    etype, vals = ev.ppm
+    info = ppm_event(etype)
+    if info is None or not etype & 1 or "creates_fd" not in info.flags:
+        return None
+    for p, raw in zip(info.params, vals, strict=False):
+        if p.name in ("name", "path") and raw:
+            from tracer.event import resolve_path
+
+            path = raw.split(b"\0", 1)[0].decode(errors="replace")
+            return Fd(-1, "file", resolve_path(ev, path, None))
+    return None
+
+
+def ppm_res(ev: Event) -> int | None:
+    """evt.rawres of an event read from a scap file: its ``res`` parameter, or the ``fd`` an exit of
+    an fd-creating event returns (libsinsp's rule); nothing for an event without one."""
+    assert ev.ppm is not None
+    etype, vals = ev.ppm
+    info = ppm_event(etype)
+    if info is None:
+        return None
+    params = list(zip(info.params, vals, strict=False))
+    for p, raw in params:
+        if p.name == "res":
+            return int_value(p, raw)
+    if etype & 1 and "creates_fd" in info.flags:
+        for p, raw in params:
+            if p.name == "fd":
+                return int_value(p, raw)
+    return None
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
 _PROC_EXITS = frozenset({"execve", "execveat", "clone", "fork", "vfork", "clone3"})
 
 
@@ -100,10 +178,16 @@ def apply_ppm(state: State, ev: Event) -> None:
         num = int_value(*params["fd"]) if key and "fd" in params else ev.fd_num()
         if num is None or num < 0:
             return
+        fam, sip, sport, dip, dport = parts
         res = params.get("res")
         if name == "connect" and res and int_value(*res) not in (0, -115):
+            # A failed connect: libsinsp names the fd by the tuple for this event only.
+            fd = state.fd(ev.pid, num)
+            if fd is not None and fam == "unix":
+                shown = Fd.from_row(fd.to_row())
+                shown.type, shown.name = "unix", f"{sip}->{dport:x} {dip}"
+                ev._fd = shown
             return
-        fam, sip, sport, dip, dport = parts
         fd = state.fd(ev.pid, num)
         if fd is None:
             if not name.startswith("accept"):
@@ -112,7 +196,7 @@ def apply_ppm(state: State, ev: Event) -> None:
             state.fds.setdefault(ev.pid, {})[num] = fd
         if fam == "unix":
             fd.type = "unix"
-            fd.name = dip
+            fd.name = f"{sip}->{dport:x} {dip}"  # libsinsp names a unix socket by its tuple
             return
         if name in ("sendto", "recvfrom") and fd.name:
             return

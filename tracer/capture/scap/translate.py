@@ -23,7 +23,7 @@ import msgpack
 
 from tracer.schema import flags as KF
 from tracer.schema import record as R
-from tracer.schema.events import SYSCALL_NR, SYSCALLS
+from tracer.schema.events import FD_REGS, SYSCALL_NR, SYSCALLS
 from tracer.schema.types import PT as KPT
 
 from .events import PPMEvent, int_value, sockaddr_parts
@@ -70,7 +70,7 @@ class Translator:
     """Turns the PPM events of one file into records, remembering each thread's enter."""
 
     def __init__(self) -> None:
-        self._enter: dict[int, tuple[int, tuple[int, ...], bytes, bytes]] = {}
+        self._enter: dict[int, tuple[int, tuple[int, ...], bytes, bytes, int]] = {}
         self.skipped: dict[str, int] = {}
         self.last_unknown = False
         self.known_tids: set[int] = set()
@@ -126,6 +126,9 @@ class Translator:
                 if pend is not None and pend[0] == evt - 1:
                     args = list(pend[1])
                     seg = [pend[2], pend[3]] if kinfo is not None and not kinfo.exit else seg
+                    reg = FD_REGS[evt]
+                    if "uses_fd" in info.flags and reg < 6:
+                        args[reg] = pend[4]  # the fd libsinsp remembers from the enter (-1: none)
                 if info.params and nparams and info.params[0].name in ("res", "fd"):
                     ret = int_value(info.params[0], ev.params[0])
             if kinfo is not None:
@@ -144,7 +147,10 @@ class Translator:
                     pair = [int_value(*params[k]) for k in ("fd1", "fd2") if k in params]  # type: ignore[arg-type]
                     seg[0] = struct.pack("<2i", *(pair + [0, 0])[:2])
             if not direction:
-                self._enter[tid] = (evt, tuple(args), seg[0], seg[1])
+                lastfd = -1
+                if "uses_fd" in info.flags and nparams and info.params[0].type in (PT.FD, PT.FD32):
+                    lastfd = int_value(info.params[0], ev.params[0])
+                self._enter[tid] = (evt, tuple(args), seg[0], seg[1], lastfd & 0xFFFFFFFFFFFFFFFF)
             if direction and kinfo is not None and kinfo.name in ("execve", "execveat", "clone", "fork",
                                                                    "vfork", "clone3", "prctl"):
                 comm = params.get("comm")
