@@ -24,6 +24,8 @@ _I32 = struct.Struct("<i")
 _PAIR = struct.Struct("<ii")
 AT_FDCWD = -100
 _CHDIR_EXIT = SYSCALL_NR["chdir"] * 2 + 1
+# Internal events of a scap file (CPU samples, container records) make no thread of their own.
+_NO_THREAD = frozenset({R.EVT_PROCINFO, R.EVT_CONTAINER})
 
 
 @dataclass
@@ -75,8 +77,10 @@ class Event:
         self.num = num
         self.state = state
         self.thread: Thread | None = state.threads.get(self.tid)
-        if self.thread is None and self.ppm is not None:
-            self.thread = state.thread(self.tid, self.pid)  # like libsinsp: a thread from its first event
+        if self.thread is None and self.ppm is not None and self.evt not in _NO_THREAD:
+            from .capture.scap.state import ensure_thread
+
+            self.thread = ensure_thread(state, self.tid, self.pid)  # like libsinsp: from its first event
         self.latency = 0  # exit events: ns since the matching enter (set by the state)
         self._info: EventInfo | None | bool = False
         self._fd: Fd | None | bool = False  # looked up once, after the state saw the event
@@ -282,7 +286,7 @@ class RecordView:
     state), filled straight from a record: table chisels count matching records through one
     reused view instead of decoding an Event per record."""
 
-    __slots__ = ("tid", "pid", "evt", "ret", "thread", "fd", "state")
+    __slots__ = ("tid", "pid", "evt", "ret", "thread", "fd", "state", "ppm", "_num")
 
     HEAD: ClassVar[struct.Struct] = struct.Struct("<QIIHHIq")  # ts tid pid evt cpu len ret
 
@@ -291,17 +295,29 @@ class RecordView:
         self.tid = self.pid = self.evt = self.ret = 0
         self.thread: Thread | None = None
         self.fd: Fd | None = None
+        self.ppm: bool | None = None  # read from a scap file: fd.name follows libsinsp's rule
+        self._num: int | None = None
+
+    def fd_num(self) -> int | None:
+        return self._num
 
     def set(self, buf: bytes, off: int, tid: int, pid: int, evt: int, ret: int) -> None:
         """Point the view at the record at ``off``, whose head the caller unpacked (``HEAD``)."""
         self.tid, self.pid, self.evt, self.ret = tid, pid, evt, ret
         state = self.state
         self.thread = state.threads.get(tid)
+        self.ppm = True if buf[off + R.OFF_FLAGS] & R.RF_PPM else None
+        if self.thread is None and self.ppm and evt not in _NO_THREAD:
+            from .capture.scap.state import ensure_thread
+
+            self.thread = ensure_thread(state, tid, pid)
         reg = FD_REGS[evt] if evt < R.EVT_BASE_OTHER else FD_NONE
         if reg == FD_NONE:
             self.fd = None
+            self._num = None
         else:
             num = ret if reg == FD_RET else _I32.unpack_from(buf, off + R.ARGS_OFF + 8 * reg)[0]
+            self._num = num
             table = state.fds.get(pid)
             self.fd = table.get(num) if table and 0 <= num <= 0x7FFFFFFF else None
 

@@ -7,7 +7,7 @@ comparison false.
 
 from __future__ import annotations
 
-from ..capture.scap.state import ppm_res
+from ..capture.scap.state import ppm_fd_name, ppm_res
 
 import dataclasses
 import enum
@@ -103,6 +103,8 @@ def _fd(ev: Event) -> Fd | None:
 def _fdattr(attr: str, empty: Any = "") -> Extract:
     def f(ev: Event, _a: Any) -> Any:
         fd = ev.fd
+        if attr == "name" and getattr(ev, "ppm", None) is not None:
+            return ppm_fd_name(ev)  # read from a scap file: libsinsp's rule
         if fd is None:
             return None
         v = getattr(fd, attr)

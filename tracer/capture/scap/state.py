@@ -22,6 +22,17 @@ if TYPE_CHECKING:
     from tracer.state.state import State
 
 
+def ensure_thread(state: State, tid: int, pid: int) -> Thread:
+    """The thread of an event read from a scap file. One the tables do not know is made as
+    libsinsp makes it offline: named ``<NA>`` (a value, so chisels key on it as sysdig's do)."""
+    t = state.threads.get(tid)
+    if t is None:
+        t = state.thread(tid, pid)
+        if not t.comm:
+            t.comm = t.exe = "<NA>"
+    return t
+
+
 def cgroup_text(cgroups: list[tuple[str, str]]) -> str:
     """The /proc/PID/cgroup form of a scap thread's cgroups, which ktrace's container match reads."""
     return "\n".join(f"0:{k}:{v}" for k, v in cgroups)
@@ -40,8 +51,13 @@ def thread_rows(threads: list[ScapThread]) -> list[list[Any]]:
     return rows
 
 
+def _sanitized(name: str) -> str:
+    """libsinsp drops unprintable characters from the names it loads (a unix path's newline)."""
+    return "".join(c for c in name if c.isprintable())
+
+
 def to_fd(f: ScapFd) -> Fd:
-    fd = Fd(f.fd, f.type, f.name, l4proto=f.l4proto, ino=f.ino,
+    fd = Fd(f.fd, f.type, _sanitized(f.name), l4proto=f.l4proto, ino=f.ino,
             flags=to_linux_flags("file_flags", f.open_flags) if f.open_flags else 0)
     if f.kind in (3, 4):
         fd.set_tuple(f.cip, f.cport, f.sip, f.sport)
@@ -136,9 +152,38 @@ def ppm_res(ev: Event) -> int | None:
     return None
 
 
+def ppm_fd_name(ev: Any) -> str | None:
+    """fd.name of an event read from a scap file (an Event, or a RecordView of an exit), by
+    libsinsp 0.29's rule: the fd's name; for an exit whose fd is unknown an empty name, or what a
+    failed open or connect tried; nothing for an enter whose fd is unknown or an event without one."""
+    n = ev.fd_num()
+    if n is None:
+        return None
+    fd = ev.fd
+    got = ev.ppm if isinstance(ev.ppm, tuple) else None
+    is_exit = bool(got[0] & 1) if got is not None else True
+    if got is not None and is_exit:
+        info = ppm_event(got[0])
+        if info is not None and info.name == "connect" and len(got[1]) > 1:
+            r = ppm_res(ev)
+            if r is not None and r < 0:
+                from .render import param_str
+
+                return param_str(ev, info.params[1], got[1][1], info.params, got[1], _plain())[0]
+    if fd is not None:
+        return fd.name
+    return "" if is_exit else None
+
+
 def _s32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _plain() -> Any:
+    from tracer.event import RenderOptions
+
+    return RenderOptions()
 
 
 _PROC_EXITS = frozenset({"execve", "execveat", "clone", "fork", "vfork", "clone3"})
@@ -181,13 +226,7 @@ def apply_ppm(state: State, ev: Event) -> None:
         fam, sip, sport, dip, dport = parts
         res = params.get("res")
         if name == "connect" and res and int_value(*res) not in (0, -115):
-            # A failed connect: libsinsp names the fd by the tuple for this event only.
-            fd = state.fd(ev.pid, num)
-            if fd is not None and fam == "unix":
-                shown = Fd.from_row(fd.to_row())
-                shown.type, shown.name = "unix", f"{sip}->{dport:x} {dip}"
-                ev._fd = shown
-            return
+            return  # a failed connect leaves the fd as it was (ppm_fd_name shows the tuple)
         fd = state.fd(ev.pid, num)
         if fd is None:
             if not name.startswith("accept"):
