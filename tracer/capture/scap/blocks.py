@@ -48,7 +48,7 @@ FD_TYPES: Final = {
     8: "unix", 9: "event", 10: "unknown", 11: "signalfd", 12: "eventpoll", 13: "inotify", 14: "timerfd",
     15: "netlink", 16: "file",
 }
-L4PROTOS: Final = {6: "tcp", 17: "udp", 1: "icmp", 255: "raw", 0: ""}
+L4PROTOS: Final = {2: "tcp", 3: "udp", 4: "icmp", 5: "raw"}  # scap_l4_proto
 
 BLOCK_HEAD: Final = struct.Struct("<II")
 _U16 = struct.Struct("<H")

@@ -68,14 +68,29 @@ def to_fd(f: ScapFd) -> Fd:
 
 
 def fd_rows(threads: list[ScapThread], fds: dict[int, list[ScapFd]]) -> list[list[Any]]:
-    """One fd table per process: the first table of any of its threads (threads share it)."""
+    """One fd table per process: the first table of any of its threads (threads share it).
+
+    The table holds connected sockets as /proc shows them, local end first. Like libsinsp, an
+    IPv4 one whose local port some socket listens on is the server's end: its name is turned to
+    client->server; the others are clients'."""
     pid_of = {t.tid: t.pid for t in threads}
+    server_ports = {f.sport for lst in fds.values() for f in lst if f.kind in (5, 6)}
     tables: dict[int, list[Any]] = {}
     for tid, lst in fds.items():
         pid = pid_of.get(tid, tid)
         if pid in tables and tid != pid:
             continue
-        tables[pid] = [to_fd(f).to_row() for f in lst]
+        rows = []
+        for f in lst:
+            fd = to_fd(f)
+            if f.kind == 3:
+                if f.cport in server_ports:
+                    fd.set_tuple(f.sip, f.sport, f.cip, f.cport)
+                    fd.is_server = True
+                else:
+                    fd.is_server = False
+            rows.append(fd.to_row())
+        tables[pid] = rows
     return [[pid, rows] for pid, rows in tables.items()]
 
 
