@@ -77,6 +77,9 @@ class ScapReader:
         except CaptureError:
             self.close()
             raise
+        except _Cut:
+            self.close()
+            raise CaptureError(f"{self.path}: scap section header cut short") from None
         except (OSError, EOFError, zlib.error, B.ScapFormatError) as e:
             self.close()
             raise CaptureError(f"{self.path}: damaged scap section header ({e})") from None
@@ -93,17 +96,20 @@ class ScapReader:
     def _read_block(self) -> tuple[int, bytes] | None:
         """(type, body) of the next block; None at a clean end of file. Raises ScapFormatError for
         a block cut short or whose lengths cannot be right, EOFError/zlib.error for bad gzip."""
-        head = self._f.read(8)
-        if not head:
-            return None
-        if len(head) < 8:
-            raise _Cut()
-        btype, total = B.BLOCK_HEAD.unpack(head)
-        if total < 12 or total & 3 and btype != B.SHB:
-            raise B.ScapFormatError(f"block of type {btype:#x} says {total} bytes")
-        if total > MAX_BLOCK:
-            raise B.ScapFormatError(f"block of type {btype:#x} says {total} bytes, more than {MAX_BLOCK}")
-        rest = self._f.read(total - 8)
+        try:
+            head = self._f.read(8)
+            if not head:
+                return None
+            if len(head) < 8:
+                raise _Cut()
+            btype, total = B.BLOCK_HEAD.unpack(head)
+            if total < 12 or total & 3 and btype != B.SHB:
+                raise B.ScapFormatError(f"block of type {btype:#x} says {total} bytes")
+            if total > MAX_BLOCK:
+                raise B.ScapFormatError(f"block of type {btype:#x} says {total} bytes, more than {MAX_BLOCK}")
+            rest = self._f.read(total - 8)
+        except EOFError:
+            raise _Cut() from None  # a gzip stream cut short
         if len(rest) < total - 8:
             raise _Cut()
         if int.from_bytes(rest[-4:], "little") != total:
