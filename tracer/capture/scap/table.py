@@ -7,7 +7,7 @@ A fact of the scap format (falcosecurity/libs ``driver/event_table.c``, ``flags_
              id        the PPM event type (``PPME_*``); even ids are enters (and single events), odd
                        ids exits
              flags     comma-separated ``EF_*`` names (lower case, without the prefix), or ``-``
-             params    ``name:type[/format[/table]]``: type is a ``PT_*`` name, format a ``PF_*`` name,
+             params    ``name:type[/format[/table]]`` (``~`` stands for a space in a name): type is a ``PT_*`` name, format a ``PF_*`` name,
                        table the flag table (FLAGS) a flags or enum parameter is shown with, or
                        ``dirfdN`` for a path relative to the fd in parameter N
     FLAGS    the PPM flag tables (PPM values, not Linux's): ``table: NAME=value ...`` in the order
@@ -442,7 +442,7 @@ EVENTS = """
 319 renameat2 file - res:errno/dec olddirfd:fd/dec oldpath:fsrelpath/na/dirfd1 newdirfd:fd/dec newpath:fsrelpath/na/dirfd3 flags:flags32/hex/renameat2_flags
 320 userfaultfd file creates_fd,modifies_state
 321 userfaultfd file creates_fd,modifies_state res:errno/dec flags:flags32/hex/file_flags
-322 pluginevent other large_payload event_data:bytebuf
+322 pluginevent other large_payload plugin~ID:uint32/dec event_data:bytebuf
 323 pluginevent other unused
 324 container process modifies_state,large_payload json:charbuf
 325 container process unused
@@ -715,6 +715,7 @@ copy_file_range clone clone3
 
 def _param(tok: str) -> PParam:
     name, _, rest = tok.partition(":")
+    name = name.replace("~", " ")  # a space in a name (pluginevent's "plugin ID")
     parts = rest.split("/")
     fmt = PF[parts[1].upper()] if len(parts) > 1 else PF.NA
     table, dirfd = "", -1
