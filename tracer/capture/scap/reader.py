@@ -90,7 +90,6 @@ class ScapReader:
         self._data_start = 0
         self.header: dict[str, Any] = {"format": "scap", "scap_version": f"{section.major}.{section.minor}",
                                        "machine": {}}
-        self._pos = 0
 
     # --- the file --------------------------------------------------------------------------
     def _read_block(self) -> tuple[int, bytes] | None:
@@ -150,6 +149,7 @@ class ScapReader:
         groups: list[B.GroupEntry] = []
         tables_sent = False
         block_start = self._pos
+        end_note = ""
 
         def flush() -> EventBlock:
             nonlocal recs, first_ts, last_ts
@@ -160,21 +160,18 @@ class ScapReader:
 
         while True:
             at = self._pos
+            end_note = ""
             try:
                 blk = self._read_block()
             except _Cut:
-                self._note(f"capture truncated: recovered {self.events} events, lost the tail after byte {at}"
-                           + self._skip_note())
+                end_note = f"capture truncated: recovered {self.events} events, lost the tail after byte {at}"
                 break
             except (B.ScapFormatError, OSError, EOFError, zlib.error) as e:
                 self.damaged = True
-                self._note(f"damaged block at byte {at} ({e}): recovered {self.events} events, "
-                           f"stopped there" + self._skip_note())
+                end_note = f"damaged block at byte {at} ({e}): recovered {self.events} events, stopped there"
                 break
             if blk is None:
                 self.complete = True
-                if self.skipped:
-                    self._note("skipped " + self._skip_note().lstrip("; "))
                 break
             btype, body = blk
             name = B.BLOCK_NAMES.get(btype)
@@ -231,9 +228,10 @@ class ScapReader:
             yield flush()
         for what, n in tr.skipped.items():
             self._count(what, n)
-
-    def _skip_note(self) -> str:
-        return "".join(f"; skipped {n} {what}" for what, n in self.skipped.items())
+        skipped = ", ".join(f"{n} {what}" for what, n in self.skipped.items())
+        if end_note or skipped:
+            # One line: how the file ended, if not cleanly, and what was skipped and counted.
+            self._note("; ".join(x for x in (end_note, f"skipped {skipped}" if skipped else "") if x))
 
     def _tables(self, tr: Translator, threads: list[B.ScapThread], fds: dict[int, list[B.ScapFd]],
                 users: list[B.UserEntry], groups: list[B.GroupEntry]) -> Iterator[TableBlock]:

@@ -105,8 +105,9 @@ class Translator:
             return None
         evt = self.evt_id(ev, info)
         if evt < 0:
-            self._skip(f"{info.name} events")
-            return None
+            # Kept, hidden, so that evt.num stays sysdig's (it numbers every event it knows).
+            self._skip(f"{info.name} events (no ktrace counterpart, kept hidden)")
+            evt = R.EVT_PPM
         nparams = len(ev.params)
         if nparams > len(info.params):
             self._skip("parameters newer than the event table")
@@ -116,8 +117,8 @@ class Translator:
         ret = 0
         seg = [b"", b""]
         flags = RF_PPM
-        if ev.dump_flags & 1:
-            flags |= R.RF_HIDDEN  # state only (sysdig -F)
+        if ev.dump_flags & 1 or evt == R.EVT_PPM:
+            flags |= R.RF_HIDDEN  # state only (sysdig -F), or nothing ktrace can show
         if evt < R.EVT_BASE_OTHER:
             direction = evt & 1
             kinfo = SYSCALLS[evt >> 1]
