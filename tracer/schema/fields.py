@@ -7,8 +7,6 @@ comparison false.
 
 from __future__ import annotations
 
-from ..capture.scap.state import ppm_fd_name, ppm_res
-
 import dataclasses
 import enum
 import posixpath
@@ -17,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..capture.scap.state import ppm_fd_name, ppm_res
 from ..schema import record as R
 from ..schema.flags import errno_name
 from ..schema.types import PT

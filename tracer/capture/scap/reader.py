@@ -68,7 +68,7 @@ class ScapReader:
         self._pos = 0
         try:
             if self._raw.read(2) == GZIP_MAGIC:
-                self._f = gzip.GzipFile(fileobj=self._raw)
+                self._f = gzip.GzipFile(fileobj=self._raw)  # type: ignore[assignment]
             self._raw.seek(0)
             head = self._read_block()
             if head is None or head[0] != B.SHB:
@@ -242,7 +242,7 @@ class ScapReader:
         yield TableBlock("threads", thread_rows(threads))
         yield TableBlock("fds", fd_rows(threads, fds))
         yield TableBlock("containers", [])
-        tr.known_tids = {t.tid for t in threads}
+        tr.pids.update((t.tid, t.pid) for t in threads)
 
 
 class _Cut(Exception):

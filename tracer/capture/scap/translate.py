@@ -26,10 +26,12 @@ from tracer.schema import record as R
 from tracer.schema.events import FD_REGS, SYSCALL_NR, SYSCALLS
 from tracer.schema.types import PT as KPT
 
-from .events import PPMEvent, int_value, sockaddr_parts
-from .table import PPM_FLAGS, PT, SYSCALLS as PPM_SC, PEvent, ppm_event
+from .events import INT_FORMATS, PPMEvent, int_value, sockaddr_parts
+from .table import PPM_FLAGS, PT, PEvent, PParam, ppm_event
+from .table import SYSCALLS as PPM_SC
 
 RF_PPM: Final = R.RF_PPM
+Params = dict[str, tuple[PParam, bytes]]  # an event's parameters by name
 _ANNEX = struct.Struct("<IHH")
 
 # PPM event names that are a syscall ktrace knows under another name.
@@ -56,7 +58,7 @@ def to_linux_flags(ppm_table: str, value: int) -> int:
     ktable = FLAG_TABLES.get(ppm_table)
     if ktable is None:
         return value
-    by_name = dict(KF.FLAGS.get(ktable, ()) and [(n, b) for b, n in KF.FLAGS[ktable]])
+    by_name = {name: bit for bit, name in KF.FLAGS.get(ktable, ())}
     out = 0
     for name, bit in PPM_FLAGS.get(ppm_table, ()):
         if bit and value & bit == bit and name in by_name:
@@ -73,7 +75,7 @@ class Translator:
         self._enter: dict[int, tuple[int, tuple[int, ...], bytes, bytes, int]] = {}
         self.skipped: dict[str, int] = {}
         self.last_unknown = False
-        self.known_tids: set[int] = set()
+        self.pids: dict[int, int] = {}  # tid -> pid, from the thread table and process events
 
     def _skip(self, what: str) -> None:
         self.skipped[what] = self.skipped.get(what, 0) + 1
@@ -145,7 +147,7 @@ class Translator:
                     elif kp.src in ("s0", "s1"):
                         seg[int(kp.src[1])] = _segment(kp.type, p, raw)
                 if kinfo.name in ("pipe", "pipe2", "socketpair") and direction and "fd1" in params:
-                    pair = [int_value(*params[k]) for k in ("fd1", "fd2") if k in params]  # type: ignore[arg-type]
+                    pair = [int_value(*params[k]) for k in ("fd1", "fd2") if k in params]
                     seg[0] = struct.pack("<2i", *(pair + [0, 0])[:2])
             if not direction:
                 lastfd = -1
@@ -179,24 +181,16 @@ class Translator:
                            ret, *a, len(s0), len(s1), flags)
         return [head + s0 + s1 + annex + b"\0" * (total - used)]
 
-    _pids: dict[int, int]
-
-    def pid_of(self, tid: int, params: dict[str, tuple[object, bytes]]) -> int:
+    def pid_of(self, tid: int, params: Params) -> int:
         """The thread's process: from the thread table, or what execve/clone said."""
-        pids = self.__dict__.setdefault("_pids", {})
         pp = params.get("pid")
         tp = params.get("tid")
-        if pp is not None and tp is not None:
-            t = int_value(tp[0], tp[1])  # type: ignore[arg-type]
-            if t == tid:
-                pids[tid] = int_value(pp[0], pp[1])  # type: ignore[arg-type]
-        return pids.get(tid, tid)
-
-    def set_pids(self, pids: dict[int, int]) -> None:
-        self.__dict__.setdefault("_pids", {}).update(pids)
+        if pp is not None and tp is not None and int_value(*tp) == tid:
+            self.pids[tid] = int_value(*pp)
+        return self.pids.get(tid, tid)
 
 
-def _lookup(params: dict[str, tuple[object, bytes]], name: str) -> tuple[object, bytes] | None:
+def _lookup(params: Params, name: str) -> tuple[PParam, bytes] | None:
     for alias in PARAM_ALIASES.get(name, (name,)):
         found = params.get(alias)
         if found is not None:
@@ -204,12 +198,8 @@ def _lookup(params: dict[str, tuple[object, bytes]], name: str) -> tuple[object,
     return None
 
 
-def _register(p: object, raw: bytes) -> int | None:
+def _register(p: PParam, raw: bytes) -> int | None:
     """A numeric PPM parameter as a register value; None for one that is not a number."""
-    from .events import INT_FORMATS
-    from .table import PParam
-
-    assert isinstance(p, PParam)
     if p.type not in INT_FORMATS:
         return None
     v = int_value(p, raw)
@@ -218,10 +208,7 @@ def _register(p: object, raw: bytes) -> int | None:
     return v & 0xFFFFFFFFFFFFFFFF
 
 
-def _segment(ktype: KPT, p: object, raw: bytes) -> bytes:
-    from .table import PParam
-
-    assert isinstance(p, PParam)
+def _segment(ktype: KPT, p: PParam, raw: bytes) -> bytes:
     if p.type == PT.SOCKADDR:
         return linux_sockaddr(raw)
     if p.type in (PT.CHARBUF, PT.FSPATH, PT.FSRELPATH):
@@ -246,7 +233,7 @@ def linux_sockaddr(raw: bytes) -> bytes:
     return struct.pack("<H", 1) + ip.encode() + b"\0"
 
 
-def _container(info: PEvent, params: dict[str, tuple[object, bytes]]) -> dict[str, object]:
+def _container(info: PEvent, params: Params) -> dict[str, object]:
     """ktrace's container row from a container event (the JSON one, or the old fixed one)."""
     import json
 
