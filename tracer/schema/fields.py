@@ -280,8 +280,8 @@ def _container(key: str) -> Extract:
             return None
         cid = t.container_id
         if cid == "host":
-            if key in ("name", "id"):
-                return "host"
+            if key in ("name", "id", "type"):
+                return "host"  # sysdig 0.29 too: container.type is "host" outside containers
             return None
         if key == "id":
             return cid

@@ -66,7 +66,11 @@ def parse_event(body: bytes, block_type: int) -> PPMEvent:
     if length < hdr.size or pos + length > n:
         raise ScapFormatError(f"event of {length} bytes in a block of {n}")
     end = pos + length
-    lsize = 4 if block_type in LARGE_EVENTS else 2
+    # Lengths are u32 in the LARGE blocks, which hold the events flagged large_payload (libsinsp
+    # 0.29 goes by the flag, newer readers by the block: a writer makes them agree).
+    info = PPM_EVENTS[etype] if 0 <= etype < PPM_EVENT_MAX else None
+    large = block_type in LARGE_EVENTS or (info is not None and "large_payload" in info.flags)
+    lsize = 4 if large else 2
     start = pos + hdr.size
     if nparams < 0:
         nparams = _infer_nparams(body, start, end, etype)
