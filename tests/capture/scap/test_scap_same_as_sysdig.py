@@ -277,3 +277,24 @@ def test_containers(tmp_path: Path, args: list[str]) -> None:
     container_file(p)
     fmt = [a if not a.startswith("%") else "*" + a for a in args]
     assert ktrace("-r", str(p), *args).splitlines() == sysdig("-r", str(p), *fmt).splitlines()
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_arg_fields(name: str) -> None:
+    path = str(CAPTURES / name)
+    fmt = "%evt.num %evt.arg.fd %evt.arg.flags %evt.arg[1] %evt.arg.res %evt.arg.name %evt.rawarg.res %evt.res"
+    want = fadvise_fix(name, sysdig("-r", path, "-p", "*" + fmt))
+    assert ktrace("-r", path, "-p", fmt).splitlines() == want.splitlines()
+
+
+@pytest.mark.parametrize("flt", [
+    "evt.rawarg.res<0", "evt.arg.res=ENOENT", "fd.type=ipv6", "fd.l4proto=udp", "evt.type=open and evt.dir=<",
+    "proc.name=curl and fd.name contains /lib", "evt.failed=true", "fd.num=3", "evt.is_io=true",
+    "fd.sport=53 or fd.sport=80", "user.name=root", "container.id=host and evt.type in (connect, socket)",
+])
+@pytest.mark.parametrize("name", FILES)
+def test_filters(name: str, flt: str) -> None:
+    """The same events match the same filter."""
+    path = str(CAPTURES / name)
+    want = sysdig("-r", path, "-p", "*%evt.num", flt)
+    assert ktrace("-r", path, "-p", "%evt.num", flt).split() == want.split()

@@ -192,6 +192,35 @@ def ppm_fd_name(ev: Any) -> str | None:
     return "" if is_exit else None
 
 
+def ppm_arg(ev: Event, a: Any, raw: bool) -> Any:
+    """evt.arg.NAME / evt.arg[N] of an event read from a scap file, as sysdig gives it: the
+    resolved text where there is one (``<f>/etc/passwd``, ``O_RDONLY``, ``ENOENT``), else the
+    value; evt.rawarg.NAME: the number itself (text for strings)."""
+    assert ev.ppm is not None
+    etype, vals = ev.ppm
+    info = ppm_event(etype)
+    if info is None:
+        return None
+    pairs = list(zip(info.params, vals, strict=False))
+    if isinstance(a, int):
+        found = pairs[a] if 0 <= a < len(pairs) else None
+    else:
+        found = next(((p, v) for p, v in pairs if p.name == a), None)
+    if found is None:
+        return None
+    p, v = found
+    if raw:
+        from .events import INT_FORMATS
+
+        if p.type in INT_FORMATS:
+            return int_value(p, v)
+        return v.split(b"\0", 1)[0].decode(errors="replace")
+    from .render import param_str
+
+    text, resolved = param_str(ev, p, v, info.params, vals, _plain())
+    return resolved or text
+
+
 def _s32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v & 0x80000000 else v
