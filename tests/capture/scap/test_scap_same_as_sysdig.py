@@ -298,3 +298,38 @@ def test_filters(name: str, flt: str) -> None:
     path = str(CAPTURES / name)
     want = sysdig("-r", path, "-p", "*%evt.num", flt)
     assert ktrace("-r", path, "-p", "%evt.num", flt).split() == want.split()
+
+
+@pytest.mark.parametrize("fmt", [None, "%evt.num %evt.type %proc.name %fd.name %evt.rawres %evt.args"],
+                         ids=["default", "p"])
+@pytest.mark.parametrize("name", FILES)
+def test_json(name: str, fmt: str | None) -> None:
+    """-j lines. With -p, sysdig's `*` format gives an unset field as null, ktrace as "<NA>" (the
+    -p difference in README): sysdig's nulls are read as "<NA>"."""
+    import json
+
+    path = str(CAPTURES / name)
+    p = ["-p", fmt] if fmt else []
+    want = sysdig("-r", path, "-j", *(["-p", "*" + fmt] if fmt else []))
+    got = ktrace("-r", path, "-j", *p)
+    na = {k: "<NA>" for k in ("evt.rawres", "fd.name", "proc.name", "evt.args")}
+    rows = [{k: (na.get(k, v) if v is None else v) for k, v in json.loads(x).items()} for x in want.splitlines()]
+    if name == "cat_write.scap":
+        for r in rows:
+            if r["evt.num"] in (200, 201):
+                r["evt.type"] = "fadvise64"  # sysdig's <unknown> (module docstring)
+    assert [json.loads(x) for x in got.splitlines()] == rows
+
+
+def test_capinfo() -> None:
+    """capinfo's counts by type are sysdig's own (-D shows its internal events too)."""
+    from collections import Counter
+
+    from tracer.capture.capinfo import capinfo
+
+    path = CAPTURES / "curl_google.scap"
+    info = capinfo(path, __import__("tracer.schema.events", fromlist=["event_name"]).event_name)
+    want = Counter(sysdig("-r", str(path), "-D", "-p", "%evt.type").split())
+    assert info["events"] == sum(want.values()) == 1536
+    assert info["events_by_type"] == dict(want)
+    assert info["hostname"] == "ip-10-0-0-79" and info["complete"] and not info["notes"]
