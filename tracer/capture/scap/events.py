@@ -39,6 +39,8 @@ class PPMEvent:
     cpu: int
     dump_flags: int
     params: list[bytes]
+    lsize: int = 2  # bytes per parameter length: 2, or 4 in LARGE blocks
+    raw: bytes = b""  # the lengths and values as stored
 
 
 def parse_event(body: bytes, block_type: int) -> PPMEvent:
@@ -76,16 +78,15 @@ def parse_event(body: bytes, block_type: int) -> PPMEvent:
         nparams = _infer_nparams(body, start, end, etype)
     if nparams > (end - start) // lsize:
         raise ScapFormatError(f"event says {nparams} parameters in {end - start} bytes")
-    lf = f"<{nparams}{'I' if lsize == 4 else 'H'}"
-    lens = struct.unpack_from(lf, body, start)
+    lens = struct.unpack_from(f"<{nparams}{'I' if lsize == 4 else 'H'}", body, start)
     p = start + nparams * lsize
+    if p + sum(lens) > end:
+        raise ScapFormatError("parameter runs past its event")
     params = []
     for ln in lens:
-        if p + ln > end:
-            raise ScapFormatError("parameter runs past its event")
-        params.append(bytes(body[p:p + ln]))
+        params.append(body[p:p + ln])
         p += ln
-    return PPMEvent(ts, tid, etype, cpu, flags, params)
+    return PPMEvent(ts, tid, etype, cpu, flags, params, lsize, body[start:p])
 
 
 def _infer_nparams(body: bytes, start: int, end: int, etype: int) -> int:
