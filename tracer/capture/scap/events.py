@@ -104,16 +104,18 @@ def _infer_nparams(body: bytes, start: int, end: int, etype: int) -> int:
     return 0
 
 
+_INT_STRUCTS: Final = {t: struct.Struct(f) for t, f in INT_FORMATS.items()}
+
+
 def int_value(p: PParam, raw: bytes) -> int:
     """A numeric parameter's value; 0 for an empty or short one."""
-    fmt = INT_FORMATS.get(p.type)
-    if fmt is None:
+    st = _INT_STRUCTS.get(p.type)
+    if st is None:
         return 0
-    size = struct.calcsize(fmt)
-    if len(raw) < size:
+    if len(raw) < st.size:
         # Some writers store narrower values than the table's type (a u32 fd in 8 bytes' stead).
-        return int.from_bytes(raw, "little", signed=fmt[1].islower()) if raw else 0
-    return int(struct.unpack_from(fmt, raw)[0])
+        return int.from_bytes(raw, "little", signed=st.format[1].islower()) if raw else 0
+    return int(st.unpack_from(raw)[0])
 
 
 def sockaddr_parts(raw: bytes) -> tuple[str, str, int] | None:
