@@ -211,3 +211,21 @@ def test_kcap_and_scap_mixed(tmp_path: Path) -> None:
                              str(root / "captures" / "scap" / "single_ipv6_conn.scap"), "-c", "topconns")
     assert code == 0 and err == ""
     assert "2001:db8::4:54405->2001:db8::3:1234" in out and "127.0.0.1:" in out
+
+
+def test_legacy_block_ids(tmp_path: Path) -> None:
+    """The unofficial ids of the first writers (``*_INT``) read like their official ones."""
+    def retyped(blk: bytes, btype: int) -> bytes:
+        return struct.pack("<I", btype) + blk[4:]
+
+    t = S.T(5, 5, 1, "init", "/sbin/init", ["splash"])
+    data = (S.shb() + retyped(S.mi("old-host"), B.MI_INT)
+            + retyped(S.il(False, [("lo", "ipv4", "127.0.0.1")]), B.IL_INT)
+            + retyped(S.ul(False, [(0, 0, "root", "/root", "/bin/sh")], []), B.UL_INT)
+            + retyped(S.pl(1, [t]), B.PL_V1_INT) + retyped(S.fdl(False, 5, [S.fd_file(0, "/dev/console")]), B.FDL_INT)
+            + retyped(S.ev(B.EV, S.TS0, 5, 4, [S.i64(0)]), B.EV_INT))
+    r, tables, recs = items(write(tmp_path, data))
+    assert r.complete and not r.notes and r.header["machine"]["hostname"] == "old-host"
+    assert Thread.from_row(tables["threads"][0]).args == ["splash"]
+    assert Fd.from_row(tables["fds"][0][1][0]).name == "/dev/console"
+    assert head(recs[0])[3] == SYSCALL_NR["close"] * 2 and head(recs[0])[7] == 0
