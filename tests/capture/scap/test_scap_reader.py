@@ -229,3 +229,13 @@ def test_legacy_block_ids(tmp_path: Path) -> None:
     assert Thread.from_row(tables["threads"][0]).args == ["splash"]
     assert Fd.from_row(tables["fds"][0][1][0]).name == "/dev/console"
     assert head(recs[0])[3] == SYSCALL_NR["close"] * 2 and head(recs[0])[7] == 0
+
+
+def test_a_damaged_table_block_is_skipped_and_reading_goes_on(tmp_path: Path) -> None:
+    bad = bytearray(S.pl(9, [S.T(5, 5, 1, "init", "/sbin/init")]))
+    struct.pack_into("<I", bad, 8, 0xFFFF)  # the entry's own length runs past its block
+    data = S.shb() + bytes(bad) + S.ev(B.EV_V2, S.TS0, 5, 4, [S.i64(0)]) + S.ev(B.EV_V2, S.TS0 + 1, 5, 5, [S.i64(0)])
+    notes: list[str] = []
+    got = list(read_captures([write(tmp_path, data)], on_note=notes.append))
+    assert sum(x.count for x in got if isinstance(x, EventBlock)) == 2
+    assert len(notes) == 1 and "skipped 1 damaged PL_V9 block at byte 28" in notes[0]

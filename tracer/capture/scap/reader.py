@@ -150,6 +150,7 @@ class ScapReader:
         tables_sent = False
         block_start = self._pos
         end_note = ""
+        gz = " of the gunzipped stream" if self._f is not self._raw else ""  # notes' offsets
 
         def flush() -> EventBlock:
             nonlocal recs, first_ts, last_ts
@@ -164,11 +165,11 @@ class ScapReader:
             try:
                 blk = self._read_block()
             except _Cut:
-                end_note = f"capture truncated: recovered {self.events} events, lost the tail after byte {at}"
+                end_note = f"capture truncated: recovered {self.events} events, lost the tail after byte {at}{gz}"
                 break
             except (B.ScapFormatError, OSError, EOFError, zlib.error) as e:
                 self.damaged = True
-                end_note = f"damaged block at byte {at} ({e}): recovered {self.events} events, stopped there"
+                end_note = f"damaged block at byte {at}{gz} ({e}): recovered {self.events} events, stopped there"
                 break
             if blk is None:
                 self.complete = True
@@ -220,8 +221,7 @@ class ScapReader:
                     self._count("extra section headers")
             except B.ScapFormatError as e:
                 self.damaged = True
-                self._count(f"damaged {name} blocks")
-                self._note(f"damaged {name} block at byte {at} ({e}): skipped")
+                self._count(f"damaged {name} block at byte {at}{gz} ({e})")
         if not tables_sent:
             yield from self._tables(tr, threads, fds, users, groups)
         if recs:
