@@ -44,7 +44,8 @@ class EchoFds(Chisel):
         if res is None or res <= 0:
             return
         c = self.c
-        name = self.fd_name(ev) or NA
+        name = self.fd_name(ev)
+        name = NA if name is None else name  # an empty name prints empty, as sysdig's
         pname = self.proc_name(ev) or NA
         container = ""
         if self.ctx.container_mode:

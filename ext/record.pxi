@@ -24,6 +24,7 @@ cdef enum:
     RF_TRUNC1 = 2
     RF_FAULT = 4
     RF_HIDDEN = 8
+    RF_PPM = 16
     SEL_STATE = 1
     SEL_MATCH = 2
     SEL_EXACT = 4
@@ -42,6 +43,8 @@ cdef enum:
     EVT_PROCEXIT = 1024
     EVT_CONNECTED = 1025
     EVT_ACCEPTED = 1026
+    EVT_SWITCH = 1027
+    EVT_PPM = 1028
     EVT_THREADINFO = 1040
     EVT_FDINFO = 1041
     EVT_PROCINFO = 1042

@@ -25,6 +25,8 @@ _I32 = struct.Struct("<i")
 _PAIR = struct.Struct("<ii")
 AT_FDCWD = -100
 _CHDIR_EXIT = R.syscall_evt(SYSCALL_NR["chdir"], R.DIR_EXIT)
+# Internal events of a scap file (CPU samples, container records) make no thread of their own.
+_NO_THREAD = frozenset({R.EVT_PROCINFO, R.EVT_CONTAINER})
 
 
 @dataclass
@@ -50,7 +52,7 @@ class Event:
     """A decoded record. ``num`` is sysdig's evt.num (every record counts, hidden ones too)."""
 
     __slots__ = ("num", "ts", "tid", "pid", "evt", "cpu", "ret", "args", "seg0", "seg1", "flags",
-                 "state", "thread", "latency", "_info", "_fd")
+                 "state", "thread", "latency", "_info", "_fd", "ppm")
     num: int
     ts: int
     tid: int
@@ -67,9 +69,19 @@ class Event:
         p = off + R.REC_FIXED
         self.seg0 = bytes(buf[p:p + l0]) if l0 else b""
         self.seg1 = bytes(buf[p + l0:p + l0 + l1]) if l1 else b""
+        # A record read from a .scap file carries its PPM event: (type, parameter values).
+        self.ppm: tuple[int, list[bytes]] | None = None
+        if self.flags & R.RF_PPM:
+            from .capture.scap.translate import read_annex
+
+            self.ppm = read_annex(buf, off, l0, l1, length)
         self.num = num
         self.state = state
         self.thread: Thread | None = state.threads.get(self.tid)
+        if self.thread is None and self.ppm is not None and self.evt not in _NO_THREAD:
+            from .capture.scap.state import ensure_thread
+
+            self.thread = ensure_thread(state, self.tid, self.pid)  # like libsinsp: from its first event
         self.latency = 0  # exit events: ns since the matching enter (set by the state)
         self._info: EventInfo | None | bool = False
         self._fd: Fd | None | bool = False  # looked up once, after the state saw the event
@@ -139,6 +151,10 @@ class Event:
 
     def fd_num(self) -> int | None:
         """The fd this event is about: its 'fd' argument, or the new fd it returned."""
+        if self.ppm is not None:
+            from .capture.scap.state import ppm_fd_num
+
+            return ppm_fd_num(self)
         if self.evt >= R.EVT_BASE_OTHER:
             return None
         reg = FD_REGS[self.evt]
@@ -150,6 +166,10 @@ class Event:
 
     @property
     def fd(self) -> Fd | None:
+        if self._fd is False and self.ppm is not None:
+            from .capture.scap.state import ppm_fd
+
+            self._fd = ppm_fd(self)
         if self._fd is False:
             n = self.fd_num()
             self._fd = None if n is None or n < 0 else self.state.fd(self.pid, n)
@@ -161,6 +181,10 @@ class Event:
 
     def info_str(self, opts: RenderOptions) -> str:
         """sysdig's evt.info: ``name=value`` for each parameter, each followed by a space."""
+        if self.ppm is not None:
+            from .capture.scap.render import ppm_info
+
+            return ppm_info(self, opts)
         parts = []
         for p in self.params:
             text = self.arg_str(p, opts)
@@ -263,7 +287,7 @@ class RecordView:
     state), filled straight from a record: table chisels count matching records through one
     reused view instead of decoding an Event per record."""
 
-    __slots__ = ("tid", "pid", "evt", "ret", "thread", "fd", "state")
+    __slots__ = ("tid", "pid", "evt", "ret", "thread", "fd", "state", "ppm", "_num")
 
     HEAD: ClassVar[struct.Struct] = struct.Struct(R.HEAD_FMT + "q")  # ts tid pid evt cpu len, and ret
 
@@ -272,17 +296,29 @@ class RecordView:
         self.tid = self.pid = self.evt = self.ret = 0
         self.thread: Thread | None = None
         self.fd: Fd | None = None
+        self.ppm: bool | None = None  # read from a scap file: fd.name follows libsinsp's rule
+        self._num: int | None = None
+
+    def fd_num(self) -> int | None:
+        return self._num
 
     def set(self, buf: bytes, off: int, tid: int, pid: int, evt: int, ret: int) -> None:
         """Point the view at the record at ``off``, whose head the caller unpacked (``HEAD``)."""
         self.tid, self.pid, self.evt, self.ret = tid, pid, evt, ret
         state = self.state
         self.thread = state.threads.get(tid)
+        self.ppm = True if buf[off + R.OFF_FLAGS] & R.RF_PPM else None
+        if self.thread is None and self.ppm and evt not in _NO_THREAD:
+            from .capture.scap.state import ensure_thread
+
+            self.thread = ensure_thread(state, tid, pid)
         reg = FD_REGS[evt] if evt < R.EVT_BASE_OTHER else FD_NONE
         if reg == FD_NONE:
             self.fd = None
+            self._num = None
         else:
             num = ret if reg == FD_RET else _I32.unpack_from(buf, off + R.OFF_ARGS + 8 * reg)[0]
+            self._num = num
             table = state.fds.get(pid)
             self.fd = table.get(num) if table and 0 <= num <= 0x7FFFFFFF else None
 

@@ -137,6 +137,8 @@ def thread_check(pd: Pushdown, state: State) -> Callable[[int], bool | None] | N
 
 def _chisel_internal(chisel: Any) -> frozenset[int]:
     """Internal events a chisel's own filter names (``evt.type=procinfo``): it sees them without -D."""
+    if getattr(chisel, "sees_internal", False):
+        return INTERNAL_EVENTS
     text = getattr(chisel, "filter", None) if chisel is not None else None
     if not text:
         return frozenset()

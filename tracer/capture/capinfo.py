@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tracer.capture.blockcodec import CODEC_NAMES, BlockError, count_types
-from tracer.capture.reader import CaptureReader, EventBlock, StatsBlock, TableBlock
+from tracer.capture.reader import EventBlock, StatsBlock, TableBlock, open_capture
 
 
 def capinfo(path: str | os.PathLike[str], evt_name: Callable[[int], str] | None = None) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def capinfo(path: str | os.PathLike[str], evt_name: Callable[[int], str] | None 
     latest_rows: dict[str, list[Any]] = {}
     notes: list[str] = []
     codecs: dict[str, int] = {}
-    with CaptureReader(path) as r:
+    with open_capture(os.fspath(path)) as r:
         for item in r:
             if isinstance(item, EventBlock):
                 events += item.count

@@ -355,6 +355,15 @@ def read_captures(
             if on_note is not None:
                 on_note(f"{path}: {text}")
 
-        with CaptureReader(path, on_note=note) as r:
+        with open_capture(path, on_note=note) as r:
             yield FileStart(path, r.header, r.version)
             yield from r
+
+
+def open_capture(path: str, *, on_note: Callable[[str], None] | None = None) -> Any:
+    """A reader for a .kcap file, or for a sysdig .scap file (recognised by its magic)."""
+    from tracer.capture.scap import ScapReader, is_scap
+
+    if is_scap(path):
+        return ScapReader(path, on_note=on_note)
+    return CaptureReader(path, on_note=on_note)

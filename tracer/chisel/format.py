@@ -3,6 +3,7 @@ byte and duration units, Lua's ``tostring`` of a field value, colours."""
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Final
 
 ONE_SECOND: Final = 1_000_000_000
@@ -19,8 +20,14 @@ def format_bytes(val: float) -> str:
     """1230 -> ``1.20KB``: a unit switches only once the value is strictly above 1024^k."""
     for power, unit in ((5, "P"), (4, "T"), (3, "G"), (2, "M"), (1, "KB")):
         if val > 1024**power:
-            return f"{val / 1024**power:.2f}{unit}"
+            return f"{_half_up(val / 1024**power)}{unit}"
     return f"{int(val)}B"
+
+
+def _half_up(v: float) -> str:
+    """Two decimals, halves rounded up as sysdig's Lua formats them (10.625 -> 10.63), where
+    Python's formatting rounds them to even."""
+    return str(Decimal(v).quantize(Decimal("0.01"), ROUND_HALF_UP))
 
 
 def format_time_interval(ns: float) -> str:

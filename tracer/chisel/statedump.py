@@ -24,6 +24,9 @@ class StateDumpChisel(Chisel):
     ``end_capture()``); ``dump`` makes the lines then, so later events cannot change them."""
 
     need_event: ClassVar[bool] = True  # no event: print sysdig's "empty capture" line instead
+    # The tables as of the first event of any kind, internal ones (CPU samples) included, as
+    # sysdig's chisels see every event.
+    sees_internal: ClassVar[bool] = True
 
     def on_init(self) -> None:
         self.lines: list[str] | None = None

@@ -56,6 +56,7 @@ RF_TRUNC0: Final = 1  # segment 0 was cut to its capture limit
 RF_TRUNC1: Final = 2
 RF_FAULT: Final = 4  # a user-memory read failed; the segment is empty
 RF_HIDDEN: Final = 8  # kept only for state (-F): never printed, never given to chisels
+RF_PPM: Final = 16  # read from a .scap file: the PPM event follows the segments (capture/scap/translate.py)
 
 # What the scanner (ext/scan.pyx, tracer/_pure/scan.py) says of a record it selects: the third
 # value of each (index, offset, why) triple of its selection.
@@ -83,6 +84,8 @@ EVT_BASE_OTHER: Final = 2 * NSYSCALLS
 EVT_PROCEXIT: Final = EVT_BASE_OTHER + 0  # kernel: sched_process_exit
 EVT_CONNECTED: Final = EVT_BASE_OTHER + 1  # kernel: a client TCP connection established (both ends)
 EVT_ACCEPTED: Final = EVT_BASE_OTHER + 2  # kernel: the ends of the TCP connection an accept returned
+EVT_SWITCH: Final = EVT_BASE_OTHER + 3  # a context switch (read from .scap captures)
+EVT_PPM: Final = EVT_BASE_OTHER + 4  # a .scap event ktrace has no counterpart for, kept hidden for evt.num
 EVT_THREADINFO: Final = EVT_BASE_OTHER + 16  # user space: /proc facts about one thread
 EVT_FDINFO: Final = EVT_BASE_OTHER + 17  # user space: a socket's resolved tuple
 EVT_PROCINFO: Final = EVT_BASE_OTHER + 18  # user space: CPU sample of one thread

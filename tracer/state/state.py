@@ -15,6 +15,7 @@ from typing import Any
 
 import msgpack
 
+from ..capture.scap.state import apply_ppm
 from ..event import Event, plain_ip, resolve_in, resolve_path, s32, sockaddr_parts
 from ..schema import record as R
 from ..schema import tracepoints as TP
@@ -24,6 +25,7 @@ from .tables import Fd, Group, Thread, User
 _NR = SYSCALL_NR
 O_DIRECTORY = 0o200000
 O_CLOEXEC = 0o2000000
+_CLOSES = frozenset({SYSCALL_NR["close"] * 2 + 1})
 CLONE_THREAD = 0x10000
 CLONE_PARENT = 0x8000
 CLONE_NEWPID = 0x20000000
@@ -135,9 +137,14 @@ class State:
             ts = self._enter_ts.pop(ev.tid, 0)
             if ts:
                 ev.latency = ev.ts - ts
+        if ev.ppm is not None and evt in _CLOSES:
+            _ = ev.fd  # a scap event names the fd it closes, as libsinsp does: look it up first
         h = self._handlers.get(evt)
         if h is not None:
             h(ev)
+            ev.thread = self.threads.get(ev.tid)
+        if ev.ppm is not None:
+            apply_ppm(self, ev)  # what a .scap event says beyond the record (capture/scap/state.py)
             ev.thread = self.threads.get(ev.tid)
 
     def exit_latency(self, ev: Event) -> None:
