@@ -68,6 +68,8 @@ def _choose_ids() -> dict[tuple[str, int], int]:
 PPM_IDS: Final = _choose_ids()
 INTERNAL_IDS: Final = {R.EVT_PROCEXIT: 186, R.EVT_SWITCH: 152, R.EVT_PROCINFO: 234}
 CONTAINER_JSON: Final = 272
+CLONE_X: Final = 223  # PPME_SYSCALL_CLONE_20_X
+_CLONE_NR: Final = 56
 assert all(PPM_EVENTS[i] is not None and PPM_EVENTS[i].name == n  # type: ignore[union-attr]
            for n, e in INTERNAL.items() for k, i in INTERNAL_IDS.items() if k == e)
 
@@ -174,6 +176,9 @@ class Exporter:
                 continue
             self._release(out)
             state.apply(ev)
+            if ev.evt == R.EVT_THREADINFO:
+                out.append(self._thread_block(ev))
+                continue
             if ev.evt in _FOLLOWERS or ev.evt in (R.EVT_CONNECTED, R.EVT_DROPS):
                 continue
             if ev.evt == R.EVT_CONTAINER:
@@ -292,6 +297,16 @@ class Exporter:
             # The parent's side of a clone: libsinsp takes the child's ids from the result.
             values.update(tid=ev.tid, pid=ev.pid)
         return [encode_value(p, values.get(p.name)) for p in info.params]
+
+    def _thread_block(self, ev: Event) -> bytes:
+        """What ktrace learned of a thread on its own (a filtered capture's first event of it, a
+        thread /proc told of): a state-only clone exit on the thread's side, from which libsinsp
+        makes the thread as from any clone, with its parent's fds."""
+        info = PPM_EVENTS[CLONE_X]
+        assert info is not None
+        child = Event(R.pack_record(ev.ts, ev.tid, ev.pid, R.syscall_evt(_CLONE_NR, 1)), 0, 0, self.state)
+        params = self._process_exit(child, info, {})
+        return E.event(ev.cpu, ev.ts, ev.tid, CLONE_X, params, _DF_STATE_ONLY)
 
     def _internal(self, ev: Event) -> tuple[int, list[bytes]]:
         etype = INTERNAL_IDS[ev.evt] if ev.evt in INTERNAL_IDS else GENERIC_E
