@@ -1,0 +1,45 @@
+"""A live workload captured by ktrace, exported to .scap, and its chisels under sysdig and ktrace.
+
+tests/live/workload.py (files, pipes, a TCP exchange, a child exec) is captured by ``ktrace -w
+live.kcap FILTER``; ``ktrace -r live.kcap -w live.scap`` exports it; then every chisel of
+tests/capture/scap/test_write_scap.py must give the same table under ``sysdig -r live.scap`` as
+under ``ktrace -r live.kcap``, with that module's normalisations (and only those).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from capture.scap.test_write_scap import CHISELS, ktrace, sysdig, table
+from live.livekit import FILTER, Ktrace, Workload
+
+pytestmark = [pytest.mark.live,
+              pytest.mark.skipif(shutil.which("sysdig") is None, reason="sysdig is not installed")]
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("live-scap")
+    kcap, scap = tmp / "live.kcap", tmp / "live.scap"
+    w = Workload(tmp)
+    kt = Ktrace(["-w", str(kcap), FILTER], tmp / "kt.out")
+    try:
+        kt.wait_stderr("capturing")
+        w.ping()
+        w.go()
+    finally:
+        w.kill()
+        assert kt.stop(signal.SIGINT) == 0, kt.stderr()
+    ktrace("-r", str(kcap), "-w", str(scap))
+    return kcap, scap
+
+
+@pytest.mark.parametrize("chisel", CHISELS)
+def test_live_chisel_same_under_sysdig(captured: tuple[Path, Path], chisel: str) -> None:
+    kcap, scap = captured
+    want = ktrace("-r", str(kcap), "-c", *chisel.split())
+    got = sysdig("-r", str(scap), "-c", *chisel.split())
+    assert table(got, chisel) == table(want, chisel)
