@@ -82,11 +82,11 @@ def userlist(users: Iterable[Sequence[object]], groups: Iterable[Sequence[object
     """UL_V2 from ktrace's rows ``[uid, name, home, shell]`` and ``[gid, name]``."""
     out = []
     for uid, name, home, shell in (tuple(u)[:4] for u in users):
-        body = struct.pack("<BII", 0, int(uid) & 0xFFFFFFFF, 0) + s16(str(name).encode()) \
-            + s16(str(home or "").encode()) + s16(str(shell or "").encode())  # type: ignore[call-overload]
+        body = struct.pack("<BII", 0, int(str(uid)) & 0xFFFFFFFF, 0) + s16(str(name).encode()) \
+            + s16(str(home or "").encode()) + s16(str(shell or "").encode())
         out.append(_U32.pack(len(body) + 4) + body)
     for gid, name in (tuple(g)[:2] for g in groups):
-        body = struct.pack("<BI", 1, int(gid) & 0xFFFFFFFF) + s16(str(name).encode())  # type: ignore[call-overload]
+        body = struct.pack("<BI", 1, int(str(gid)) & 0xFFFFFFFF) + s16(str(name).encode())
         out.append(_U32.pack(len(body) + 4) + body)
     return block(B.UL_V2, *out)
 

@@ -24,15 +24,16 @@ import msgpack
 from tracer.event import Event, s64
 from tracer.schema import flags as KF
 from tracer.schema import record as R
-from tracer.schema.events import SYSCALLS
+from tracer.schema.events import SYSCALL_NR, SYSCALLS
 from tracer.schema.syscalls_x86_64 import SYSCALLS_X86_64
 from tracer.state.state import State
 from tracer.state.tables import Fd, Thread
 
 from . import encode as E
 from .events import INT_FORMATS
-from .table import PPM_EVENTS, PT, SYSCALLS as PPM_SC, PEvent, PParam
-from .translate import FLAG_TABLES, NAME_ALIASES, INTERNAL, read_annex
+from .table import PPM_EVENTS, PT, PEvent, PParam
+from .table import SYSCALLS as PPM_SC
+from .translate import FLAG_TABLES, INTERNAL, NAME_ALIASES, read_annex
 
 SYSDIG_EVENT_MAX: Final = 336  # event types sysdig 0.29's libscap knows (0..335)
 GENERIC_E, GENERIC_X = 0, 1
@@ -54,24 +55,68 @@ _PROCESS_EXITS: Final = frozenset({"execve", "execveat", "clone", "clone3", "for
 def _choose_ids() -> dict[tuple[str, int], int]:
     """(ktrace syscall name, direction) -> the PPM event type written for it."""
     by_name: dict[tuple[str, int], PEvent] = {}
+    aliased: dict[tuple[str, int], PEvent] = {}
     for e in PPM_EVENTS[:SYSDIG_EVENT_MAX]:
         if e is None or "unused" in e.flags or e.category == "internal" or e.id < 2:
             continue
+        # An event of the syscall's own name first; one of another name (pread for pread64) only
+        # where there is none (mmap stays mmap, not mmap2).
+        table = aliased if e.name in NAME_ALIASES else by_name
         key = (NAME_ALIASES.get(e.name, e.name), e.direction)
-        old = by_name.get(key)
+        old = table.get(key)
         # The newest current event; an old_version one only where there is nothing newer.
         if old is None or ("old_version" in old.flags) >= ("old_version" in e.flags):
-            by_name[key] = e
-    return {k: e.id for k, e in by_name.items()}
+            table[key] = e
+    return {k: e.id for k, e in {**aliased, **by_name}.items()}
 
 
+# Syscalls PPM writes as an event of another syscall's (as the kernel driver of sysdig 0.29 did):
+# the event carries what libsinsp needs (an accepted socket's tuple, dup's new fd, pipe's ends).
+WRITTEN_AS: Final = {"accept4": "accept", "dup2": "dup", "dup3": "dup", "pipe2": "pipe"}
 PPM_IDS: Final = _choose_ids()
+PPM_IDS.update({(k, d): PPM_IDS[(v, d)] for k, v in WRITTEN_AS.items() for d in (0, 1) if k != "accept4"})
+PPM_IDS.update({("accept4", 0): 248, ("accept4", 1): 249})  # PPME_SOCKET_ACCEPT4_5: named accept
 INTERNAL_IDS: Final = {R.EVT_PROCEXIT: 186, R.EVT_SWITCH: 152, R.EVT_PROCINFO: 234}
 CONTAINER_JSON: Final = 272
 CLONE_X: Final = 223  # PPME_SYSCALL_CLONE_20_X
 _CLONE_NR: Final = 56
 assert all(PPM_EVENTS[i] is not None and PPM_EVENTS[i].name == n  # type: ignore[union-attr]
            for n, e in INTERNAL.items() for k, i in INTERNAL_IDS.items() if k == e)
+
+
+def _enter_from_exit() -> frozenset[int]:
+    """Enters whose PPM event has arguments ktrace's record keeps for the exit (open's path)."""
+    out = set()
+    for (name, direction), etype in PPM_IDS.items():
+        info = PPM_EVENTS[etype]
+        nr = SYSCALL_NR.get(name)
+        if direction or info is None or nr is None or SYSCALLS[nr] is None:
+            continue
+        kinfo = SYSCALLS[nr]
+        assert kinfo is not None
+        have = {p.name for p in kinfo.enter}
+        later = {p.name for p in kinfo.exit if p.src != "ret"}
+        if any(p.name not in have and p.name in later for p in info.params):
+            out.add(R.syscall_evt(nr, 0))
+    return frozenset(out)
+
+
+ENTER_FROM_EXIT: Final = _enter_from_exit()
+
+
+def _exit_after(buf: bytes, off: int, ev: Event, state: State) -> Event | None:
+    """The next record of ``ev``'s thread in ``buf`` from ``off``, if it is ``ev``'s exit."""
+    n = len(buf)
+    while off + R.REC_FIXED <= n:
+        length = int.from_bytes(buf[off + 20:off + 24], "little")
+        if length < R.REC_FIXED:
+            return None
+        if int.from_bytes(buf[off + 8:off + 12], "little") == ev.tid:
+            if int.from_bytes(buf[off + 16:off + 18], "little") != ev.evt + 1:
+                return None
+            return Event(buf, off, 0, state)
+        off += length
+    return None
 
 
 def encode_value(p: PParam, v: Any) -> bytes:
@@ -151,6 +196,7 @@ class Exporter:
     def __init__(self, state: State | None = None) -> None:
         self.state = state if state is not None else State()
         self._held: Event | None = None  # an event waiting for the records that follow it
+        self._peek: Event | None = None  # the exit of the enter being written, read ahead
         self._enter_fd: dict[int, int] = {}  # tid -> fd of its pending enter
         self.events = 0
         self.first_ts = 0
@@ -187,7 +233,10 @@ class Exporter:
             if ev.evt < R.EVT_BASE_OTHER and ev.evt & 1:
                 self._held = ev  # an exit: its followers may come next
             else:
+                if ev.evt in ENTER_FROM_EXIT:
+                    self._peek = _exit_after(buf, off, ev, state)
                 out.append(self._block(ev))
+                self._peek = None
         state.reap()
         return out
 
@@ -239,6 +288,12 @@ class Exporter:
         if kinfo is not None:
             for kp in kinfo.params(direction):
                 kv[kp.name] = (kp, ev.raw(kp))
+            peek = self._peek
+            if peek is not None:
+                # libsinsp names a file opened by openat from its enter: the exit's arguments.
+                for kp in kinfo.params(1):
+                    if kp.name not in kv and kp.src != "ret":
+                        kv[kp.name] = (kp, peek.raw(kp))
         if direction and name in _PROCESS_EXITS:
             return etype, self._process_exit(ev, info, kv)
         return etype, [encode_value(p, self._value(ev, p, kv, direction)) for p in info.params]
@@ -267,6 +322,8 @@ class Exporter:
             if isinstance(v, (bytes, str)) and p.type in _INT_STRUCTS:
                 return 0
             return v
+        if p.name in ("fd1", "fd2") and "fds" in kv and isinstance(kv["fds"][1], bytes) and len(kv["fds"][1]) >= 8:
+            return struct.unpack_from("<2i", kv["fds"][1])[p.name == "fd2"]
         if p.name == "size" and direction:
             return max(s64(ev.ret), 0)
         if p.name == "dirfd" and p.type in (PT.FD, PT.FD32):
@@ -341,7 +398,7 @@ class Exporter:
 def container_json(doc: dict[str, Any]) -> bytes:
     """ktrace's container row as the JSON of a PPM container event (libsinsp's keys)."""
     ctype = doc.get("type")
-    body = {
+    body: dict[str, Any] = {
         "id": doc.get("id"), "type": _CONTAINER_TYPES.get(str(ctype), 0) if not isinstance(ctype, int) else ctype,
         "name": doc.get("name") or "", "image": doc.get("image") or "", "imageid": doc.get("image_id") or "",
         "imagerepo": doc.get("image_repository") or "", "imagetag": doc.get("image_tag") or "",
@@ -354,7 +411,8 @@ def container_json(doc: dict[str, Any]) -> bytes:
 def container_block(doc: dict[str, Any], ts: int) -> bytes:
     info = PPM_EVENTS[CONTAINER_JSON]
     assert info is not None and info.params[0].name == "json"
-    return E.event(0, ts, -1, CONTAINER_JSON, [container_json(doc) + b"\0"])
+    # State only: ktrace shows no line for container metadata, and no chisel counts it as a call.
+    return E.event(0, ts, -1, CONTAINER_JSON, [container_json(doc) + b"\0"], _DF_STATE_ONLY)
 
 
 def _data(ev: Event, p: PParam, kv: dict[str, Any]) -> bytes:

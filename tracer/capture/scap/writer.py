@@ -69,7 +69,7 @@ class ScapWriter:
                                           "dropped_after_finish": 0}
         self._files: list[str] = []
         self._raw: IO[bytes] | None = None
-        self._out: IO[bytes] | None = None
+        self._out: Any = None  # the counting file, or a GzipFile over it
         self._count: _Counting | None = None
         self._file_events = 0
         self._prologue_done = False
@@ -140,8 +140,8 @@ class ScapWriter:
         raw = os.fdopen(fd, "wb", buffering=1 << 20)
         self._raw = raw
         self._count = _Counting(raw)
-        self._out = gzip.GzipFile(fileobj=self._count, mode="wb", compresslevel=6) if self._compress \
-            else self._count  # type: ignore[assignment]
+        self._out = gzip.GzipFile(fileobj=self._count, mode="wb",  # type: ignore[call-overload]
+                                  compresslevel=6) if self._compress else self._count
         self._files.append(name)
         self._counters["files"] += 1
         self._file_events = 0
@@ -273,8 +273,7 @@ def local_interfaces() -> list[list[str]]:
             for line in f:
                 p = line.split()
                 if len(p) >= 6:
-                    addr = socket.inet_ntop(socket.AF_INET6, bytes.fromhex(p[0]))
-                    out.append([p[5], "ipv6", addr, ""])
+                    out.append([p[5], "ipv6", socket.inet_ntop(socket.AF_INET6, bytes.fromhex(p[0])), ""])
     except OSError:
         pass
     return out
