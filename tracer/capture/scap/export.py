@@ -50,6 +50,7 @@ _ALIASES: Final = {"name": ("name", "path", "pathname", "filename"), "path": ("p
                    "exe": ("filename", "pathname"), "len": ("length", "size", "len"), "length": ("length", "len"),
                    "initval": ("initval",), "maxevents": ("maxevents",), "out_fd": ("out_fd",)}
 _PROCESS_EXITS: Final = frozenset({"execve", "execveat", "clone", "clone3", "fork", "vfork"})
+_PROCESS_EXIT_EVTS: Final = frozenset(R.syscall_evt(SYSCALL_NR[n], 1) for n in _PROCESS_EXITS)
 
 
 def _choose_ids() -> dict[tuple[str, int], int]:
@@ -79,7 +80,8 @@ PPM_IDS.update({("accept4", 0): 248, ("accept4", 1): 249})  # PPME_SOCKET_ACCEPT
 INTERNAL_IDS: Final = {R.EVT_PROCEXIT: 186, R.EVT_SWITCH: 152, R.EVT_PROCINFO: 234}
 CONTAINER_JSON: Final = 272
 CLONE_X: Final = 223  # PPME_SYSCALL_CLONE_20_X
-_CLONE_NR: Final = 56
+EXECVE_X: Final = 293  # PPME_SYSCALL_EXECVE_19_X
+_CLONE_NR, _EXECVE_NR = 56, 59
 assert all(PPM_EVENTS[i] is not None and PPM_EVENTS[i].name == n  # type: ignore[union-attr]
            for n, e in INTERNAL.items() for k, i in INTERNAL_IDS.items() if k == e)
 
@@ -197,6 +199,9 @@ class Exporter:
         self.state = state if state is not None else State()
         self._held: Event | None = None  # an event waiting for the records that follow it
         self._peek: Event | None = None  # the exit of the enter being written, read ahead
+        self._retold: Event | None = None  # thread info that followed the held event
+        # Threads libsinsp has the facts of: from the thread table or a process event written.
+        self.told: set[int] = set()
         self._enter_fd: dict[int, int] = {}  # tid -> fd of its pending enter
         self.events = 0
         self.first_ts = 0
@@ -217,13 +222,16 @@ class Exporter:
                 break
             ev = Event(buf, off, 0, state)
             off += length
-            if ev.evt in _FOLLOWERS and self._held is not None and ev.tid == self._held.tid:
+            held = self._held
+            if ev.evt in _FOLLOWERS and held is not None and ev.tid == held.tid:
                 state.apply(ev)  # what live mode learned about the held event: before it is written
+                if ev.evt == R.EVT_THREADINFO and held.evt not in _PROCESS_EXIT_EVTS:
+                    self._retold = ev  # a rename (prctl): told after the held event
                 continue
             self._release(out)
             state.apply(ev)
             if ev.evt == R.EVT_THREADINFO:
-                out.append(self._thread_block(ev))
+                out.append(self._thread_block(ev, ev.tid in self.told))
                 continue
             if ev.evt in _FOLLOWERS or ev.evt in (R.EVT_CONNECTED, R.EVT_DROPS):
                 continue
@@ -249,6 +257,9 @@ class Exporter:
         if self._held is not None:
             ev, self._held = self._held, None
             out.append(self._block(ev))
+            if self._retold is not None:
+                out.append(self._thread_block(self._retold, True))
+                self._retold = None
 
     # --- one event -------------------------------------------------------------------------
     def _block(self, ev: Event) -> bytes:
@@ -295,6 +306,7 @@ class Exporter:
                     if kp.name not in kv and kp.src != "ret":
                         kv[kp.name] = (kp, peek.raw(kp))
         if direction and name in _PROCESS_EXITS:
+            self.told.add(ev.tid)
             return etype, self._process_exit(ev, info, kv)
         return etype, [encode_value(p, self._value(ev, p, kv, direction)) for p in info.params]
 
@@ -355,15 +367,18 @@ class Exporter:
             values.update(tid=ev.tid, pid=ev.pid)
         return [encode_value(p, values.get(p.name)) for p in info.params]
 
-    def _thread_block(self, ev: Event) -> bytes:
-        """What ktrace learned of a thread on its own (a filtered capture's first event of it, a
-        thread /proc told of): a state-only clone exit on the thread's side, from which libsinsp
-        makes the thread as from any clone, with its parent's fds."""
-        info = PPM_EVENTS[CLONE_X]
+    def _thread_block(self, ev: Event, known: bool) -> bytes:
+        """What ktrace learned of a thread on its own, as a state-only event libsinsp takes it
+        from: for a thread new to it (a filtered capture's first event of it), a clone exit on the
+        thread's side (it gets its parent's fds, as from any clone); for a known one (renamed by
+        prctl, which PPM has no event for), an execve exit with its facts (its fds stay)."""
+        etype, nr = (EXECVE_X, _EXECVE_NR) if known else (CLONE_X, _CLONE_NR)
+        self.told.add(ev.tid)
+        info = PPM_EVENTS[etype]
         assert info is not None
-        child = Event(R.pack_record(ev.ts, ev.tid, ev.pid, R.syscall_evt(_CLONE_NR, 1)), 0, 0, self.state)
-        params = self._process_exit(child, info, {})
-        return E.event(ev.cpu, ev.ts, ev.tid, CLONE_X, params, _DF_STATE_ONLY)
+        rec = Event(R.pack_record(ev.ts, ev.tid, ev.pid, R.syscall_evt(nr, 1)), 0, 0, self.state)
+        params = self._process_exit(rec, info, {})
+        return E.event(ev.cpu, ev.ts, ev.tid, etype, params, _DF_STATE_ONLY)
 
     def _internal(self, ev: Event) -> tuple[int, list[bytes]]:
         etype = INTERNAL_IDS[ev.evt] if ev.evt in INTERNAL_IDS else GENERIC_E

@@ -177,6 +177,7 @@ class ScapWriter:
         self._put(E.userlist([[u.uid, u.name, u.home, u.shell] for u in st.users.values()],
                              [[g.gid, g.name] for g in st.groups.values()]))
         self._put(E.proclist(scap_thread(t) for t in st.threads.values()))
+        self.exporter.told.update(st.threads)
         leaders = {t.pid: t.tid for t in st.threads.values() if t.tid == t.pid}
         for pid, table in st.fds.items():
             fds = [scap_fd(f) for f in table.values()]
