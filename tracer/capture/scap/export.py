@@ -31,7 +31,7 @@ from tracer.state.tables import Fd, Thread
 
 from . import encode as E
 from .events import INT_FORMATS
-from .table import PPM_EVENTS, PT, PEvent, PParam
+from .table import PPM_EVENTS, PPM_FLAGS, PT, PEvent, PParam
 from .table import SYSCALLS as PPM_SC
 from .translate import FLAG_TABLES, INTERNAL, NAME_ALIASES, read_annex
 
@@ -155,6 +155,24 @@ def linux_to_ppm_flags(ppm_table: str, value: int) -> int:
     if ppm_table == "file_flags":
         out = (out & ~3) | {0: 1, 1: 2, 2: 3}.get(value & 3, 0)
     return out
+
+
+_TABLED: Final = frozenset({PT.FLAGS8, PT.FLAGS16, PT.FLAGS32, PT.ENUMFLAGS8, PT.ENUMFLAGS16, PT.ENUMFLAGS32})
+
+
+def ppm_value(ppm_table: str, ktable: str, value: int) -> int:
+    """A flags or enum value from ktrace's table (Linux's values) in PPM's table, by name."""
+    if ppm_table in FLAG_TABLES:
+        return linux_to_ppm_flags(ppm_table, value)
+    ppm = PPM_FLAGS.get(ppm_table)
+    if not ppm:
+        return value
+    enum = KF.ENUMS.get(ktable)
+    if enum is not None:  # its one name
+        name = enum.get(value)
+        return next((v for n, v in ppm if n == name), value) if name is not None else value
+    table = KF.FLAGS.get(ktable)
+    return E.ppm_flags(ppm_table, {n: b for b, n in table}, value) if table is not None else value
 
 
 def ppm_sockaddr(raw: bytes) -> bytes:
@@ -327,8 +345,8 @@ class Exporter:
             kp, v = found
             if p.type == PT.SOCKADDR:
                 return ppm_sockaddr(v) if isinstance(v, bytes) else b""
-            if isinstance(v, int) and p.table and p.type in (PT.FLAGS8, PT.FLAGS16, PT.FLAGS32):
-                return linux_to_ppm_flags(p.table, v)
+            if isinstance(v, int) and p.table and p.type in _TABLED:
+                return ppm_value(p.table, kp.fmt, v)
             if p.type in _STRINGS and isinstance(v, bytes):
                 return v
             if isinstance(v, (bytes, str)) and p.type in _INT_STRUCTS:
