@@ -82,6 +82,7 @@ CONTAINER_JSON: Final = 272
 CLONE_X: Final = 223  # PPME_SYSCALL_CLONE_20_X
 EXECVE_X: Final = 293  # PPME_SYSCALL_EXECVE_19_X
 _CLONE_NR, _EXECVE_NR = 56, 59
+SETRESUID_E, SETRESGID_E = 192, 194  # PPME_SYSCALL_SETRESUID_E, PPME_SYSCALL_SETRESGID_E
 assert all(PPM_EVENTS[i] is not None and PPM_EVENTS[i].name == n  # type: ignore[union-attr]
            for n, e in INTERNAL.items() for k, i in INTERNAL_IDS.items() if k == e)
 
@@ -119,6 +120,19 @@ def _exit_after(buf: bytes, off: int, ev: Event, state: State) -> Event | None:
             return Event(buf, off, 0, state)
         off += length
     return None
+
+
+def _last_of_thread(buf: bytes, off: int, tid: int) -> bool:
+    """Whether no record of ``tid`` follows ``off`` in ``buf``."""
+    n = len(buf)
+    while off + R.REC_FIXED <= n:
+        if int.from_bytes(buf[off + 8:off + 12], "little") == tid:
+            return False
+        length = int.from_bytes(buf[off + 20:off + 24], "little")
+        if length < R.REC_FIXED:
+            return True
+        off += length
+    return True
 
 
 def encode_value(p: PParam, v: Any) -> bytes:
@@ -217,6 +231,7 @@ class Exporter:
         self.state = state if state is not None else State()
         self._held: Event | None = None  # an event waiting for the records that follow it
         self._peek: Event | None = None  # the exit of the enter being written, read ahead
+        self._carry = b""  # a batch's tail from an enter whose exit it did not hold
         self._retold: Event | None = None  # thread info that followed the held event
         # Threads libsinsp has the facts of: from the thread table or a process event written.
         self.told: set[int] = set()
@@ -228,17 +243,27 @@ class Exporter:
             "res": lambda ev, p, kv: s64(ev.ret), "tuple": self._tuple, "data": _data,
         }
 
-    def feed(self, batch: bytes | memoryview) -> list[bytes]:
-        """The blocks of the records in ``batch``; the last event may wait for the next batch."""
+    def feed(self, batch: bytes | memoryview, final: bool = False) -> list[bytes]:
+        """The blocks of the records in ``batch``; its last events may wait for the next batch
+        (the last exit for what follows it, an open's enter for its exit) unless ``final``."""
         out: list[bytes] = []
         state = self.state
         off, n = 0, len(batch)
         buf = bytes(batch)
+        carried = self._carry
+        if carried:  # the last batch's tail, from an enter whose exit it did not hold
+            buf = carried + buf
+            n = len(buf)
+            self._carry = b""
         while off + R.REC_FIXED <= n:
             length = int.from_bytes(buf[off + 20:off + 24], "little")
             if length < R.REC_FIXED or off + length > n:
                 break
             ev = Event(buf, off, 0, state)
+            if ev.evt in ENTER_FROM_EXIT and not final and not (carried and off == 0) \
+                    and _last_of_thread(buf, off + length, ev.tid):
+                self._carry = buf[off:]  # its exit may open the next batch: wait for it, in order
+                break
             off += length
             held = self._held
             if ev.evt in _FOLLOWERS and held is not None and ev.tid == held.tid:
@@ -268,6 +293,9 @@ class Exporter:
 
     def finish(self) -> list[bytes]:
         out: list[bytes] = []
+        if self._carry:
+            tail, self._carry = self._carry, b""
+            out.extend(self.feed(tail, final=True))
         self._release(out)
         return out
 
@@ -396,7 +424,15 @@ class Exporter:
         assert info is not None
         rec = Event(R.pack_record(ev.ts, ev.tid, ev.pid, R.syscall_evt(nr, 1)), 0, 0, self.state)
         params = self._process_exit(rec, info, {})
-        return E.event(ev.cpu, ev.ts, ev.tid, etype, params, _DF_STATE_ONLY)
+        out = [E.event(ev.cpu, ev.ts, ev.tid, etype, params, _DF_STATE_ONLY)]
+        t = self.state.threads.get(ev.tid)
+        if known and t is not None and t.uid >= 0:
+            # An execve exit has no user: told by a setresuid/setresgid that succeeded.
+            for etype, v in ((SETRESUID_E, t.uid), (SETRESGID_E, t.gid)):
+                if v >= 0:
+                    out.append(E.event(ev.cpu, ev.ts, ev.tid, etype, [struct.pack("<I", v)] * 3, _DF_STATE_ONLY))
+                    out.append(E.event(ev.cpu, ev.ts, ev.tid, etype + 1, [struct.pack("<q", 0)], _DF_STATE_ONLY))
+        return b"".join(out)
 
     def _internal(self, ev: Event) -> tuple[int, list[bytes]]:
         etype = INTERNAL_IDS[ev.evt] if ev.evt in INTERNAL_IDS else GENERIC_E

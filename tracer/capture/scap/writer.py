@@ -26,6 +26,7 @@ from tracer.capture.rotate import RotatePolicy, Rotation
 from tracer.capture.writer import machine_info
 from tracer.errors import CaptureError
 from tracer.state.state import State
+from tracer.state.tables import Thread
 
 from . import blocks as B
 from . import encode as E
@@ -176,8 +177,12 @@ class ScapWriter:
         self._put(E.iflist(self._interfaces))
         self._put(E.userlist([[u.uid, u.name, u.home, u.shell] for u in st.users.values()],
                              [[g.gid, g.name] for g in st.groups.values()]))
-        self._put(E.proclist(scap_thread(t) for t in st.threads.values()))
+        # A process whose fds the state knows but not its threads (a filtered capture learns them
+        # from its first event): listed bare, so that libsinsp keeps its fd table until then.
+        bare = [Thread(pid, pid, comm="<NA>") for pid in st.fds if pid not in st.threads]
+        self._put(E.proclist(scap_thread(t) for t in [*st.threads.values(), *bare]))
         self.exporter.told.update(st.threads)
+        self.exporter.told.update(t.tid for t in bare)
         leaders = {t.pid: t.tid for t in st.threads.values() if t.tid == t.pid}
         for pid, table in st.fds.items():
             fds = [scap_fd(f) for f in table.values()]
