@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Protocol
 
 import msgpack
 
@@ -203,7 +203,7 @@ def fd_tuple(fd: Fd | None) -> bytes:
         return b""
     if fd.type in ("ipv4", "ipv6") and (fd.cport or fd.sport):
         return E.socktuple(fd.type, fd.cip, fd.cport, fd.sip, fd.sport)
-    if fd.type == "unix":
+    if fd.type == "unix" and fd.name:
         return E.unix_tuple(fd.name)
     return b""
 
@@ -222,6 +222,14 @@ def cgroup_pairs(text: str) -> list[tuple[str, str]]:
         else:
             out.extend((s, path) for s in subs.split(",") if s)
     return out
+
+
+class Sink(Protocol):
+    """Where blocks go, one by one."""
+
+    def append(self, block: bytes, /) -> None: ...
+
+    def extend(self, blocks: Iterable[bytes], /) -> None: ...
 
 
 class Exporter:
@@ -243,10 +251,13 @@ class Exporter:
             "res": lambda ev, p, kv: s64(ev.ret), "tuple": self._tuple, "data": _data,
         }
 
-    def feed(self, batch: bytes | memoryview, final: bool = False) -> list[bytes]:
+    def feed(self, batch: bytes | memoryview, final: bool = False, out: Sink | None = None) -> Sink:
         """The blocks of the records in ``batch``; its last events may wait for the next batch
-        (the last exit for what follows it, an open's enter for its exit) unless ``final``."""
-        out: list[bytes] = []
+        (the last exit for what follows it, an open's enter for its exit) unless ``final``. Each
+        block goes to ``out`` (a new list by default) as soon as it is made: the state is then as
+        the block's event left it, so a file begun there starts with the right tables."""
+        if out is None:
+            out = []
         state = self.state
         off, n = 0, len(batch)
         buf = bytes(batch)
@@ -269,7 +280,7 @@ class Exporter:
             if ev.evt in _FOLLOWERS and held is not None and ev.tid == held.tid:
                 state.apply(ev)  # what live mode learned about the held event: before it is written
                 if ev.evt == R.EVT_THREADINFO and held.evt not in _PROCESS_EXIT_EVTS:
-                    self._retold = ev  # a rename (prctl): told after the held event
+                    self._retold = ev  # a rename (prctl): told with the held event
                 continue
             self._release(out)
             state.apply(ev)
@@ -281,6 +292,10 @@ class Exporter:
             if ev.evt == R.EVT_CONTAINER:
                 out.extend(self._container(ev))
                 continue
+            if ev.flags & R.RF_HIDDEN and ev.tid not in state.threads:
+                # A state-only record of a thread nobody knows (a filtered capture keeps every exec
+                # enter): nothing libsinsp could use, and it would make a nameless thread of it.
+                continue
             if ev.evt < R.EVT_BASE_OTHER and ev.evt & 1:
                 self._held = ev  # an exit: its followers may come next
             else:
@@ -291,21 +306,23 @@ class Exporter:
         state.reap()
         return out
 
-    def finish(self) -> list[bytes]:
-        out: list[bytes] = []
+    def finish(self, out: Sink | None = None) -> Sink:
+        if out is None:
+            out = []
         if self._carry:
             tail, self._carry = self._carry, b""
-            out.extend(self.feed(tail, final=True))
+            self.feed(tail, final=True, out=out)
         self._release(out)
         return out
 
-    def _release(self, out: list[bytes]) -> None:
+    def _release(self, out: Sink) -> None:
         if self._held is not None:
             ev, self._held = self._held, None
-            out.append(self._block(ev))
             if self._retold is not None:
+                # Before the event: ktrace shows a prctl rename's exit with the new name.
                 out.append(self._thread_block(self._retold, True))
                 self._retold = None
+            out.append(self._block(ev))
 
     # --- one event -------------------------------------------------------------------------
     def _block(self, ev: Event) -> bytes:
@@ -426,8 +443,9 @@ class Exporter:
         params = self._process_exit(rec, info, {})
         out = [E.event(ev.cpu, ev.ts, ev.tid, etype, params, _DF_STATE_ONLY)]
         t = self.state.threads.get(ev.tid)
-        if known and t is not None and t.uid >= 0:
-            # An execve exit has no user: told by a setresuid/setresgid that succeeded.
+        if t is not None and t.uid >= 0:
+            # An execve exit has no user, libsinsp takes a clone child's from its parent: told by
+            # a setresuid/setresgid that succeeded.
             for etype, v in ((SETRESUID_E, t.uid), (SETRESGID_E, t.gid)):
                 if v >= 0:
                     out.append(E.event(ev.cpu, ev.ts, ev.tid, etype, [struct.pack("<I", v)] * 3, _DF_STATE_ONLY))

@@ -19,6 +19,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Iterable
 from types import TracebackType
 from typing import IO, Any, Final
 
@@ -26,7 +27,6 @@ from tracer.capture.rotate import RotatePolicy, Rotation
 from tracer.capture.writer import machine_info
 from tracer.errors import CaptureError
 from tracer.state.state import State
-from tracer.state.tables import Thread
 
 from . import blocks as B
 from . import encode as E
@@ -77,6 +77,7 @@ class ScapWriter:
         self._finished = False
         self._closed = False
         self._interfaces = local_interfaces()
+        self._first_ts = 0
         try:
             self._open(self._rot.name)
         except OSError as e:
@@ -107,8 +108,11 @@ class ScapWriter:
     def write_events(self, batch: bytes, count: int, first_ts: int, last_ts: int) -> None:
         if self._closed:
             raise CaptureError("capture writer is closed")
+        if not self._prologue_done:
+            self._first_ts = first_ts
+            self._prologue()  # the tables as they stand before the first event
         try:
-            self._write_blocks(self.exporter.feed(batch))
+            self.exporter.feed(batch, out=self)
         except OSError as e:
             raise CaptureError(f"cannot write capture: {e.strerror or e}") from None
 
@@ -122,7 +126,7 @@ class ScapWriter:
             return
         self._closed = True
         try:
-            self._write_blocks(self.exporter.finish())
+            self.exporter.finish(out=self)
             if not self._prologue_done and self._out is not None:
                 self._prologue()
             self._end()
@@ -177,51 +181,47 @@ class ScapWriter:
         self._put(E.iflist(self._interfaces))
         self._put(E.userlist([[u.uid, u.name, u.home, u.shell] for u in st.users.values()],
                              [[g.gid, g.name] for g in st.groups.values()]))
-        # A process whose fds the state knows but not its threads (a filtered capture learns them
-        # from its first event): listed bare, so that libsinsp keeps its fd table until then.
-        bare = [Thread(pid, pid, comm="<NA>") for pid in st.fds if pid not in st.threads]
-        self._put(E.proclist(scap_thread(t) for t in [*st.threads.values(), *bare]))
+        self._put(E.proclist(scap_thread(t) for t in st.threads.values()))
         self.exporter.told.update(st.threads)
-        self.exporter.told.update(t.tid for t in bare)
         leaders = {t.pid: t.tid for t in st.threads.values() if t.tid == t.pid}
         for pid, table in st.fds.items():
             fds = [scap_fd(f) for f in table.values()]
             if fds:
                 self._put(E.fdlist(leaders.get(pid, pid), fds))
-        ts = self.exporter.first_ts or time.time_ns()
+        ts = self.exporter.last_ts or self._first_ts or time.time_ns()
         for doc in st.containers.values():
             self._put(container_block(doc, ts))
 
-    def _write_blocks(self, blocks: list[bytes]) -> None:
-        if not blocks:
-            return
+    def extend(self, blocks: Iterable[bytes]) -> None:
+        for b in blocks:
+            self.append(b)
+
+    def append(self, b: bytes) -> None:
+        """One block from the exporter (the state is as its event left it)."""
         if self._finished:
-            self._counters["dropped_after_finish"] += len(blocks)
+            self._counters["dropped_after_finish"] += 1
             return
         policy = self._policy
-        for b in blocks:
-            if policy is not None:
-                at = 10 if int.from_bytes(b[:4], "little") == B.EV_V2 else 14  # after cpu (and flags)
-                ts = int.from_bytes(b[at:at + 8], "little")
-                if self._prologue_done and ts and self._rot.time_due(ts):
-                    name = self._rot.next_slice(ts)
-                    if name is None:
-                        self._finished = True
-                        self._counters["dropped_after_finish"] += 1
-                        return
-                    self._switch(name)
-                elif policy.events is not None and self._file_events >= policy.events:
-                    self._switch(self._rot.next_part())
-                elif policy.size_limit is not None and self._count is not None and \
-                        self._count.n > policy.size_limit and self._file_events:
-                    self._switch(self._rot.next_part())
-                elif ts and not self._prologue_done:
-                    self._rot.time_due(ts)  # starts the first slice's timer
-            if not self._prologue_done:
-                self._prologue()
-            self._put(b)
-            self._file_events += 1
-            self._counters["events"] += 1
+        if policy is not None:
+            at = 10 if int.from_bytes(b[:4], "little") == B.EV_V2 else 14  # after cpu (and flags)
+            ts = int.from_bytes(b[at:at + 8], "little")
+            if ts and self._rot.time_due(ts):  # the first call starts the first slice's timer
+                name = self._rot.next_slice(ts)
+                if name is None:
+                    self._finished = True
+                    self._counters["dropped_after_finish"] += 1
+                    return
+                self._switch(name)
+            elif policy.events is not None and self._file_events >= policy.events:
+                self._switch(self._rot.next_part())
+            elif policy.size_limit is not None and self._count is not None and \
+                    self._count.n > policy.size_limit and self._file_events:
+                self._switch(self._rot.next_part())
+        if not self._prologue_done:
+            self._prologue()
+        self._put(b)
+        self._file_events += 1
+        self._counters["events"] += 1
 
 
 def scap_thread(t: Any) -> B.ScapThread:
