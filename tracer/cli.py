@@ -161,6 +161,8 @@ def _main(kw: dict[str, Any]) -> int:
         print(flt.explain())
         print(explain_cgroups(flt.pushdown))
         return 0
+    if kw["write_format"] and not kw["write"]:
+        raise UsageError("--format names the format of a -w capture: add -w FILE")
     rotate = None
     if kw["file_size"] or kw["rotate_seconds"] or kw["rotate_events"] or kw["file_limit"]:
         if not kw["write"]:
