@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from capture.scap.test_write_scap import CHISELS, ktrace, sysdig, table
+from capture.scap.test_write_scap import CHISELS, assert_same_table, ktrace, sysdig
 from live.livekit import FILTER, Ktrace, Workload
 
 pytestmark = [pytest.mark.live,
@@ -42,4 +42,4 @@ def test_live_chisel_same_under_sysdig(captured: tuple[Path, Path], chisel: str)
     kcap, scap = captured
     want = ktrace("-r", str(kcap), "-c", *chisel.split())
     got = sysdig("-r", str(scap), "-c", *chisel.split())
-    assert table(got, chisel) == table(want, chisel)
+    assert_same_table(got, want, chisel)

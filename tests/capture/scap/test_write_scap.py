@@ -184,6 +184,28 @@ def ktrace_table(text: str, chisel: str) -> list[str]:
     return sorted(r for r in rows if r)
 
 
+def assert_same_table(got: str, want: str, chisel: str) -> None:
+    """sysdig's chisel output ``got`` against ktrace's ``want``, with the module docstring's rules."""
+    g, w = table(got, chisel), ktrace_table(want, chisel)
+    if chisel == "topscalls":
+        # Top 20 by count. A row sysdig counts under one name for several of ktrace's (<unknown>
+        # for the syscalls sysdig 0.29 does not know, dup for dup2 and dup3) holds counts ktrace's
+        # own cut may have left out, and pushes the rows below it across the cut; rows of the
+        # count at the cut come in hash order. The rows above all those must match.
+        merged = {"<unknown>", *WRITTEN_AS.values()}
+
+        def count(r: str) -> int:
+            return int(r.split()[0]) if r.split()[0].isdigit() else 1 << 62
+
+        def kept(rows: list[str], limit: int) -> list[str]:
+            return [r for r in rows if count(r) > limit and r.split()[-1] not in merged]
+
+        limit = max([min(count(r) for r in g), *(count(r) for r in g if r.split()[-1] in merged)])
+        assert kept(g, limit) == kept(w, limit)
+        return
+    assert g == w
+
+
 def test_blocks_are_the_versions_sysdig_reads(exported: dict[str, Path]) -> None:
     seen = set()
     with open(exported[KCAPS[0]], "rb") as f:
@@ -204,24 +226,7 @@ def test_chisel_same_under_sysdig(exported: dict[str, Path], name: str, chisel: 
         request.applymarker(pytest.mark.xfail(strict=True, reason=DIFFERS[(name, chisel)]))
     want = ktrace("-r", str(ROOT / "captures" / name), "-c", *chisel.split())
     got = sysdig("-r", str(exported[name]), "-c", *chisel.split())
-    g, w = table(got, chisel), ktrace_table(want, chisel)
-    if chisel == "topscalls":
-        # Top 20 by count. A row sysdig counts under one name for several of ktrace's (<unknown>
-        # for the syscalls sysdig 0.29 does not know, dup for dup2 and dup3) holds counts ktrace's
-        # own cut may have left out, and pushes the rows below it across the cut; rows of the
-        # count at the cut come in hash order. The rows above all those must match.
-        merged = {"<unknown>", *WRITTEN_AS.values()}
-
-        def count(r: str) -> int:
-            return int(r.split()[0]) if r.split()[0].isdigit() else 1 << 62
-
-        def kept(rows: list[str], limit: int) -> list[str]:
-            return [r for r in rows if count(r) > limit and r.split()[-1] not in merged]
-
-        limit = max([min(count(r) for r in g), *(count(r) for r in g if r.split()[-1] in merged)])
-        assert kept(g, limit) == kept(w, limit)
-        return
-    assert g == w
+    assert_same_table(got, want, chisel)
 
 
 @needs_sysdig

@@ -41,6 +41,8 @@ _DF_STATE_ONLY = 1
 _FOLLOWERS: Final = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO})
 _INT_STRUCTS: Final = {t: struct.Struct(f) for t, f in INT_FORMATS.items()}
 _STRINGS: Final = frozenset({PT.CHARBUF, PT.FSPATH, PT.FSRELPATH})
+_INET_PROTO: Final = {1: 6, 2: 17}
+_THREAD_FLAGS: Final = 0x10F00  # Linux CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD  # SOCK_STREAM: IPPROTO_TCP, SOCK_DGRAM: IPPROTO_UDP
 _PPM_SC_CODE: Final = {name: i for i, name in enumerate(PPM_SC)}
 _CONTAINER_TYPES: Final = {"docker": 0, "lxc": 1, "libvirt-lxc": 2, "mesos": 3, "rkt": 4, "custom": 5,
                            "cri": 6, "containerd": 7, "cri-o": 8, "bpm": 9, "static": 10, "podman": 11}
@@ -105,6 +107,10 @@ def _enter_from_exit() -> frozenset[int]:
 
 
 ENTER_FROM_EXIT: Final = _enter_from_exit()
+# Enters of PPM events whose exit libsinsp reads with the enter's fd.
+_FD_ENTERS: Final = frozenset(
+    R.syscall_evt(SYSCALL_NR[name], 0) for (name, d), etype in PPM_IDS.items()
+    if d == 0 and name in SYSCALL_NR and "uses_fd" in PPM_EVENTS[etype].flags)  # type: ignore[union-attr]
 
 
 def _exit_after(buf: bytes, off: int, ev: Event, state: State) -> Event | None:
@@ -198,10 +204,11 @@ def ppm_sockaddr(raw: bytes) -> bytes:
 
 
 def fd_tuple(fd: Fd | None) -> bytes:
-    """The socket tuple libsinsp names a socket fd by (source = client for an accepted one)."""
+    """The socket tuple libsinsp names a socket fd by (source = client for an accepted one); none
+    for a socket with one end only (a bound UDP server's), which then keeps its name."""
     if fd is None:
         return b""
-    if fd.type in ("ipv4", "ipv6") and (fd.cport or fd.sport):
+    if fd.type in ("ipv4", "ipv6") and fd.cport and fd.sport:
         return E.socktuple(fd.type, fd.cip, fd.cport, fd.sip, fd.sport)
     if fd.type == "unix" and fd.name:
         return E.unix_tuple(fd.name)
@@ -240,6 +247,7 @@ class Exporter:
         self._held: Event | None = None  # an event waiting for the records that follow it
         self._peek: Event | None = None  # the exit of the enter being written, read ahead
         self._carry = b""  # a batch's tail from an enter whose exit it did not hold
+        self._entered: dict[int, int] = {}  # tid -> the enter last written for it
         self._retold: Event | None = None  # thread info that followed the held event
         # Threads libsinsp has the facts of: from the thread table or a process event written.
         self.told: set[int] = set()
@@ -334,8 +342,20 @@ class Exporter:
         if ev.ppm is not None:
             etype, params = ev.ppm
             return E.event(ev.cpu, ev.ts, ev.tid, etype, params, flags)
+        evt = ev.evt
+        missed = b""
+        if evt < R.EVT_BASE_OTHER:
+            if not evt & 1:
+                self._entered[ev.tid] = evt
+            elif self._entered.pop(ev.tid, -1) != evt - 1 and evt - 1 in _FD_ENTERS:
+                # An exit whose enter the capture does not hold (it began before the capture):
+                # libsinsp takes the fd from the enter, so the enter goes first, state-only, made
+                # from the registers the exit record keeps.
+                enter = Event(R.pack_record(ev.ts, ev.tid, ev.pid, evt - 1, ev.cpu, 0, ev.args), 0, 0, self.state)
+                et, ps = self.ppm_event(enter)
+                missed = E.event(ev.cpu, ev.ts, ev.tid, et, ps, _DF_STATE_ONLY)
         etype, params = self.ppm_event(ev)
-        return E.event(ev.cpu, ev.ts, ev.tid, etype, params, flags)
+        return missed + E.event(ev.cpu, ev.ts, ev.tid, etype, params, flags)
 
     def ppm_event(self, ev: Event) -> tuple[int, list[bytes]]:
         """(PPM type, parameter values) of one record."""
@@ -374,6 +394,10 @@ class Exporter:
         return etype, [encode_value(p, self._value(ev, p, kv, direction)) for p in info.params]
 
     def _value(self, ev: Event, p: PParam, kv: dict[str, Any], direction: int) -> Any:
+        if p.name == "proto" and "type" in kv and not kv.get("proto", (None, 0))[1]:
+            # libsinsp tells TCP from UDP by the protocol, or by a type without its flag bits:
+            # the protocol the kernel chose for protocol 0.
+            return _INET_PROTO.get(int(kv["type"][1]) & 0xF, 0)
         src = self._sources.get(p.name)
         if src is not None and (p.name != "res" or direction):
             return src(ev, p, kv)
@@ -415,7 +439,11 @@ class Exporter:
         comm = t.comm
         if "comm" in kv and isinstance(kv["comm"][1], bytes) and kv["comm"][1] and res == 0:
             comm = kv["comm"][1].split(b"\0", 1)[0].decode(errors="replace") or comm
-        flags = kv["flags"][1] if "flags" in kv and isinstance(kv["flags"][1], int) else 0
+        flags = kv["flags"][1] if "flags" in kv else 0
+        if isinstance(flags, bytes):  # clone3's, read from its struct clone_args
+            flags = int.from_bytes(flags[:8], "little") if len(flags) >= 8 else 0
+        if not kv and t.tid != t.pid:
+            flags = _THREAD_FLAGS  # a thread told of on its own: libsinsp makes it one by these
         values: dict[str, Any] = {
             "res": res, "exe": t.exe or comm, "args": b"".join(a.encode() + b"\0" for a in t.args),
             "tid": t.tid, "pid": t.pid, "ptid": t.ptid, "cwd": t.cwd, "fdlimit": t.fdlimit,
