@@ -41,8 +41,8 @@ _DF_STATE_ONLY = 1
 _FOLLOWERS: Final = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO})
 _INT_STRUCTS: Final = {t: struct.Struct(f) for t, f in INT_FORMATS.items()}
 _STRINGS: Final = frozenset({PT.CHARBUF, PT.FSPATH, PT.FSRELPATH})
-_INET_PROTO: Final = {1: 6, 2: 17}
-_THREAD_FLAGS: Final = 0x10F00  # Linux CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD  # SOCK_STREAM: IPPROTO_TCP, SOCK_DGRAM: IPPROTO_UDP
+_INET_PROTO: Final = {1: 6, 2: 17}  # SOCK_STREAM: IPPROTO_TCP, SOCK_DGRAM: IPPROTO_UDP
+_THREAD_FLAGS: Final = 0x10F00  # Linux CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
 _PPM_SC_CODE: Final = {name: i for i, name in enumerate(PPM_SC)}
 _CONTAINER_TYPES: Final = {"docker": 0, "lxc": 1, "libvirt-lxc": 2, "mesos": 3, "rkt": 4, "custom": 5,
                            "cri": 6, "containerd": 7, "cri-o": 8, "bpm": 9, "static": 10, "podman": 11}
