@@ -37,8 +37,26 @@ def captured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return kcap, scap
 
 
+# What still differs on this workload, with what differs (see also test_write_scap.DIFFERS).
+DIFFERS = {
+    "lsof": "ktrace lists a process's fds under each of its threads, sysdig under its main thread",
+    "echo_fds": "ktrace cuts each buffer at 80 characters with '...', sysdig prints it whole",
+    "proc_exec_time": "proc.duration: sysdig starts a process's clock elsewhere than ktrace",
+    "topconns": "20B sent by sendto on an unconnected UDP socket: sysdig counts them under an unnamed fd",
+    "fdbytes_by fd.name": "sysdig counts bytes on fds it holds without a name; one short TCP connection it misses",
+}
+# Lists every thread of the machine's multi-threaded processes with sockets under ktrace, each
+# process once under sysdig (as lsof): differs only when such a process runs meanwhile.
+MAY_DIFFER = {"netstat": DIFFERS["lsof"].replace("fds", "sockets")}
+
+
 @pytest.mark.parametrize("chisel", CHISELS)
-def test_live_chisel_same_under_sysdig(captured: tuple[Path, Path], chisel: str) -> None:
+def test_live_chisel_same_under_sysdig(captured: tuple[Path, Path], chisel: str,
+                                       request: pytest.FixtureRequest) -> None:
+    if chisel in DIFFERS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=DIFFERS[chisel]))
+    elif chisel in MAY_DIFFER:
+        request.applymarker(pytest.mark.xfail(strict=False, reason=MAY_DIFFER[chisel]))
     kcap, scap = captured
     want = ktrace("-r", str(kcap), "-c", *chisel.split())
     got = sysdig("-r", str(scap), "-c", *chisel.split())
