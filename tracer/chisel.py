@@ -25,8 +25,6 @@ with the same token; the first token no remaining argument fits starts the filte
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
-
 import importlib
 import importlib.metadata
 import importlib.util
@@ -38,6 +36,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_UP, Decimal
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
 

@@ -7,8 +7,6 @@ comparison false.
 
 from __future__ import annotations
 
-from ..capture.scap.state import ppm_fd_name, ppm_res
-
 import dataclasses
 import enum
 import posixpath
@@ -17,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..capture.scap.state import ppm_arg, ppm_fd_name, ppm_res
 from ..schema import record as R
 from ..schema.flags import errno_name
 from ..schema.types import PT
@@ -103,8 +102,13 @@ def _fd(ev: Event) -> Fd | None:
 def _fdattr(attr: str, empty: Any = "") -> Extract:
     def f(ev: Event, _a: Any) -> Any:
         fd = ev.fd
-        if attr == "name" and getattr(ev, "ppm", None) is not None:
-            return ppm_fd_name(ev)  # read from a scap file: libsinsp's rule
+        if getattr(ev, "ppm", None) is not None:
+            # Read from a scap file: libsinsp's rules. A socket shows its protocol only once it
+            # has a role (connected, accepted, or bound to a port).
+            if attr == "name":
+                return ppm_fd_name(ev)
+            if attr == "l4proto" and fd is not None and fd.is_server is None:
+                return None
         if fd is None:
             return None
         v = getattr(fd, attr)
@@ -179,6 +183,8 @@ def _fd_port_any(ev: Event, _a: Any) -> Any:
 
 
 def _arg(ev: Event, a: Any) -> Any:
+    if ev.ppm is not None:
+        return ppm_arg(ev, a, raw=False)
     params = ev.params
     p: Param | None
     if isinstance(a, int):
@@ -193,6 +199,8 @@ def _arg(ev: Event, a: Any) -> Any:
 
 
 def _rawarg(ev: Event, a: Any) -> Any:
+    if ev.ppm is not None:
+        return ppm_arg(ev, a, raw=True)
     p = ev.param(a) if isinstance(a, str) else None
     if p is None:
         return None
@@ -281,8 +289,8 @@ def _container(key: str) -> Extract:
             return None
         cid = t.container_id
         if cid == "host":
-            if key in ("name", "id"):
-                return "host"
+            if key in ("name", "id", "type"):
+                return "host"  # sysdig 0.29 too: container.type is "host" outside containers
             return None
         if key == "id":
             return cid

@@ -59,6 +59,7 @@ EVT_BASE_OTHER: Final = 2 * NSYSCALLS
 EVT_PROCEXIT: Final = EVT_BASE_OTHER + 0  # kernel: sched_process_exit
 EVT_CONNECTED: Final = EVT_BASE_OTHER + 1  # kernel: a client TCP connection established (both ends)
 EVT_SWITCH: Final = EVT_BASE_OTHER + 2  # a context switch (read from .scap captures)
+EVT_PPM: Final = EVT_BASE_OTHER + 3  # a .scap event ktrace has no counterpart for, kept hidden for evt.num
 EVT_THREADINFO: Final = EVT_BASE_OTHER + 16  # user space: /proc facts about one thread
 EVT_FDINFO: Final = EVT_BASE_OTHER + 17  # user space: a socket's resolved tuple
 EVT_PROCINFO: Final = EVT_BASE_OTHER + 18  # user space: CPU sample of one thread

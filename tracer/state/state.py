@@ -15,12 +15,12 @@ from typing import Any
 
 import msgpack
 
+from ..capture.scap.state import apply_ppm
 from ..event import Event, plain_ip, resolve_in, resolve_path, s32, sockaddr_parts
 from ..schema import record as R
 from ..schema import tracepoints as TP
 from ..schema.events import SYSCALL_NR
 from .tables import Fd, Group, Thread, User
-from ..capture.scap.state import apply_ppm
 
 _NR = SYSCALL_NR
 O_DIRECTORY = 0o200000

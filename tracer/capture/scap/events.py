@@ -39,6 +39,8 @@ class PPMEvent:
     cpu: int
     dump_flags: int
     params: list[bytes]
+    lsize: int = 2  # bytes per parameter length: 2, or 4 in LARGE blocks
+    raw: bytes = b""  # the lengths and values as stored
 
 
 def parse_event(body: bytes, block_type: int) -> PPMEvent:
@@ -66,22 +68,25 @@ def parse_event(body: bytes, block_type: int) -> PPMEvent:
     if length < hdr.size or pos + length > n:
         raise ScapFormatError(f"event of {length} bytes in a block of {n}")
     end = pos + length
-    lsize = 4 if block_type in LARGE_EVENTS else 2
+    # Lengths are u32 in the LARGE blocks, which hold the events flagged large_payload (libsinsp
+    # 0.29 goes by the flag, newer readers by the block: a writer makes them agree).
+    info = PPM_EVENTS[etype] if 0 <= etype < PPM_EVENT_MAX else None
+    large = block_type in LARGE_EVENTS or (info is not None and "large_payload" in info.flags)
+    lsize = 4 if large else 2
     start = pos + hdr.size
     if nparams < 0:
         nparams = _infer_nparams(body, start, end, etype)
     if nparams > (end - start) // lsize:
         raise ScapFormatError(f"event says {nparams} parameters in {end - start} bytes")
-    lf = f"<{nparams}{'I' if lsize == 4 else 'H'}"
-    lens = struct.unpack_from(lf, body, start)
+    lens = struct.unpack_from(f"<{nparams}{'I' if lsize == 4 else 'H'}", body, start)
     p = start + nparams * lsize
+    if p + sum(lens) > end:
+        raise ScapFormatError("parameter runs past its event")
     params = []
     for ln in lens:
-        if p + ln > end:
-            raise ScapFormatError("parameter runs past its event")
-        params.append(bytes(body[p:p + ln]))
+        params.append(body[p:p + ln])
         p += ln
-    return PPMEvent(ts, tid, etype, cpu, flags, params)
+    return PPMEvent(ts, tid, etype, cpu, flags, params, lsize, body[start:p])
 
 
 def _infer_nparams(body: bytes, start: int, end: int, etype: int) -> int:
@@ -99,16 +104,18 @@ def _infer_nparams(body: bytes, start: int, end: int, etype: int) -> int:
     return 0
 
 
+_INT_STRUCTS: Final = {t: struct.Struct(f) for t, f in INT_FORMATS.items()}
+
+
 def int_value(p: PParam, raw: bytes) -> int:
     """A numeric parameter's value; 0 for an empty or short one."""
-    fmt = INT_FORMATS.get(p.type)
-    if fmt is None:
+    st = _INT_STRUCTS.get(p.type)
+    if st is None:
         return 0
-    size = struct.calcsize(fmt)
-    if len(raw) < size:
+    if len(raw) < st.size:
         # Some writers store narrower values than the table's type (a u32 fd in 8 bytes' stead).
-        return int.from_bytes(raw, "little", signed=fmt[1].islower()) if raw else 0
-    return int(struct.unpack_from(fmt, raw)[0])
+        return int.from_bytes(raw, "little", signed=st.format[1].islower()) if raw else 0
+    return int(st.unpack_from(raw)[0])
 
 
 def sockaddr_parts(raw: bytes) -> tuple[str, str, int] | None:

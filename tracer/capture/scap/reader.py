@@ -68,7 +68,7 @@ class ScapReader:
         self._pos = 0
         try:
             if self._raw.read(2) == GZIP_MAGIC:
-                self._f = gzip.GzipFile(fileobj=self._raw)
+                self._f = gzip.GzipFile(fileobj=self._raw)  # type: ignore[assignment]
             self._raw.seek(0)
             head = self._read_block()
             if head is None or head[0] != B.SHB:
@@ -90,7 +90,6 @@ class ScapReader:
         self._data_start = 0
         self.header: dict[str, Any] = {"format": "scap", "scap_version": f"{section.major}.{section.minor}",
                                        "machine": {}}
-        self._pos = 0
 
     # --- the file --------------------------------------------------------------------------
     def _read_block(self) -> tuple[int, bytes] | None:
@@ -150,6 +149,8 @@ class ScapReader:
         groups: list[B.GroupEntry] = []
         tables_sent = False
         block_start = self._pos
+        end_note = ""
+        gz = " of the gunzipped stream" if self._f is not self._raw else ""  # notes' offsets
 
         def flush() -> EventBlock:
             nonlocal recs, first_ts, last_ts
@@ -160,21 +161,18 @@ class ScapReader:
 
         while True:
             at = self._pos
+            end_note = ""
             try:
                 blk = self._read_block()
             except _Cut:
-                self._note(f"capture truncated: recovered {self.events} events, lost the tail after byte {at}"
-                           + self._skip_note())
+                end_note = f"capture truncated: recovered {self.events} events, lost the tail after byte {at}{gz}"
                 break
             except (B.ScapFormatError, OSError, EOFError, zlib.error) as e:
                 self.damaged = True
-                self._note(f"damaged block at byte {at} ({e}): recovered {self.events} events, "
-                           f"stopped there" + self._skip_note())
+                end_note = f"damaged block at byte {at}{gz} ({e}): recovered {self.events} events, stopped there"
                 break
             if blk is None:
                 self.complete = True
-                if self.skipped:
-                    self._note("skipped " + self._skip_note().lstrip("; "))
                 break
             btype, body = blk
             name = B.BLOCK_NAMES.get(btype)
@@ -223,17 +221,17 @@ class ScapReader:
                     self._count("extra section headers")
             except B.ScapFormatError as e:
                 self.damaged = True
-                self._count(f"damaged {name} blocks")
-                self._note(f"damaged {name} block at byte {at} ({e}): skipped")
+                self._count(f"damaged {name} block at byte {at}{gz} ({e})")
         if not tables_sent:
             yield from self._tables(tr, threads, fds, users, groups)
         if recs:
             yield flush()
         for what, n in tr.skipped.items():
             self._count(what, n)
-
-    def _skip_note(self) -> str:
-        return "".join(f"; skipped {n} {what}" for what, n in self.skipped.items())
+        skipped = ", ".join(f"{n} {what}" for what, n in self.skipped.items())
+        if end_note or skipped:
+            # One line: how the file ended, if not cleanly, and what was skipped and counted.
+            self._note("; ".join(x for x in (end_note, f"skipped {skipped}" if skipped else "") if x))
 
     def _tables(self, tr: Translator, threads: list[B.ScapThread], fds: dict[int, list[B.ScapFd]],
                 users: list[B.UserEntry], groups: list[B.GroupEntry]) -> Iterator[TableBlock]:
@@ -244,7 +242,7 @@ class ScapReader:
         yield TableBlock("threads", thread_rows(threads))
         yield TableBlock("fds", fd_rows(threads, fds))
         yield TableBlock("containers", [])
-        tr.known_tids = {t.tid for t in threads}
+        tr.pids.update((t.tid, t.pid) for t in threads)
 
 
 class _Cut(Exception):

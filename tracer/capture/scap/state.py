@@ -45,8 +45,9 @@ def container_of(cgroups: list[tuple[str, str]]) -> str:
 def thread_rows(threads: list[ScapThread]) -> list[list[Any]]:
     rows = []
     for s in threads:
-        t = Thread(s.tid, s.pid, s.ptid, s.comm, s.exe, s.exepath, s.args, s.cwd, s.uid, s.gid, s.loginuid, 0, s.vtid, s.vpid, s.sid,
-                   container_of(s.cgroups), cgroup_text(s.cgroups), 0, s.fdlimit, s.vmsize_kb, s.vmrss_kb)
+        t = Thread(s.tid, s.pid, s.ptid, s.comm, s.exe, s.exepath, s.args, s.cwd, s.uid, s.gid, s.loginuid, 0,
+                   s.vtid, s.vpid, s.sid, container_of(s.cgroups), cgroup_text(s.cgroups), 0, s.fdlimit,
+                   s.vmsize_kb, s.vmrss_kb)
         rows.append(t.to_row())
     return rows
 
@@ -184,10 +185,40 @@ def ppm_fd_name(ev: Any) -> str | None:
             if r is not None and r < 0:
                 from .render import param_str
 
-                return param_str(ev, info.params[1], got[1][1], info.params, got[1], _plain())[0]
+                text: str = param_str(ev, info.params[1], got[1][1], info.params, got[1], _plain())[0]
+                return text
     if fd is not None:
-        return fd.name
+        return str(fd.name)
     return "" if is_exit else None
+
+
+def ppm_arg(ev: Event, a: Any, raw: bool) -> Any:
+    """evt.arg.NAME / evt.arg[N] of an event read from a scap file, as sysdig gives it: the
+    resolved text where there is one (``<f>/etc/passwd``, ``O_RDONLY``, ``ENOENT``), else the
+    value; evt.rawarg.NAME: the number itself (text for strings)."""
+    assert ev.ppm is not None
+    etype, vals = ev.ppm
+    info = ppm_event(etype)
+    if info is None:
+        return None
+    pairs = list(zip(info.params, vals, strict=False))
+    if isinstance(a, int):
+        found = pairs[a] if 0 <= a < len(pairs) else None
+    else:
+        found = next(((p, v) for p, v in pairs if p.name == a), None)
+    if found is None:
+        return None
+    p, v = found
+    if raw:
+        from .events import INT_FORMATS
+
+        if p.type in INT_FORMATS:
+            return int_value(p, v)
+        return v.split(b"\0", 1)[0].decode(errors="replace")
+    from .render import param_str
+
+    text, resolved = param_str(ev, p, v, info.params, vals, _plain())
+    return resolved or text
 
 
 def _s32(v: int) -> int:
@@ -218,10 +249,10 @@ def apply_ppm(state: State, ev: Event) -> None:
     if name == "bind":
         # libsinsp makes a socket a server only when bound to a port; ktrace's handler did already.
         a = params.get("addr")
-        parts = sockaddr_parts(a[1]) if a else None
+        addr = sockaddr_parts(a[1]) if a else None
         num = ev.fd_num()
         fd = state.fd(ev.pid, num) if num is not None else None
-        if fd is not None and parts is not None and parts[0] != "unix" and parts[2] == 0:
+        if fd is not None and addr is not None and addr[0] != "unix" and addr[2] == 0:
             fd.is_server = None
         return
     if name in _PROC_EXITS:

@@ -3,13 +3,15 @@
 A fact of the scap format (falcosecurity/libs ``driver/event_table.c``, ``flags_table.c`` and
 ``ppm_events_public.h``), written in ktrace's own notation and parsed once at import:
 
-    EVENTS   one event per line: ``id name category flags params``
+    EVENTS   one event per line, ``id name category flags params`` (indented lines continue
+             its parameters)
              id        the PPM event type (``PPME_*``); even ids are enters (and single events), odd
                        ids exits
              flags     comma-separated ``EF_*`` names (lower case, without the prefix), or ``-``
-             params    ``name:type[/format[/table]]`` (``~`` stands for a space in a name): type is a ``PT_*`` name, format a ``PF_*`` name,
-                       table the flag table (FLAGS) a flags or enum parameter is shown with, or
-                       ``dirfdN`` for a path relative to the fd in parameter N
+             params    ``name:type[/format[/table]]`` (``~`` stands for a space in a name): type
+                       is a ``PT_*`` name, format a ``PF_*`` name, table the flag table (FLAGS) a
+                       flags or enum parameter is shown with, or ``dirfdN`` for a path relative
+                       to the fd in parameter N
     FLAGS    the PPM flag tables (PPM values, not Linux's): ``table: NAME=value ...`` in the order
              sysdig matches them
     SYSCALLS the PPM syscall codes (``PPM_SC_*``) in order, naming generic events
@@ -123,7 +125,8 @@ EVENTS = """
 0 syscall other - ID:syscallid/dec nativeID:uint16/dec
 1 syscall other - ID:syscallid/dec
 2 open file creates_fd,modifies_state name:fspath flags:flags32/hex/file_flags mode:uint32/oct
-3 open file creates_fd,modifies_state fd:fd/dec name:fspath flags:flags32/hex/file_flags mode:uint32/oct dev:uint32/hex
+3 open file creates_fd,modifies_state fd:fd/dec name:fspath flags:flags32/hex/file_flags mode:uint32/oct
+    dev:uint32/hex
 4 close io_other destroys_fd,uses_fd,modifies_state,drop_simple_cons fd:fd/dec
 5 close io_other destroys_fd,uses_fd,modifies_state,drop_simple_cons res:errno/dec
 6 read io_read uses_fd,reads_from_fd,drop_simple_cons fd:fd/dec size:uint32/dec
@@ -133,9 +136,11 @@ EVENTS = """
 10 brk memory old_version size:uint32/dec
 11 brk memory old_version res:uint64/hex
 12 execve process modifies_state,old_version
-13 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:uint64/dec
+13 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:uint64/dec
 14 clone process modifies_state,old_version
-15 clone process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
+15 clone process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:int64/dec flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
 16 procexit process modifies_state,old_version
 17 NA1 process unused
 18 socket net creates_fd,modifies_state domain:flags32/dec/socket_families type:uint32/dec proto:uint32/dec
@@ -162,18 +167,24 @@ EVENTS = """
 39 getsockname net drop_simple_cons
 40 getpeername net drop_simple_cons
 41 getpeername net drop_simple_cons
-42 socketpair ipc creates_fd,modifies_state domain:flags32/dec/socket_families type:uint32/dec proto:uint32/dec
-43 socketpair ipc creates_fd,modifies_state res:errno/dec fd1:fd/dec fd2:fd/dec source:uint64/hex peer:uint64/hex
+42 socketpair ipc creates_fd,modifies_state domain:flags32/dec/socket_families type:uint32/dec
+    proto:uint32/dec
+43 socketpair ipc creates_fd,modifies_state res:errno/dec fd1:fd/dec fd2:fd/dec source:uint64/hex
+    peer:uint64/hex
 44 setsockopt net -
-45 setsockopt net uses_fd res:errno/dec fd:fd/dec level:flags8/dec/sockopt_levels optname:flags8/dec/sockopt_options val:dyn/dec/sockopt_dynamic_param optlen:uint32/dec
+45 setsockopt net uses_fd res:errno/dec fd:fd/dec level:flags8/dec/sockopt_levels
+    optname:flags8/dec/sockopt_options val:dyn/dec/sockopt_dynamic_param optlen:uint32/dec
 46 getsockopt net modifies_state,drop_simple_cons
-47 getsockopt net uses_fd,modifies_state,drop_simple_cons res:errno/dec fd:fd/dec level:flags8/dec/sockopt_levels optname:flags8/dec/sockopt_options val:dyn/dec/sockopt_dynamic_param optlen:uint32/dec
+47 getsockopt net uses_fd,modifies_state,drop_simple_cons res:errno/dec fd:fd/dec
+    level:flags8/dec/sockopt_levels optname:flags8/dec/sockopt_options val:dyn/dec/sockopt_dynamic_param
+    optlen:uint32/dec
 48 sendmsg io_write uses_fd,writes_to_fd,modifies_state fd:fd/dec size:uint32/dec tuple:socktuple
 49 sendmsg io_write uses_fd,writes_to_fd,modifies_state res:errno/dec data:bytebuf
 50 sendmmsg io_write drop_simple_cons
 51 sendmmsg io_write drop_simple_cons
 52 recvmsg io_read uses_fd,reads_from_fd,modifies_state fd:fd/dec
-53 recvmsg io_read uses_fd,reads_from_fd,modifies_state res:errno/dec size:uint32/dec data:bytebuf tuple:socktuple
+53 recvmsg io_read uses_fd,reads_from_fd,modifies_state res:errno/dec size:uint32/dec data:bytebuf
+    tuple:socktuple
 54 recvmmsg io_read drop_simple_cons
 55 recvmmsg io_read drop_simple_cons
 56 accept net creates_fd,modifies_state,old_version flags:int32/hex
@@ -222,7 +233,8 @@ EVENTS = """
 99 mkdir file - res:errno/dec
 100 rmdir file - path:fspath
 101 rmdir file - res:errno/dec
-102 openat file creates_fd,modifies_state,old_version dirfd:fd/dec name:charbuf flags:flags32/hex/file_flags mode:uint32/oct
+102 openat file creates_fd,modifies_state,old_version dirfd:fd/dec name:charbuf flags:flags32/hex/file_flags
+    mode:uint32/oct
 103 openat file creates_fd,modifies_state,old_version fd:fd/dec
 104 link file old_version oldpath:fspath newpath:fspath
 105 link file old_version res:errno/dec
@@ -272,46 +284,65 @@ EVENTS = """
 149 drop internal skipparsereset ratio:uint32/dec
 150 fcntl io_other uses_fd,modifies_state,drop_simple_cons fd:fd/dec cmd:flags8/dec/fcntl_commands
 151 fcntl io_other uses_fd,modifies_state,drop_simple_cons res:fd/dec
-152 switch scheduler drop_simple_cons next:pid/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec
+152 switch scheduler drop_simple_cons next:pid/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec
 153 NA2 scheduler unused
 154 execve process modifies_state,old_version
-155 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec
+155 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec
 156 clone process modifies_state,old_version
-157 clone process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
+157 clone process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
 158 brk memory drop_simple_cons addr:uint64/hex
 159 brk memory drop_simple_cons res:uint64/hex vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec
-160 mmap memory drop_simple_cons addr:uint64/hex length:uint64/dec prot:flags32/hex/prot_flags flags:flags32/hex/mmap_flags fd:fd/dec offset:uint64/dec
+160 mmap memory drop_simple_cons addr:uint64/hex length:uint64/dec prot:flags32/hex/prot_flags
+    flags:flags32/hex/mmap_flags fd:fd/dec offset:uint64/dec
 161 mmap memory drop_simple_cons res:uint64/hex vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec
-162 mmap2 memory drop_simple_cons addr:uint64/hex length:uint64/dec prot:flags32/hex/prot_flags flags:flags32/hex/mmap_flags fd:fd/dec pgoffset:uint64/dec
+162 mmap2 memory drop_simple_cons addr:uint64/hex length:uint64/dec prot:flags32/hex/prot_flags
+    flags:flags32/hex/mmap_flags fd:fd/dec pgoffset:uint64/dec
 163 mmap2 memory drop_simple_cons res:uint64/hex vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec
 164 munmap memory drop_simple_cons addr:uint64/hex length:uint64/dec
 165 munmap memory drop_simple_cons res:errno/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec
-166 splice io_other uses_fd,drop_simple_cons fd_in:fd/dec fd_out:fd/dec size:uint64/dec flags:flags32/hex/splice_flags
+166 splice io_other uses_fd,drop_simple_cons fd_in:fd/dec fd_out:fd/dec size:uint64/dec
+    flags:flags32/hex/splice_flags
 167 splice io_other uses_fd,drop_simple_cons res:errno/dec
 168 ptrace process - request:flags16/dec/ptrace_requests pid:pid/dec
 169 ptrace process - res:errno/dec addr:dyn/hex/ptrace_dynamic_param data:dyn/hex/ptrace_dynamic_param
 170 ioctl io_other uses_fd fd:fd/dec request:uint64/hex argument:uint64/hex
 171 ioctl io_other uses_fd res:errno/dec
 172 execve process modifies_state,old_version
-173 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec env:bytebuf
+173 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec env:bytebuf
 174 rename file -
 175 rename file - res:errno/dec oldpath:fspath newpath:fspath
 176 renameat file -
-177 renameat file - res:errno/dec olddirfd:fd/dec oldpath:fsrelpath/na/dirfd1 newdirfd:fd/dec newpath:fsrelpath/na/dirfd3
+177 renameat file - res:errno/dec olddirfd:fd/dec oldpath:fsrelpath/na/dirfd1 newdirfd:fd/dec
+    newpath:fsrelpath/na/dirfd3
 178 symlink file -
 179 symlink file - res:errno/dec target:charbuf linkpath:fspath
 180 symlinkat file -
 181 symlinkat file - res:errno/dec target:charbuf linkdirfd:fd/dec linkpath:fsrelpath/na/dirfd2
 182 fork process modifies_state,old_version
-183 fork process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
+183 fork process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
 184 vfork process modifies_state,old_version
-185 vfork process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
+185 vfork process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
 186 procexit process modifies_state status:errno/dec ret:errno/dec sig:sigtype/dec core:uint8/dec
 187 NA1 process unused
 188 sendfile io_write uses_fd,drop_simple_cons out_fd:fd/dec in_fd:fd/dec offset:uint64/dec size:uint64/dec
 189 sendfile io_write uses_fd,drop_simple_cons res:errno/dec offset:uint64/dec
-190 quotactl user - cmd:flags16/dec/quotactl_cmds type:flags8/dec/quotactl_types id:uint32/dec quota_fmt:flags8/dec/quotactl_quota_fmts
-191 quotactl user - res:errno/dec special:charbuf quotafilepath:charbuf dqb_bhardlimit:uint64/dec dqb_bsoftlimit:uint64/dec dqb_curspace:uint64/dec dqb_ihardlimit:uint64/dec dqb_isoftlimit:uint64/dec dqb_btime:reltime/dec dqb_itime:reltime/dec dqi_bgrace:reltime/dec dqi_igrace:reltime/dec dqi_flags:flags8/dec/quotactl_dqi_flags quota_fmt_out:flags8/dec/quotactl_quota_fmts
+190 quotactl user - cmd:flags16/dec/quotactl_cmds type:flags8/dec/quotactl_types id:uint32/dec
+    quota_fmt:flags8/dec/quotactl_quota_fmts
+191 quotactl user - res:errno/dec special:charbuf quotafilepath:charbuf dqb_bhardlimit:uint64/dec
+    dqb_bsoftlimit:uint64/dec dqb_curspace:uint64/dec dqb_ihardlimit:uint64/dec dqb_isoftlimit:uint64/dec
+    dqb_btime:reltime/dec dqb_itime:reltime/dec dqi_bgrace:reltime/dec dqi_igrace:reltime/dec
+    dqi_flags:flags8/dec/quotactl_dqi_flags quota_fmt_out:flags8/dec/quotactl_quota_fmts
 192 setresuid user modifies_state ruid:uid/dec euid:uid/dec suid:uid/dec
 193 setresuid user modifies_state res:errno/dec
 194 setresgid user modifies_state rgid:gid/dec egid:gid/dec sgid:gid/dec
@@ -335,23 +366,46 @@ EVENTS = """
 212 getresgid user drop_simple_cons
 213 getresgid user drop_simple_cons res:errno/dec rgid:gid/dec egid:gid/dec sgid:gid/dec
 214 execve process modifies_state,old_version
-215 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf env:bytebuf
+215 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf env:bytebuf
 216 clone process modifies_state,old_version
-217 clone process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
+217 clone process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf flags:flags32/hex/clone_flags uid:uint32/dec
+    gid:uint32/dec
 218 fork process modifies_state,old_version
-219 fork process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
+219 fork process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf flags:flags32/hex/clone_flags uid:uint32/dec
+    gid:uint32/dec
 220 vfork process modifies_state,old_version
-221 vfork process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec
+221 vfork process modifies_state,old_version res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf flags:flags32/hex/clone_flags uid:uint32/dec
+    gid:uint32/dec
 222 clone process modifies_state
-223 clone process modifies_state res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec vtid:pid/dec vpid:pid/dec
+223 clone process modifies_state res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec
+    cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec
+    vm_swap:uint32/dec comm:charbuf cgroups:bytebuf flags:flags32/hex/clone_flags uid:uint32/dec
+    gid:uint32/dec vtid:pid/dec vpid:pid/dec
 224 fork process modifies_state
-225 fork process modifies_state res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec vtid:pid/dec vpid:pid/dec
+225 fork process modifies_state res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec
+    cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec
+    vm_swap:uint32/dec comm:charbuf cgroups:bytebuf flags:flags32/hex/clone_flags uid:uint32/dec
+    gid:uint32/dec vtid:pid/dec vpid:pid/dec
 226 vfork process modifies_state
-227 vfork process modifies_state res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec vtid:pid/dec vpid:pid/dec
-228 container internal skipparsereset,modifies_state,old_version id:charbuf type:uint32/dec name:charbuf image:charbuf
+227 vfork process modifies_state res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec
+    cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec
+    vm_swap:uint32/dec comm:charbuf cgroups:bytebuf flags:flags32/hex/clone_flags uid:uint32/dec
+    gid:uint32/dec vtid:pid/dec vpid:pid/dec
+228 container internal skipparsereset,modifies_state,old_version id:charbuf type:uint32/dec name:charbuf
+    image:charbuf
 229 container internal unused,old_version
 230 execve process modifies_state
-231 execve process modifies_state res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf env:bytebuf
+231 execve process modifies_state res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec
+    cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf env:bytebuf
 232 signaldeliver signal drop_simple_cons spid:pid/dec dpid:pid/dec sig:sigtype/dec
 233 signaldeliver signal unused
 234 procinfo internal skipparsereset,drop_simple_cons cpu_usr:uint64/dec cpu_sys:uint64/dec
@@ -367,12 +421,17 @@ EVENTS = """
 244 cpu_hotplug system skipparsereset,modifies_state cpu:uint32/dec action:uint32/dec
 245 NA2 system unused
 246 accept net creates_fd,modifies_state
-247 accept net creates_fd,modifies_state fd:fd/dec tuple:socktuple queuepct:uint8/dec queuelen:uint32/dec queuemax:uint32/dec
+247 accept net creates_fd,modifies_state fd:fd/dec tuple:socktuple queuepct:uint8/dec queuelen:uint32/dec
+    queuemax:uint32/dec
 248 accept net creates_fd,modifies_state flags:int32/hex
-249 accept net creates_fd,modifies_state fd:fd/dec tuple:socktuple queuepct:uint8/dec queuelen:uint32/dec queuemax:uint32/dec
+249 accept net creates_fd,modifies_state fd:fd/dec tuple:socktuple queuepct:uint8/dec queuelen:uint32/dec
+    queuemax:uint32/dec
 250 semop process drop_simple_cons semid:int32/dec
-251 semop process drop_simple_cons res:errno/dec nsops:uint32/dec sem_num_0:uint16/dec sem_op_0:int16/dec sem_flg_0:flags16/hex/semop_flags sem_num_1:uint16/dec sem_op_1:int16/dec sem_flg_1:flags16/hex/semop_flags
-252 semctl process drop_simple_cons semid:int32/dec semnum:int32/dec cmd:flags16/hex/semctl_commands val:int32/dec
+251 semop process drop_simple_cons res:errno/dec nsops:uint32/dec sem_num_0:uint16/dec sem_op_0:int16/dec
+    sem_flg_0:flags16/hex/semop_flags sem_num_1:uint16/dec sem_op_1:int16/dec
+    sem_flg_1:flags16/hex/semop_flags
+252 semctl process drop_simple_cons semid:int32/dec semnum:int32/dec cmd:flags16/hex/semctl_commands
+    val:int32/dec
 253 semctl process drop_simple_cons res:errno/dec
 254 ppoll wait waits,drop_simple_cons fds:fdlist/dec timeout:reltime/dec sigmask:sigset/dec
 255 ppoll wait waits,drop_simple_cons res:errno/dec fds:fdlist/dec
@@ -403,17 +462,24 @@ EVENTS = """
 280 notification other skipparsereset id:charbuf/dec desc:charbuf
 281 NA4 system unused
 282 execve process modifies_state,old_version
-283 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf env:bytebuf tty:int32/dec
+283 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf env:bytebuf tty:int32/dec
 284 unshare process - flags:flags32/hex/clone_flags
 285 unshare process - res:errno/dec
 286 infra internal skipparsereset source:charbuf/dec name:charbuf description:charbuf scope:charbuf
 287 NA4 system unused
 288 execve process modifies_state,old_version filename:fspath
-289 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf env:bytebuf tty:int32/dec
+289 execve process modifies_state,old_version res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf env:bytebuf tty:int32/dec
 290 page_fault other skipparsereset,drop_simple_cons addr:uint64/hex ip:uint64/hex error:flags32/hex/pf_flags
 291 NA5 other unused
 292 execve process modifies_state filename:fspath
-293 execve process modifies_state res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf env:bytebuf tty:int32/dec pgid:pid/dec loginuid:int32/dec flags:flags32/hex/execve_flags
+293 execve process modifies_state res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec
+    cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf env:bytebuf tty:int32/dec pgid:pid/dec
+    loginuid:int32/dec flags:flags32/hex/execve_flags
 294 setpgid process modifies_state pid:pid/dec pgid:pid/dec
 295 setpgid process modifies_state res:pid/dec
 296 bpf other creates_fd cmd:int64/dec
@@ -426,12 +492,15 @@ EVENTS = """
 303 unlinkat file - res:errno/dec dirfd:fd/dec name:fsrelpath/na/dirfd1 flags:flags32/hex/unlinkat_flags
 304 mkdirat file -
 305 mkdirat file - res:errno/dec dirfd:fd/dec path:fsrelpath/na/dirfd1 mode:uint32/hex
-306 openat file creates_fd,modifies_state dirfd:fd/dec name:fsrelpath/na/dirfd0 flags:flags32/hex/file_flags mode:uint32/oct
-307 openat file creates_fd,modifies_state fd:fd/dec dirfd:fd/dec name:fsrelpath/na/dirfd1 flags:flags32/hex/file_flags mode:uint32/oct dev:uint32/hex
+306 openat file creates_fd,modifies_state dirfd:fd/dec name:fsrelpath/na/dirfd0 flags:flags32/hex/file_flags
+    mode:uint32/oct
+307 openat file creates_fd,modifies_state fd:fd/dec dirfd:fd/dec name:fsrelpath/na/dirfd1
+    flags:flags32/hex/file_flags mode:uint32/oct dev:uint32/hex
 308 link file -
 309 link file - res:errno/dec oldpath:fspath newpath:fspath
 310 linkat file -
-311 linkat file - res:errno/dec olddir:fd/dec oldpath:fsrelpath/na/dirfd1 newdir:fd/dec newpath:fsrelpath/na/dirfd3 flags:flags32/hex/linkat_flags
+311 linkat file - res:errno/dec olddir:fd/dec oldpath:fsrelpath/na/dirfd1 newdir:fd/dec
+    newpath:fsrelpath/na/dirfd3 flags:flags32/hex/linkat_flags
 312 fchmodat file -
 313 fchmodat file - res:errno/dec dirfd:fd/dec filename:fsrelpath/na/dirfd1 mode:mode/oct/chmod_mode
 314 chmod file -
@@ -439,31 +508,45 @@ EVENTS = """
 316 fchmod file -
 317 fchmod file - res:errno/dec fd:fd/dec mode:mode/oct/chmod_mode
 318 renameat2 file -
-319 renameat2 file - res:errno/dec olddirfd:fd/dec oldpath:fsrelpath/na/dirfd1 newdirfd:fd/dec newpath:fsrelpath/na/dirfd3 flags:flags32/hex/renameat2_flags
+319 renameat2 file - res:errno/dec olddirfd:fd/dec oldpath:fsrelpath/na/dirfd1 newdirfd:fd/dec
+    newpath:fsrelpath/na/dirfd3 flags:flags32/hex/renameat2_flags
 320 userfaultfd file creates_fd,modifies_state
 321 userfaultfd file creates_fd,modifies_state res:errno/dec flags:flags32/hex/file_flags
 322 pluginevent other large_payload plugin~ID:uint32/dec event_data:bytebuf
 323 pluginevent other unused
 324 container process modifies_state,large_payload json:charbuf
 325 container process unused
-326 openat2 file creates_fd,modifies_state dirfd:fd/dec name:fsrelpath/na/dirfd1 flags:flags32/hex/file_flags mode:uint32/oct resolve:flags32/hex/openat2_flags
-327 openat2 file creates_fd,modifies_state fd:fd/dec dirfd:fd/dec name:fsrelpath/na/dirfd1 flags:flags32/hex/file_flags mode:uint32/oct resolve:flags32/hex/openat2_flags
+326 openat2 file creates_fd,modifies_state dirfd:fd/dec name:fsrelpath/na/dirfd1 flags:flags32/hex/file_flags
+    mode:uint32/oct resolve:flags32/hex/openat2_flags
+327 openat2 file creates_fd,modifies_state fd:fd/dec dirfd:fd/dec name:fsrelpath/na/dirfd1
+    flags:flags32/hex/file_flags mode:uint32/oct resolve:flags32/hex/openat2_flags
 328 mprotect memory drop_simple_cons addr:uint64/hex length:uint64/dec prot:flags32/hex/prot_flags
 329 mprotect memory drop_simple_cons res:errno/dec
 330 execveat process modifies_state dirfd:fd/dec pathname:fsrelpath/na/dirfd0 flags:flags32/hex/execveat_flags
-331 execveat process modifies_state res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf env:bytebuf tty:int32/dec pgid:pid/dec loginuid:int32/dec flags:flags32/hex/execve_flags
+331 execveat process modifies_state res:errno/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec
+    ptid:pid/dec cwd:charbuf fdlimit:uint64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec
+    vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf env:bytebuf tty:int32/dec pgid:pid/dec
+    loginuid:int32/dec flags:flags32/hex/execve_flags
 332 copy_file_range file uses_fd,reads_from_fd,writes_to_fd fdin:fd/dec offin:uint64/dec len:uint64/dec
 333 copy_file_range file uses_fd,reads_from_fd,writes_to_fd res:errno/dec fdout:fd/dec offout:uint64/dec
 334 clone3 process modifies_state
-335 clone3 process modifies_state res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec comm:charbuf cgroups:bytebuf flags:flags32/hex/clone_flags uid:uint32/dec gid:uint32/dec vtid:pid/dec vpid:pid/dec
+335 clone3 process modifies_state res:pid/dec exe:charbuf args:bytebuf tid:pid/dec pid:pid/dec ptid:pid/dec
+    cwd:charbuf fdlimit:int64/dec pgft_maj:uint64/dec pgft_min:uint64/dec vm_size:uint32/dec vm_rss:uint32/dec
+    vm_swap:uint32/dec comm:charbuf cgroups:bytebuf flags:flags32/hex/clone_flags uid:uint32/dec
+    gid:uint32/dec vtid:pid/dec vpid:pid/dec
 336 open_by_handle_at file old_version,creates_fd,modifies_state
-337 open_by_handle_at file creates_fd,modifies_state fd:fd/dec mountfd:fd/dec flags:flags32/hex/file_flags path:fspath dev:uint32/hex ino:uint64/dec
+337 open_by_handle_at file creates_fd,modifies_state fd:fd/dec mountfd:fd/dec flags:flags32/hex/file_flags
+    path:fspath dev:uint32/hex ino:uint64/dec
 338 io_uring_setup io_other old_version,creates_fd,modifies_state
-339 io_uring_setup io_other creates_fd,modifies_state res:errno/dec entries:uint32/dec sq_entries:uint32/dec cq_entries:uint32/dec flags:flags32/hex/io_uring_setup_flags sq_thread_cpu:uint32/dec sq_thread_idle:uint32/dec features:flags32/hex/io_uring_setup_feats
+339 io_uring_setup io_other creates_fd,modifies_state res:errno/dec entries:uint32/dec sq_entries:uint32/dec
+    cq_entries:uint32/dec flags:flags32/hex/io_uring_setup_flags sq_thread_cpu:uint32/dec
+    sq_thread_idle:uint32/dec features:flags32/hex/io_uring_setup_feats
 340 io_uring_enter io_other old_version
-341 io_uring_enter io_other uses_fd res:errno/dec fd:fd/dec to_submit:uint32/dec min_complete:uint32/dec flags:flags32/hex/io_uring_enter_flags sig:sigset/dec
+341 io_uring_enter io_other uses_fd res:errno/dec fd:fd/dec to_submit:uint32/dec min_complete:uint32/dec
+    flags:flags32/hex/io_uring_enter_flags sig:sigset/dec
 342 io_uring_register io_other old_version
-343 io_uring_register io_other uses_fd res:errno/dec fd:fd/dec opcode:enumflags16/dec/io_uring_register_opcodes arg:uint64/hex nr_args:uint32/dec
+343 io_uring_register io_other uses_fd res:errno/dec fd:fd/dec
+    opcode:enumflags16/dec/io_uring_register_opcodes arg:uint64/hex nr_args:uint32/dec
 344 mlock memory old_version
 345 mlock memory - res:errno/dec addr:uint64/hex len:uint64/dec
 346 munlock memory old_version
@@ -473,10 +556,13 @@ EVENTS = """
 350 munlockall memory old_version
 351 munlockall memory - res:errno/dec
 352 capset process old_version,modifies_state
-353 capset process modifies_state res:errno/dec cap_inheritable:uint64/hex cap_permitted:uint64/hex cap_effective:uint64/hex
-354 useradded process modifies_state uid:uint32/dec gid:uint32/dec name:charbuf home:charbuf shell:charbuf container_id:charbuf
+353 capset process modifies_state res:errno/dec cap_inheritable:uint64/hex cap_permitted:uint64/hex
+    cap_effective:uint64/hex
+354 useradded process modifies_state uid:uint32/dec gid:uint32/dec name:charbuf home:charbuf shell:charbuf
+    container_id:charbuf
 355 NA unknown unused
-356 userdeleted process modifies_state uid:uint32/dec gid:uint32/dec name:charbuf home:charbuf shell:charbuf container_id:charbuf
+356 userdeleted process modifies_state uid:uint32/dec gid:uint32/dec name:charbuf home:charbuf shell:charbuf
+    container_id:charbuf
 357 NA unknown unused
 358 groupadded process modifies_state gid:uint32/dec name:charbuf container_id:charbuf
 359 NA unknown unused
@@ -485,7 +571,8 @@ EVENTS = """
 362 dup2 io_other old_version,creates_fd,uses_fd,modifies_state fd:fd/dec
 363 dup2 io_other creates_fd,uses_fd,modifies_state res:fd/dec oldfd:fd/dec newfd:fd/dec
 364 dup3 io_other old_version,creates_fd,uses_fd,modifies_state fd:fd/dec
-365 dup3 io_other creates_fd,uses_fd,modifies_state res:fd/dec oldfd:fd/dec newfd:fd/dec flags:flags32/hex/file_flags
+365 dup3 io_other creates_fd,uses_fd,modifies_state res:fd/dec oldfd:fd/dec newfd:fd/dec
+    flags:flags32/hex/file_flags
 366 dup io_other old_version,creates_fd,uses_fd,modifies_state fd:fd/dec
 367 dup io_other creates_fd,uses_fd,modifies_state res:fd/dec oldfd:fd/dec
 368 bpf other old_version,creates_fd cmd:int64/dec
@@ -493,7 +580,8 @@ EVENTS = """
 370 mlock2 memory old_version
 371 mlock2 memory - res:errno/dec addr:uint64/hex len:uint64/dec flags:flags32/hex/mlock2_flags
 372 fsconfig system old_version
-373 fsconfig system uses_fd res:errno/dec fd:fd/dec cmd:enumflags32/dec/fsconfig_cmds key:charbuf value_bytebuf:bytebuf value_charbuf:charbuf aux:int32/dec
+373 fsconfig system uses_fd res:errno/dec fd:fd/dec cmd:enumflags32/dec/fsconfig_cmds key:charbuf
+    value_bytebuf:bytebuf value_charbuf:charbuf aux:int32/dec
 374 epoll_create wait old_version,creates_fd,modifies_state size:int32/dec
 375 epoll_create wait creates_fd,modifies_state res:errno/dec size:int32/dec
 376 epoll_create1 wait old_version,creates_fd,modifies_state flags:flags32/hex/epoll_create1_flags
@@ -505,23 +593,28 @@ EVENTS = """
 382 fchown file old_version
 383 fchown file uses_fd res:errno/dec fd:fd/dec uid:uint32/dec gid:uint32/dec
 384 fchownat file old_version
-385 fchownat file uses_fd res:errno/dec dirfd:fd/dec pathname:fsrelpath/na/dirfd1 uid:uint32/dec gid:uint32/dec flags:flags32/hex/fchownat_flags
+385 fchownat file uses_fd res:errno/dec dirfd:fd/dec pathname:fsrelpath/na/dirfd1 uid:uint32/dec
+    gid:uint32/dec flags:flags32/hex/fchownat_flags
 386 umount file old_version,modifies_state
 387 umount file modifies_state res:errno/dec name:fspath
 388 accept4 net old_version,creates_fd,modifies_state flags:int32/hex
-389 accept4 net creates_fd,modifies_state fd:fd/dec tuple:socktuple queuepct:uint8/dec queuelen:uint32/dec queuemax:uint32/dec flags:int32/hex
+389 accept4 net creates_fd,modifies_state fd:fd/dec tuple:socktuple queuepct:uint8/dec queuelen:uint32/dec
+    queuemax:uint32/dec flags:int32/hex
 390 umount2 file old_version,modifies_state flags:flags32/hex/umount_flags
 391 umount2 file modifies_state res:errno/dec name:fspath flags:flags32/hex/umount_flags
 392 pipe2 ipc old_version,creates_fd,modifies_state
-393 pipe2 ipc creates_fd,modifies_state res:errno/dec fd1:fd/dec fd2:fd/dec ino:uint64/dec flags:flags32/hex/file_flags
+393 pipe2 ipc creates_fd,modifies_state res:errno/dec fd1:fd/dec fd2:fd/dec ino:uint64/dec
+    flags:flags32/hex/file_flags
 394 inotify_init1 ipc old_version,creates_fd,modifies_state
 395 inotify_init1 ipc creates_fd,modifies_state res:fd/dec flags:flags16/hex/file_flags
 396 eventfd2 ipc old_version,creates_fd,modifies_state initval:uint64/dec
 397 eventfd2 ipc creates_fd,modifies_state res:fd/dec flags:flags16/hex/file_flags initval:uint64/dec
 398 signalfd4 signal old_version,creates_fd,modifies_state fd:fd/dec mask:uint32/hex
-399 signalfd4 signal creates_fd,modifies_state res:fd/dec flags:flags16/hex/file_flags fd:fd/dec mask:uint32/hex
+399 signalfd4 signal creates_fd,modifies_state res:fd/dec flags:flags16/hex/file_flags fd:fd/dec
+    mask:uint32/hex
 400 prctl process old_version,modifies_state
-401 prctl process modifies_state res:errno/dec option:enumflags32/dec/prctl_options arg2_str:charbuf arg2_int:int64/dec
+401 prctl process modifies_state res:errno/dec option:enumflags32/dec/prctl_options arg2_str:charbuf
+    arg2_int:int64/dec
 402 asyncevent other large_payload plugin_id:uint32/dec name:charbuf data:bytebuf
 403 NA unknown unused
 404 memfd_create memory old_version,creates_fd,modifies_state
@@ -533,13 +626,16 @@ EVENTS = """
 410 init_module other old_version
 411 init_module other - res:errno/dec img:bytebuf length:uint64/dec uargs:charbuf
 412 finit_module other old_version
-413 finit_module other uses_fd,reads_from_fd res:errno/dec fd:fd/dec uargs:charbuf flags:flags32/hex/finit_module_flags
+413 finit_module other uses_fd,reads_from_fd res:errno/dec fd:fd/dec uargs:charbuf
+    flags:flags32/hex/finit_module_flags
 414 mknod other old_version
 415 mknod other - res:errno/dec path:fspath mode:mode/oct/mknod_mode dev:uint32/dec
 416 mknodat other old_version
-417 mknodat other uses_fd res:errno/dec dirfd:fd/dec path:fsrelpath/na/dirfd1 mode:mode/oct/mknod_mode dev:uint32/dec
+417 mknodat other uses_fd res:errno/dec dirfd:fd/dec path:fsrelpath/na/dirfd1 mode:mode/oct/mknod_mode
+    dev:uint32/dec
 418 newfstatat file old_version
-419 newfstatat file uses_fd res:errno/dec dirfd:fd/dec path:fsrelpath/na/dirfd1 flags:flags32/hex/newfstatat_flags
+419 newfstatat file uses_fd res:errno/dec dirfd:fd/dec path:fsrelpath/na/dirfd1
+    flags:flags32/hex/newfstatat_flags
 420 process_vm_readv ipc old_version
 421 process_vm_readv ipc - res:int64/dec pid:pid/dec data:bytebuf
 422 process_vm_writev ipc old_version
@@ -550,30 +646,44 @@ EVENTS = """
 427 setreuid user modifies_state res:errno/dec ruid:uid/dec euid:uid/dec
 428 setregid user old_version
 429 setregid user modifies_state res:errno/dec rgid:uid/dec egid:uid/dec
-430 task iter|process modifies_state ppid:pid32/dec pgid:pid32/dec vpgid:pid32/dec sid:pid32/dec comm:charbuf argv:charbufarray exepath:fspath flags:flags32/hex/execve_flags env:charbufarray cwd:charbuf fdlimit:uint64/dec euid:uid/dec egid:gid/dec cap_permitted:uint64/hex cap_effective:uint64/hex cap_inheritable:uint64/hex exe_ino_num:uint64/dec exe_ino_ctime:abstime/dec exe_ino_mtime:abstime/dec vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec pgft_maj:uint64/dec pgft_min:uint64/dec vtgid:pid32/dec vpid:pid32/dec pidns_init_start_ts:uint64/dec cgroups:charbufarray root:fspath start_time:abstime/dec tty:uint32/dec loginuid:uid/dec
+430 task iter|process modifies_state ppid:pid32/dec pgid:pid32/dec vpgid:pid32/dec sid:pid32/dec comm:charbuf
+    argv:charbufarray exepath:fspath flags:flags32/hex/execve_flags env:charbufarray cwd:charbuf
+    fdlimit:uint64/dec euid:uid/dec egid:gid/dec cap_permitted:uint64/hex cap_effective:uint64/hex
+    cap_inheritable:uint64/hex exe_ino_num:uint64/dec exe_ino_ctime:abstime/dec exe_ino_mtime:abstime/dec
+    vm_size:uint32/dec vm_rss:uint32/dec vm_swap:uint32/dec pgft_maj:uint64/dec pgft_min:uint64/dec
+    vtgid:pid32/dec vpid:pid32/dec pidns_init_start_ts:uint64/dec cgroups:charbufarray root:fspath
+    start_time:abstime/dec tty:uint32/dec loginuid:uid/dec
 431 NA unknown unused
 432 task_file_pipe iter|file modifies_state fd:fd32/dec path:fspath ino_num:uint64/dec
 433 NA unknown unused
 434 task_file_memfd iter|file modifies_state fd:fd32/dec path:fspath ino_num:uint64/dec
 435 NA unknown unused
-436 task_file_regular iter|file modifies_state fd:fd32/dec path:fspath flags:flags32/hex/file_flags mnt_id:uint32/dec ino_num:uint64/dec
+436 task_file_regular iter|file modifies_state fd:fd32/dec path:fspath flags:flags32/hex/file_flags
+    mnt_id:uint32/dec ino_num:uint64/dec
 437 NA unknown unused
 438 task_file_directory iter|file modifies_state fd:fd32/dec path:fspath ino_num:uint64/dec
 439 NA unknown unused
-440 task_file_socket_inet iter|file modifies_state fd:fd32/dec sk_type:uint16/dec sk_proto:uint16/dec local_ip:ipv4addr/hex local_port:port/hex remote_ip:ipv4addr/hex remote_port:port/hex ino_num:uint64/dec
+440 task_file_socket_inet iter|file modifies_state fd:fd32/dec sk_type:uint16/dec sk_proto:uint16/dec
+    local_ip:ipv4addr/hex local_port:port/hex remote_ip:ipv4addr/hex remote_port:port/hex ino_num:uint64/dec
 441 NA unknown unused
-442 task_file_socket_inet6 iter|file modifies_state fd:fd32/dec sk_type:uint16/dec sk_proto:uint16/dec local_ip:ipv6addr/hex local_port:port/hex remote_ip:ipv6addr/hex remote_port:port/hex ino_num:uint64/dec
+442 task_file_socket_inet6 iter|file modifies_state fd:fd32/dec sk_type:uint16/dec sk_proto:uint16/dec
+    local_ip:ipv6addr/hex local_port:port/hex remote_ip:ipv6addr/hex remote_port:port/hex ino_num:uint64/dec
 443 NA unknown unused
-444 task_file_socket_unix iter|file modifies_state fd:fd32/dec sk_type:uint16/dec sk_proto:uint16/dec sk_pointer:uint64 sun_path:fspath ino_num:uint64/dec
+444 task_file_socket_unix iter|file modifies_state fd:fd32/dec sk_type:uint16/dec sk_proto:uint16/dec
+    sk_pointer:uint64 sun_path:fspath ino_num:uint64/dec
 445 NA unknown unused
-446 task_file_socket_netlink iter|file modifies_state fd:fd32/dec sk_type:uint16/dec sk_proto:uint16/dec ino_num:uint64/dec
+446 task_file_socket_netlink iter|file modifies_state fd:fd32/dec sk_type:uint16/dec sk_proto:uint16/dec
+    ino_num:uint64/dec
 447 NA unknown unused
-448 task_file_anon_inode iter|file modifies_state fd:fd32/dec fd_type:flags8/dec/anon_inode_fd_types path:fspath ino_num:uint64/dec
+448 task_file_anon_inode iter|file modifies_state fd:fd32/dec fd_type:flags8/dec/anon_inode_fd_types
+    path:fspath ino_num:uint64/dec
 449 NA unknown unused
 450 NA unknown unused
-451 close_range io_other modifies_state res:errno/dec first:uint32/dec last:uint32/dec flags:flags32/hex/close_range_flags
+451 close_range io_other modifies_state res:errno/dec first:uint32/dec last:uint32/dec
+    flags:flags32/hex/close_range_flags
 452 NA unknown unused
-453 keyctl other - res:errno/dec operation:enumflags32/dec/keyctl_operations arg2:dyn/dec/keyctl_dynamic_param arg3:dyn/dec/keyctl_dynamic_param arg4:dyn/dec/keyctl_dynamic_param arg5:dyn/dec/keyctl_dynamic_param
+453 keyctl other - res:errno/dec operation:enumflags32/dec/keyctl_operations arg2:dyn/dec/keyctl_dynamic_param
+    arg3:dyn/dec/keyctl_dynamic_param arg4:dyn/dec/keyctl_dynamic_param arg5:dyn/dec/keyctl_dynamic_param
 """
 
 FLAGS_TEXT = """
@@ -729,7 +839,13 @@ def _param(tok: str) -> PParam:
 
 def _events() -> list[PEvent | None]:
     table: list[PEvent | None] = [None] * PPM_EVENT_MAX
-    for line in EVENTS.strip().splitlines():
+    rows: list[str] = []
+    for line in EVENTS.strip("\n").splitlines():
+        if line.startswith(" ") and rows:
+            rows[-1] += line  # a continuation: more parameters
+        else:
+            rows.append(line)
+    for line in rows:
         toks = line.split()
         i, name, cat, flags = int(toks[0]), toks[1], toks[2], toks[3]
         fl = frozenset() if flags == "-" else frozenset(flags.split(","))

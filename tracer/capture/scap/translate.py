@@ -10,8 +10,9 @@ The PPM event itself travels after the segments, in the record's tail (``RF_PPM`
 its parameters as sysdig does (``render``), and the state takes what the probe's records do not
 carry (process facts of execve and clone, socket tuples) from it (``state.apply_ppm``).
 
-Annex layout: ``u32 length (annex included), u16 PPM type, u16 nparams, u32 lengths[nparams]``,
-the values, then zero padding to the record's 8-byte alignment.
+Annex layout: ``u32 length (annex included), u16 PPM type, u16 nparams, u8 bytes per length, 3
+pad``, the lengths and values as the scap file stored them, then zero padding to the record's
+8-byte alignment.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ import msgpack
 from tracer.schema import flags as KF
 from tracer.schema import record as R
 from tracer.schema.events import FD_REGS, SYSCALL_NR, SYSCALLS
-from tracer.schema.types import PT as KPT
 
-from .events import PPMEvent, int_value, sockaddr_parts
-from .table import PPM_FLAGS, PT, SYSCALLS as PPM_SC, PEvent, ppm_event
+from .events import INT_FORMATS, PPMEvent, int_value, sockaddr_parts
+from .table import PPM_FLAGS, PT, PEvent, PParam, ppm_event
+from .table import SYSCALLS as PPM_SC
 
 RF_PPM: Final = R.RF_PPM
-_ANNEX = struct.Struct("<IHH")
+Params = dict[str, tuple[PParam, bytes]]  # an event's parameters by name
+_ANNEX = struct.Struct("<IHHB3x")  # annex size, PPM type, nparams, bytes per length
+_FIXED = struct.Struct(R.FIXED_FMT)
 
 # PPM event names that are a syscall ktrace knows under another name.
 NAME_ALIASES: Final = {"pread": "pread64", "pwrite": "pwrite64", "umount": "umount2", "stat64": "stat",
@@ -56,7 +59,7 @@ def to_linux_flags(ppm_table: str, value: int) -> int:
     ktable = FLAG_TABLES.get(ppm_table)
     if ktable is None:
         return value
-    by_name = dict(KF.FLAGS.get(ktable, ()) and [(n, b) for b, n in KF.FLAGS[ktable]])
+    by_name = {name: bit for bit, name in KF.FLAGS.get(ktable, ())}
     out = 0
     for name, bit in PPM_FLAGS.get(ppm_table, ()):
         if bit and value & bit == bit and name in by_name:
@@ -73,7 +76,8 @@ class Translator:
         self._enter: dict[int, tuple[int, tuple[int, ...], bytes, bytes, int]] = {}
         self.skipped: dict[str, int] = {}
         self.last_unknown = False
-        self.known_tids: set[int] = set()
+        self.pids: dict[int, int] = {}  # tid -> pid, from the thread table and process events
+        self._plans: dict[tuple[int, int], _Plan] = {}
 
     def _skip(self, what: str) -> None:
         self.skipped[what] = self.skipped.get(what, 0) + 1
@@ -105,110 +109,75 @@ class Translator:
             return None
         evt = self.evt_id(ev, info)
         if evt < 0:
-            self._skip(f"{info.name} events")
-            return None
-        nparams = len(ev.params)
+            # Kept, hidden, so that evt.num stays sysdig's (it numbers every event it knows).
+            self._skip(f"{info.name} events (no ktrace counterpart, kept hidden)")
+            evt = R.EVT_PPM
+        vals = ev.params
+        nparams = len(vals)
         if nparams > len(info.params):
             self._skip("parameters newer than the event table")
-        params = {p.name: (p, raw) for p, raw in zip(info.params, ev.params, strict=False)}
+        plan = self._plans.get((ev.type, evt))
+        if plan is None:
+            plan = self._plans[(ev.type, evt)] = _Plan(info, evt)
         tid = ev.tid
         args = [0] * 6
         ret = 0
         seg = [b"", b""]
-        flags = RF_PPM
-        if ev.dump_flags & 1:
-            flags |= R.RF_HIDDEN  # state only (sysdig -F)
+        flags = RF_PPM | R.RF_HIDDEN if ev.dump_flags & 1 or plan.hidden else RF_PPM
         if evt < R.EVT_BASE_OTHER:
             direction = evt & 1
-            kinfo = SYSCALLS[evt >> 1]
             if direction:
                 pend = self._enter.pop(tid, None)
                 if pend is not None and pend[0] == evt - 1:
                     args = list(pend[1])
-                    seg = [pend[2], pend[3]] if kinfo is not None and not kinfo.exit else seg
-                    reg = FD_REGS[evt]
-                    if "uses_fd" in info.flags and reg < 6:
-                        args[reg] = pend[4]  # the fd libsinsp remembers from the enter (-1: none)
-                if info.params and nparams and info.params[0].name in ("res", "fd"):
-                    ret = int_value(info.params[0], ev.params[0])
-            if kinfo is not None:
-                for kp in kinfo.params(direction):
-                    found = _lookup(params, kp.name)
-                    if found is None:
-                        continue
-                    p, raw = found
-                    if kp.src[0] == "a":
-                        v = _register(p, raw)
-                        if v is not None:
-                            args[int(kp.src[1])] = v
-                    elif kp.src in ("s0", "s1"):
-                        seg[int(kp.src[1])] = _segment(kp.type, p, raw)
-                if kinfo.name in ("pipe", "pipe2", "socketpair") and direction and "fd1" in params:
-                    pair = [int_value(*params[k]) for k in ("fd1", "fd2") if k in params]  # type: ignore[arg-type]
-                    seg[0] = struct.pack("<2i", *(pair + [0, 0])[:2])
+                    if plan.exit_keeps_segments:
+                        seg = [pend[2], pend[3]]
+                    if plan.fd_reg >= 0:
+                        args[plan.fd_reg] = pend[4]  # the fd libsinsp remembers from the enter (-1: none)
+                if plan.ret and nparams:
+                    ret = int_value(plan.ret, vals[0])
+            for reg, i, p in plan.regs:
+                if i < nparams:
+                    args[reg] = _register(p, vals[i]) or 0
+            for k, i, p in plan.segs:
+                if i < nparams:
+                    seg[k] = _segment(p, vals[i])
+            if plan.pair is not None and plan.pair[1] < nparams:
+                i1, i2 = plan.pair
+                seg[0] = struct.pack("<2i", int_value(info.params[i1], vals[i1]), int_value(info.params[i2], vals[i2]))
+            if plan.comm is not None and plan.comm[0] < nparams:
+                seg[plan.comm[1]] = vals[plan.comm[0]].split(b"\0", 1)[0]
             if not direction:
-                lastfd = -1
-                if "uses_fd" in info.flags and nparams and info.params[0].type in (PT.FD, PT.FD32):
-                    lastfd = int_value(info.params[0], ev.params[0])
+                lastfd = int_value(info.params[0], vals[0]) if plan.enter_fd and nparams else -1
                 self._enter[tid] = (evt, tuple(args), seg[0], seg[1], lastfd & 0xFFFFFFFFFFFFFFFF)
-            if direction and kinfo is not None and kinfo.name in ("execve", "execveat", "clone", "fork",
-                                                                   "vfork", "clone3", "prctl"):
-                comm = params.get("comm")
-                if comm is not None:
-                    idx = 1 if kinfo.name == "clone3" else 0
-                    seg[idx] = comm[1].split(b"\0", 1)[0]
-        elif evt == R.EVT_PROCEXIT:
-            st = params.get("status")
-            args[0] = int_value(st[0], st[1]) & 0xFFFFFFFF if st else 0
-        elif evt == R.EVT_PROCINFO:
-            u, s = params.get("cpu_usr"), params.get("cpu_sys")
-            seg[0] = msgpack.packb({"u": int_value(*u) if u else 0, "s": int_value(*s) if s else 0})
-        elif evt == R.EVT_SWITCH:
-            nxt = params.get("next")
-            args[0] = int_value(*nxt) & 0xFFFFFFFFFFFFFFFF if nxt else 0
-        elif evt == R.EVT_CONTAINER:
-            seg[0] = msgpack.packb(_container(info, params))
-        pid = self.pid_of(tid, params)
-        annex = _annex(ev)
+        elif evt != R.EVT_PPM:
+            params = {p.name: (p, raw) for p, raw in zip(info.params, vals, strict=False)}
+            if evt == R.EVT_PROCEXIT:
+                st = params.get("status")
+                args[0] = int_value(*st) & 0xFFFFFFFF if st else 0
+            elif evt == R.EVT_PROCINFO:
+                u, s = params.get("cpu_usr"), params.get("cpu_sys")
+                seg[0] = msgpack.packb({"u": int_value(*u) if u else 0, "s": int_value(*s) if s else 0})
+            elif evt == R.EVT_SWITCH:
+                nxt = params.get("next")
+                args[0] = int_value(*nxt) & 0xFFFFFFFFFFFFFFFF if nxt else 0
+            elif evt == R.EVT_CONTAINER:
+                seg[0] = msgpack.packb(_container(info, params))
+        pid = self.pids.get(tid, tid)
+        if plan.ids is not None and plan.ids[1] < nparams:
+            ti, pi = plan.ids
+            if int_value(info.params[ti], vals[ti]) == tid:
+                pid = self.pids[tid] = int_value(info.params[pi], vals[pi])
         s0, s1 = seg[0][:0xFFFF], seg[1][:0xFFFF]
-        a = tuple(x & 0xFFFFFFFFFFFFFFFF for x in args)
-        used = R.REC_FIXED + len(s0) + len(s1) + len(annex)
-        total = R.padded(used)
-        head = struct.pack(R.FIXED_FMT, ev.ts, tid & 0xFFFFFFFF, pid & 0xFFFFFFFF, evt, ev.cpu, total,
-                           ret, *a, len(s0), len(s1), flags)
-        return [head + s0 + s1 + annex + b"\0" * (total - used)]
+        used = R.REC_FIXED + len(s0) + len(s1) + _ANNEX.size + len(ev.raw)
+        total = (used + 7) & ~7
+        head = _FIXED.pack(ev.ts, tid & 0xFFFFFFFF, pid & 0xFFFFFFFF, evt, ev.cpu, total, ret,
+                           *(x & 0xFFFFFFFFFFFFFFFF for x in args), len(s0), len(s1), flags)
+        annex = _ANNEX.pack(_ANNEX.size + len(ev.raw), ev.type, nparams, ev.lsize)
+        return [b"".join((head, s0, s1, annex, ev.raw, b"\0" * (total - used)))]
 
-    _pids: dict[int, int]
-
-    def pid_of(self, tid: int, params: dict[str, tuple[object, bytes]]) -> int:
-        """The thread's process: from the thread table, or what execve/clone said."""
-        pids = self.__dict__.setdefault("_pids", {})
-        pp = params.get("pid")
-        tp = params.get("tid")
-        if pp is not None and tp is not None:
-            t = int_value(tp[0], tp[1])  # type: ignore[arg-type]
-            if t == tid:
-                pids[tid] = int_value(pp[0], pp[1])  # type: ignore[arg-type]
-        return pids.get(tid, tid)
-
-    def set_pids(self, pids: dict[int, int]) -> None:
-        self.__dict__.setdefault("_pids", {}).update(pids)
-
-
-def _lookup(params: dict[str, tuple[object, bytes]], name: str) -> tuple[object, bytes] | None:
-    for alias in PARAM_ALIASES.get(name, (name,)):
-        found = params.get(alias)
-        if found is not None:
-            return found
-    return None
-
-
-def _register(p: object, raw: bytes) -> int | None:
+def _register(p: PParam, raw: bytes) -> int | None:
     """A numeric PPM parameter as a register value; None for one that is not a number."""
-    from .events import INT_FORMATS
-    from .table import PParam
-
-    assert isinstance(p, PParam)
     if p.type not in INT_FORMATS:
         return None
     v = int_value(p, raw)
@@ -217,10 +186,7 @@ def _register(p: object, raw: bytes) -> int | None:
     return v & 0xFFFFFFFFFFFFFFFF
 
 
-def _segment(ktype: KPT, p: object, raw: bytes) -> bytes:
-    from .table import PParam
-
-    assert isinstance(p, PParam)
+def _segment(p: PParam, raw: bytes) -> bytes:
     if p.type == PT.SOCKADDR:
         return linux_sockaddr(raw)
     if p.type in (PT.CHARBUF, PT.FSPATH, PT.FSRELPATH):
@@ -245,7 +211,7 @@ def linux_sockaddr(raw: bytes) -> bytes:
     return struct.pack("<H", 1) + ip.encode() + b"\0"
 
 
-def _container(info: PEvent, params: dict[str, tuple[object, bytes]]) -> dict[str, object]:
+def _container(info: PEvent, params: Params) -> dict[str, object]:
     """ktrace's container row from a container event (the JSON one, or the old fixed one)."""
     import json
 
@@ -272,23 +238,17 @@ def _container(info: PEvent, params: dict[str, tuple[object, bytes]]) -> dict[st
     return out
 
 
-def _annex(ev: PPMEvent) -> bytes:
-    n = len(ev.params)
-    return (_ANNEX.pack(_ANNEX.size + 4 * n + sum(len(p) for p in ev.params), ev.type, n)
-            + struct.pack(f"<{n}I", *(len(p) for p in ev.params)) + b"".join(ev.params))
-
-
 def read_annex(rec: bytes | memoryview, off: int, l0: int, l1: int, length: int) -> tuple[int, list[bytes]] | None:
     """(PPM type, parameter values) from the tail of a record flagged RF_PPM."""
     p = off + R.REC_FIXED + l0 + l1
     end = off + length
     if p + _ANNEX.size > end:
         return None
-    size, etype, n = _ANNEX.unpack_from(rec, p)
-    if p + size > end or _ANNEX.size + 4 * n > size:
+    size, etype, n, lsize = _ANNEX.unpack_from(rec, p)
+    if p + size > end or lsize not in (2, 4) or _ANNEX.size + lsize * n > size:
         return None
-    lens = struct.unpack_from(f"<{n}I", rec, p + _ANNEX.size)
-    q = p + _ANNEX.size + 4 * n
+    lens = struct.unpack_from(f"<{n}{'I' if lsize == 4 else 'H'}", rec, p + _ANNEX.size)
+    q = p + _ANNEX.size + lsize * n
     vals = []
     for ln in lens:
         if q + ln > p + size:
@@ -296,3 +256,55 @@ def read_annex(rec: bytes | memoryview, off: int, l0: int, l1: int, length: int)
         vals.append(bytes(rec[q:q + ln]))
         q += ln
     return etype, vals
+
+
+class _Plan:
+    """How one PPM event type becomes one ktrace event: which parameter fills which register or
+    segment, worked out once per pair from the two tables."""
+
+    __slots__ = ("regs", "segs", "ret", "fd_reg", "enter_fd", "exit_keeps_segments", "pair", "comm", "ids",
+                 "hidden")
+
+    def __init__(self, info: PEvent, evt: int) -> None:
+        self.regs: list[tuple[int, int, PParam]] = []
+        self.segs: list[tuple[int, int, PParam]] = []
+        self.ret: PParam | None = None
+        self.fd_reg = -1
+        self.enter_fd = False
+        self.exit_keeps_segments = False
+        self.pair: tuple[int, int] | None = None
+        self.comm: tuple[int, int] | None = None
+        self.ids: tuple[int, int] | None = None
+        self.hidden = evt == R.EVT_PPM
+        index = {p.name: i for i, p in enumerate(info.params)}
+        if "tid" in index and "pid" in index:
+            self.ids = (index["tid"], index["pid"])
+        if evt >= R.EVT_BASE_OTHER:
+            return
+        direction = evt & 1
+        kinfo = SYSCALLS[evt >> 1]
+        uses_fd = "uses_fd" in info.flags
+        if direction:
+            self.exit_keeps_segments = kinfo is not None and not kinfo.exit
+            if uses_fd and FD_REGS[evt] < 6:
+                self.fd_reg = FD_REGS[evt]
+            if info.params and info.params[0].name in ("res", "fd"):
+                self.ret = info.params[0]
+        else:
+            self.enter_fd = uses_fd and bool(info.params) and info.params[0].type in (PT.FD, PT.FD32)
+        if kinfo is None:
+            return
+        for kp in kinfo.params(direction):
+            i = next((index[a] for a in PARAM_ALIASES.get(kp.name, (kp.name,)) if a in index), -1)
+            if i < 0:
+                continue
+            p = info.params[i]
+            if kp.src[0] == "a" and p.type in INT_FORMATS:
+                self.regs.append((int(kp.src[1]), i, p))
+            elif kp.src in ("s0", "s1"):
+                self.segs.append((int(kp.src[1]), i, p))
+        if direction and kinfo.name in ("pipe", "pipe2", "socketpair") and "fd1" in index and "fd2" in index:
+            self.pair = (index["fd1"], index["fd2"])
+        if direction and kinfo.name in ("execve", "execveat", "clone", "fork", "vfork", "clone3", "prctl") \
+                and "comm" in index:
+            self.comm = (index["comm"], 1 if kinfo.name == "clone3" else 0)

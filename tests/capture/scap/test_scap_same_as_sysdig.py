@@ -241,3 +241,95 @@ def test_other_chisel(name: str, chisel: str) -> None:
         assert sorted(got_lines[1:]) == sorted(want_lines[1:])
         return
     assert got.splitlines() == want.splitlines()
+
+
+def container_file(path: Path) -> None:
+    """A process in a docker container, its container's JSON event (PPME_CONTAINER_JSON_2_E, in a
+    LARGE block as libsinsp's dumper writes it), and events in and out of the container."""
+    import json
+
+    import scapbytes as S
+
+    cid = "3ad7b26ded6d8e7b23da7d48fe889434573036c27ae5a74837233de441c3601e"
+    doc = {"container": {"id": cid[:12], "full_id": cid, "type": 0, "name": "web", "image": "nginx:1.25",
+                         "imageid": "4f67c83422ec", "imagerepo": "nginx", "imagetag": "1.25", "imagedigest": "",
+                         "privileged": False, "is_pod_sandbox": False, "labels": {}, "Mounts": [], "env": []}}
+    web = S.T(200, 200, 1, "nginx", "/usr/sbin/nginx", ["-g", "daemon off;"], "/", 0, 0, 1, 1,
+              f"cpuset=/docker/{cid}\0memory=/docker/{cid}\0")
+    sh = S.T(300, 300, 1, "bash", "/bin/bash", [], "/root", 0, 0, 300, 300, "cpuset=/\0")
+    path.write_bytes(
+        S.shb() + S.mi() + S.il(False, [("lo", "ipv4", "127.0.0.1")])
+        + S.ul(False, [(0, 0, "root", "/root", "/bin/sh")], [(0, "root")]) + S.pl(5, [web, sh])
+        + S.fdl(False, 200, [S.fd_file(0, "/dev/null")])
+        + S.ev(B.EV_V2_LARGE, S.TS0, 200, 324, [S.cstr(json.dumps(doc))])
+        + S.ev(B.EV_V2, S.TS0 + 1, 200, 2, [S.cstr("/etc/nginx/nginx.conf"), S.u32(1), S.u32(0)])
+        + S.ev(B.EV_V2, S.TS0 + 2, 200, 3, [S.i64(5), S.cstr("/etc/nginx/nginx.conf"), S.u32(4097), S.u32(0),
+                                            S.u32(0)])
+        + S.ev(B.EV_V2, S.TS0 + 3, 300, 6, [S.i64(0), S.u32(10)])
+        + S.ev(B.EV_V2, S.TS0 + 4, 300, 7, [S.i64(3), b"abc"]))
+
+
+@pytest.mark.parametrize("args", [["-pc"], ["-c", "lscontainers"],
+                                  ["-p", "%evt.num %container.id %container.name %container.image %container.type"],
+                                  ["-pc", "-c", "topfiles_bytes"]], ids=["pc", "lscontainers", "p", "topfiles-pc"])
+def test_containers(tmp_path: Path, args: list[str]) -> None:
+    p = tmp_path / "c.scap"
+    container_file(p)
+    fmt = [a if not a.startswith("%") else "*" + a for a in args]
+    assert ktrace("-r", str(p), *args).splitlines() == sysdig("-r", str(p), *fmt).splitlines()
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_arg_fields(name: str) -> None:
+    path = str(CAPTURES / name)
+    fmt = "%evt.num %evt.arg.fd %evt.arg.flags %evt.arg[1] %evt.arg.res %evt.arg.name %evt.rawarg.res %evt.res"
+    want = fadvise_fix(name, sysdig("-r", path, "-p", "*" + fmt))
+    assert ktrace("-r", path, "-p", fmt).splitlines() == want.splitlines()
+
+
+@pytest.mark.parametrize("flt", [
+    "evt.rawarg.res<0", "evt.arg.res=ENOENT", "fd.type=ipv6", "fd.l4proto=udp", "evt.type=open and evt.dir=<",
+    "proc.name=curl and fd.name contains /lib", "evt.failed=true", "fd.num=3", "evt.is_io=true",
+    "fd.sport=53 or fd.sport=80", "user.name=root", "container.id=host and evt.type in (connect, socket)",
+])
+@pytest.mark.parametrize("name", FILES)
+def test_filters(name: str, flt: str) -> None:
+    """The same events match the same filter."""
+    path = str(CAPTURES / name)
+    want = sysdig("-r", path, "-p", "*%evt.num", flt)
+    assert ktrace("-r", path, "-p", "%evt.num", flt).split() == want.split()
+
+
+@pytest.mark.parametrize("fmt", [None, "%evt.num %evt.type %proc.name %fd.name %evt.rawres %evt.args"],
+                         ids=["default", "p"])
+@pytest.mark.parametrize("name", FILES)
+def test_json(name: str, fmt: str | None) -> None:
+    """-j lines. With -p, sysdig's `*` format gives an unset field as null, ktrace as "<NA>" (the
+    -p difference in README): sysdig's nulls are read as "<NA>"."""
+    import json
+
+    path = str(CAPTURES / name)
+    p = ["-p", fmt] if fmt else []
+    want = sysdig("-r", path, "-j", *(["-p", "*" + fmt] if fmt else []))
+    got = ktrace("-r", path, "-j", *p)
+    na = {k: "<NA>" for k in ("evt.rawres", "fd.name", "proc.name", "evt.args")}
+    rows = [{k: (na.get(k, v) if v is None else v) for k, v in json.loads(x).items()} for x in want.splitlines()]
+    if name == "cat_write.scap":
+        for r in rows:
+            if r["evt.num"] in (200, 201):
+                r["evt.type"] = "fadvise64"  # sysdig's <unknown> (module docstring)
+    assert [json.loads(x) for x in got.splitlines()] == rows
+
+
+def test_capinfo() -> None:
+    """capinfo's counts by type are sysdig's own (-D shows its internal events too)."""
+    from collections import Counter
+
+    from tracer.capture.capinfo import capinfo
+
+    path = CAPTURES / "curl_google.scap"
+    info = capinfo(path, __import__("tracer.schema.events", fromlist=["event_name"]).event_name)
+    want = Counter(sysdig("-r", str(path), "-D", "-p", "%evt.type").split())
+    assert info["events"] == sum(want.values()) == 1536
+    assert info["events_by_type"] == dict(want)
+    assert info["hostname"] == "ip-10-0-0-79" and info["complete"] and not info["notes"]
