@@ -2,7 +2,7 @@
 
 tests/live/workload.py (files, pipes, a TCP exchange, a child exec) is captured by ``ktrace -w
 live.kcap FILTER``; ``ktrace -r live.kcap -w live.scap`` exports it; then every chisel of
-tests/capture/scap/test_write_scap.py must give the same table under ``sysdig -r live.scap`` as
+tests/capture/scap/test_scap_write.py must give the same table under ``sysdig -r live.scap`` as
 under ``ktrace -r live.kcap``, with that module's normalisations (and only those).
 """
 
@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from capture.scap.test_write_scap import CHISELS, assert_same_table, ktrace, sysdig
+from capture.scap.test_scap_write import CHISELS, assert_same_table, ktrace, sysdig
 from live.livekit import FILTER, Ktrace, Workload
 
 pytestmark = [pytest.mark.live,
@@ -37,7 +37,7 @@ def captured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return kcap, scap
 
 
-# What still differs on this workload, with what differs (see also test_write_scap.DIFFERS).
+# What still differs on this workload, with what differs (see also test_scap_write.DIFFERS).
 DIFFERS = {
     "lsof": "ktrace lists a process's fds under each of its threads, sysdig under its main thread",
     "echo_fds": "ktrace cuts each buffer at 80 characters with '...', sysdig prints it whole",

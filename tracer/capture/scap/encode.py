@@ -37,9 +37,28 @@ def block(btype: int, *parts: bytes) -> bytes:
     return b"".join((_BLOCK_HEAD.pack(btype, total), *parts, _PAD[n & 3], _U32.pack(total)))
 
 
-def s16(raw: bytes) -> bytes:
-    raw = raw[:0xFFFF]
+# libscap refuses a table whose strings are longer than its buffers: paths (exe, cwd, root, an
+# fd's name) SCAP_MAX_PATH_SIZE, args, env and cgroups SCAP_MAX_ARGS_SIZE/ENV/CGROUPS, user and
+# group names MAX_CREDENTIALS_STR_LEN. Longer ones are cut, lists at an item's end.
+MAX_PATH: Final = 1024
+MAX_LIST: Final = 4096
+MAX_CREDENTIAL: Final = 256
+
+
+def s16(raw: bytes, limit: int = MAX_PATH) -> bytes:
+    raw = raw[:limit - 1]
     return struct.pack("<H", len(raw)) + raw
+
+
+def nul_list(items: Iterable[str], limit: int = MAX_LIST) -> bytes:
+    """NUL-terminated items, as many whole ones as fit in ``limit`` bytes."""
+    out = b""
+    for item in items:
+        raw = item.encode()[:limit - 1] + b"\0"
+        if len(out) + len(raw) > limit - 1:
+            break
+        out += raw
+    return out
 
 
 def shb() -> bytes:
@@ -82,25 +101,26 @@ def userlist(users: Iterable[Sequence[object]], groups: Iterable[Sequence[object
     """UL_V2 from ktrace's rows ``[uid, name, home, shell]`` and ``[gid, name]``."""
     out = []
     for uid, name, home, shell in (tuple(u)[:4] for u in users):
-        body = struct.pack("<BII", 0, int(str(uid)) & 0xFFFFFFFF, 0) + s16(str(name).encode()) \
-            + s16(str(home or "").encode()) + s16(str(shell or "").encode())
+        body = struct.pack("<BII", 0, int(str(uid)) & 0xFFFFFFFF, 0) + s16(str(name).encode(), MAX_CREDENTIAL) \
+            + s16(str(home or "").encode(), MAX_CREDENTIAL) + s16(str(shell or "").encode(), MAX_CREDENTIAL)
         out.append(_U32.pack(len(body) + 4) + body)
     for gid, name in (tuple(g)[:2] for g in groups):
-        body = struct.pack("<BI", 1, int(str(gid)) & 0xFFFFFFFF) + s16(str(name).encode())
+        body = struct.pack("<BI", 1, int(str(gid)) & 0xFFFFFFFF) + s16(str(name).encode(), MAX_CREDENTIAL)
         out.append(_U32.pack(len(body) + 4) + body)
     return block(B.UL_V2, *out)
 
 
 def thread_entry(t: B.ScapThread) -> bytes:
     """One PL_V9 entry (its length, itself included, first)."""
-    args = b"".join(a.encode() + b"\0" for a in t.args)
-    cg = b"".join(f"{k}={v}".encode() + b"\0" for k, v in t.cgroups)
+    args = nul_list(t.args)
+    cg = nul_list(f"{k}={v}" for k, v in t.cgroups)
     body = b"".join((
         struct.pack("<QQQqq", t.tid, t.pid, t.ptid & 0xFFFFFFFFFFFFFFFF, t.sid, t.vpgid),
-        s16(t.comm.encode()), s16(t.exe.encode()), s16(t.exepath.encode()), s16(args), s16(t.cwd.encode()),
+        s16(t.comm.encode()), s16(t.exe.encode()), s16(t.exepath.encode()), s16(args, MAX_LIST + 1),
+        s16(t.cwd.encode()),
         struct.pack("<QIIIIIIQQ", t.fdlimit & 0xFFFFFFFFFFFFFFFF, t.flags, t.uid & 0xFFFFFFFF, t.gid & 0xFFFFFFFF,
                     t.vmsize_kb, t.vmrss_kb, t.vmswap_kb, t.pfmajor, t.pfminor),
-        s16(t.env), struct.pack("<qq", t.vtid, t.vpid), s16(cg), s16(t.root.encode()),
+        s16(t.env, MAX_LIST), struct.pack("<qq", t.vtid, t.vpid), s16(cg, MAX_LIST + 1), s16(t.root.encode()),
         struct.pack("<i", t.loginuid if -(1 << 31) <= t.loginuid < (1 << 31) else -1),
     ))
     return _U32.pack(len(body) + 4) + body

@@ -205,10 +205,10 @@ def ppm_sockaddr(raw: bytes) -> bytes:
 
 def fd_tuple(fd: Fd | None) -> bytes:
     """The socket tuple libsinsp names a socket fd by (source = client for an accepted one); none
-    for a socket with one end only (a bound UDP server's), which then keeps its name."""
+    for a server's socket named by its own address only (a bound UDP one), which keeps its name."""
     if fd is None:
         return b""
-    if fd.type in ("ipv4", "ipv6") and fd.cport and fd.sport:
+    if fd.type in ("ipv4", "ipv6") and (fd.cport or fd.sport) and not (fd.is_server and not fd.cport):
         return E.socktuple(fd.type, fd.cip, fd.cport, fd.sip, fd.sport)
     if fd.type == "unix" and fd.name:
         return E.unix_tuple(fd.name)

@@ -273,3 +273,24 @@ def test_rotation_by_events(tmp_path: Path) -> None:
     assert all(c <= 500 for c in counts)
     total = len(ktrace("-r", str(whole), "-p", "%evt.type").splitlines())
     assert sum(counts) >= total - len(parts)  # hidden state-only events are not printed
+
+
+@needs_sysdig
+def test_long_strings_are_cut_to_libscaps_buffers(tmp_path: Path) -> None:
+    """libscap refuses a thread table with an exe over 1024 bytes ("invalid exelen"): cut to fit."""
+    from tracer.capture.scap.writer import ScapWriter
+    from tracer.schema import record as R
+    from tracer.schema.events import event_ids
+    from tracer.state.tables import Thread
+
+    t = Thread(4242, 4242, 1, comm="longexe", exe="/x" * 700, args=["a" * 3000, "b" * 3000], cwd="/" + "c" * 2000,
+               uid=0, gid=0)
+    out = tmp_path / "long.scap"
+    w = ScapWriter(out, {"machine": {"hostname": "h", "cpus": 1}})
+    w.write_table("threads", [t.to_row()])
+    w.write_table("users", [[0, "root", "/root", "/bin/sh"]])
+    rec = R.pack_record(1_700_000_000_000_000_000, 4242, 4242, event_ids("getpid")[0])
+    w.write_events(rec, 1, 1_700_000_000_000_000_000, 1_700_000_000_000_000_000)
+    w.close()
+    got = sysdig("-r", str(out), "-p", "%proc.name %proc.exe %user.name")
+    assert got.split() == ["longexe", "/x" * 511 + "/", "root"]
