@@ -48,7 +48,9 @@ class FilterParam(click.ParamType):
               help="Read events from a capture (repeatable).")
 @click.option("-w", "--write", metavar="FILE", help="Write events to a capture file.")
 @click.option("-z", "--compress", is_flag=True,
-              help="Accepted for sysdig compatibility: captures are always compressed.")
+              help="gzip a .scap capture (.kcap captures are always compressed).")
+@click.option("--format", "write_format", type=click.Choice(["kcap", "scap"]),
+              help="Format of the -w capture (default: by its extension, .scap or else .kcap).")
 @click.option("-C", "--file-size", type=click.IntRange(min=1), metavar="MB",
               help="Rotate -w files every MB x 10^6 bytes.")
 @click.option("-G", "--seconds", "rotate_seconds", type=click.IntRange(min=1), metavar="SEC",
@@ -171,6 +173,8 @@ def _main(kw: dict[str, Any]) -> int:
         print(flt.explain())
         print(explain_cgroups(flt.pushdown))
         return 0
+    if kw["write_format"] and not kw["write"]:
+        raise UsageError("--format names the format of a -w capture: add -w FILE")
     rotate = None
     if kw["file_size"] or kw["rotate_seconds"] or kw["rotate_events"] or kw["file_limit"]:
         if not kw["write"]:
@@ -195,7 +199,8 @@ def _main(kw: dict[str, Any]) -> int:
         raise UsageError("--metrics-bind-any and --metrics-bpf-stats need --metrics ADDR:PORT")
 
     opts = RunOptions(
-        reads=list(kw["reads"]), write=kw["write"], rotate=rotate, quiet=kw["quiet"],
+        reads=list(kw["reads"]), write=kw["write"], rotate=rotate, write_format=kw["write_format"],
+        compress=kw["compress"], quiet=kw["quiet"],
         max_events=kw["numevents"], seconds=kw["max_seconds"], fatfile=kw["fatfile"], filter_text=filter_text,
         fmt=fmt, json_out=kw["json_out"], time_mode=kw["timetype"], render=render, snaplen=snaplen,
         ring_mb=kw["buffer_size"], show_internal=kw["debug"], summary=kw["summary"], verbose=kw["verbose"],

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from .capture import CaptureWriter, EventBlock, RotatePolicy, StatsBlock, TableBlock, blockcodec, read_captures
 from .capture import machine_info as _machine_info
+from .capture.scap.writer import ScapWriter, wants_scap
 from .errors import KtraceError, UsageError
 from .event import Event, RenderOptions
 from .filter.compiler import CompiledFilter, compile_filter
@@ -36,6 +37,8 @@ class RunOptions:
     reads: list[str] = field(default_factory=list)
     write: str | None = None
     rotate: RotatePolicy | None = None
+    write_format: str | None = None  # "kcap" or "scap"; None: by the -w file's extension
+    compress: bool = False  # -z: gzip a .scap file
     quiet: bool = False
     max_events: int | None = None
     seconds: float | None = None
@@ -229,7 +232,11 @@ class Runner:
         # Live, compression takes CPU from the traced programs: the fastest codec. Offline, the
         # smallest file for the CPU (blockcodec).
         codec = blockcodec.CODEC_LZ4_64K if meta["live"] else blockcodec.CODEC_ZSTD
-        self.writer = CaptureWriter(self.opts.write, meta, rotate=self.opts.rotate, codec=codec)
+        if wants_scap(self.opts.write, self.opts.write_format):
+            self.writer = ScapWriter(self.opts.write, meta, rotate=self.opts.rotate,  # type: ignore[assignment]
+                                     compress=self.opts.compress)
+        else:
+            self.writer = CaptureWriter(self.opts.write, meta, rotate=self.opts.rotate, codec=codec)
         self._write_tables()
 
     def _write_tables(self) -> None:
