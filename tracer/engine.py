@@ -9,17 +9,17 @@ from __future__ import annotations
 import os
 
 if os.environ.get("KTRACE_PUREPYTHON") == "1":
-    from ._pure import ring, scan, tally
+    from ._pure import iotally, ring, scan, tally
 
     PURE = True
 else:
     try:
-        from ._ext import ring, scan, tally  # type: ignore[no-redef,unused-ignore]
+        from ._ext import iotally, ring, scan, tally  # type: ignore[no-redef,unused-ignore]
 
         PURE = False
     except ImportError:
-        from ._pure import ring, scan, tally
+        from ._pure import iotally, ring, scan, tally
 
         PURE = True
 
-__all__ = ["PURE", "ring", "scan", "tally"]
+__all__ = ["PURE", "iotally", "ring", "scan", "tally"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgpack
 
@@ -112,7 +112,8 @@ class Pipeline:
                  show_internal: bool = False, fatfile: bool = False, latency: bool = False,
                  enricher: Enricher | None = None, keep: bool = False,
                  admit_internal: frozenset[int] = frozenset(),
-                 on_record: Callable[[bytes, int], None] | None = None) -> None:
+                 on_record: Callable[[bytes, int], None] | None = None,
+                 on_records: Callable[[bytes, Any, int], int] | None = None) -> None:
         self.state = state
         self.admit_internal = admit_internal
         self.predicate = predicate
@@ -120,6 +121,9 @@ class Pipeline:
         # Takes the records an exact selection matched, as records (no Event): a table chisel's
         # counter (TableChisel.record_counter), which ignores what it does not count.
         self.on_record = on_record
+        # Takes a run of them, in C: ``on_records(batch, selection, i)`` consumes the exact matches
+        # from entry i on and returns the first entry it left (to on_record, when i).
+        self.on_records = on_records if on_record is not None else None
         self.show_internal = show_internal
         self.fatfile = fatfile
         self.enricher = enricher
@@ -187,6 +191,7 @@ class Pipeline:
         predicate = self.predicate
         on_event = self.on_event
         on_record = self.on_record
+        on_records = self.on_records
         nsel = len(sel)
         early: set[int] = set()  # selection positions of internal records applied ahead of time
         i = 0
@@ -215,6 +220,12 @@ class Pipeline:
                 self.matched += 1
                 i += 3
                 continue
+            if why == SEL_MATCH | SEL_EXACT and on_records is not None and self.exact:
+                j = on_records(batch, sel, i)
+                if j > i:
+                    self.matched += (j - i) // 3
+                    i = j
+                    continue
             if why == SEL_MATCH | SEL_EXACT and on_record is not None and self.exact:
                 self.matched += 1
                 on_record(batch, off)
