@@ -38,6 +38,8 @@ class Scanner:
     fast_on: bool
     exact_fd_only: bool
     fast_applied: int
+    runs_below: int
+    stateless_mask: bytes
     def __init__(
         self,
         state_mask: bytes,

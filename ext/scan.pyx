@@ -102,6 +102,7 @@ cdef class Scanner:
     cdef public bint exact_fd_only
     cdef public uint64_t fast_applied
     cdef public uint32_t runs_below
+    cdef public bytes stateless_mask
 
     def __init__(self, state_mask, match_mask, tid_check=None, fd_check=None, fd_regs=None,
                  fast_mask=None, fast=None):
@@ -129,6 +130,9 @@ cdef class Scanner:
         # Non-zero: exact matches of events below this id, not hidden, are selected in runs
         # (SEL_RUN), for a consumer that only counts or copies them.
         self.runs_below = 0
+        # Event ids (non-zero bytes) whose exact matches the consumer takes without the state
+        # (counted by event and result): a fast event may be one, and nothing waits for them.
+        self.stateless_mask = b""
 
     @property
     def state_mask(self):
@@ -185,7 +189,9 @@ cdef class Scanner:
         cdef int32_t fdnum
         cdef uint32_t runs_below = self.runs_below
         cdef uint32_t rflags
-        cdef bint runnable
+        cdef bint runnable, statefree
+        cdef const uint8_t *slmask = <const uint8_t *><char *>self.stateless_mask
+        cdef Py_ssize_t nslmask = len(self.stateless_mask)
         cdef bint run_open = False
         cdef uint32_t run_tid = 0
         cdef Py_ssize_t run_end = 0
@@ -266,8 +272,9 @@ cdef class Scanner:
             if runs_below and why & 6 == 6 and h.evt < runs_below:
                 memcpy(&rflags, base + off + REC_FLAGS, 4)
                 runnable = not rflags & RF_HIDDEN
+            statefree = why & 6 == 6 and h.evt < nslmask and slmask[h.evt]
             if code and why & 1:
-                if (why == 1 or (why == 7 and runnable)) and not blocked \
+                if (why == 1 or (why == 7 and (runnable or statefree))) and not blocked \
                         and (not waiting_pids or h.pid not in waiting_pids) \
                         and (not waiting_fds or fdkey not in waiting_fds):
                     if code == FAST_CLOSE:
@@ -295,7 +302,7 @@ cdef class Scanner:
                 # info...) may read or drop any process's: nothing may pass them.
                 if why & 1 and not code:
                     blocked = True
-                elif why == 6 and runnable:
+                elif why == 6 and (runnable or statefree):
                     pass
                 elif why == 6 and self.exact_fd_only:
                     # An exact match whose consumer reads only its own fd (and thread): only

@@ -105,6 +105,9 @@ class Scanner:
         # Non-zero: exact matches of events below this id, not hidden, are selected in runs
         # (SEL_RUN), for a consumer that only counts or copies them.
         self.runs_below = 0
+        # Event ids (non-zero bytes) whose exact matches the consumer takes without the state
+        # (counted by event and result): a fast event may be one, and nothing waits for them.
+        self.stateless_mask = b""
         self._pending: dict[tuple[int, int], int] = {}  # (pid, fd) -> offset of an open not applied yet
 
     def reset_tids(self) -> None:
@@ -206,8 +209,10 @@ class Scanner:
             # at the state for it, so nothing need wait for it and a fast event may be one.
             runnable = bool(runs_below) and why & _MATCHED == _MATCHED and evt < runs_below \
                 and not _U32.unpack_from(batch, off + REC_FLAGS)[0] & RF_HIDDEN
+            statefree = why & _MATCHED == _MATCHED and evt < len(self.stateless_mask) \
+                and bool(self.stateless_mask[evt])
             if code and why & SEL_STATE:
-                if (why == SEL_STATE or (why == SEL_STATE | _MATCHED and runnable)) and not blocked \
+                if (why == SEL_STATE or (why == SEL_STATE | _MATCHED and (runnable or statefree))) and not blocked \
                         and pid not in waiting_pids and fdkey not in waiting_fds:
                     if code == FAST_CLOSE:
                         if self._pending.pop(fdkey, None) is not None:
@@ -235,7 +240,7 @@ class Scanner:
                 # info...) may read or drop any process's: nothing may pass them.
                 if why & SEL_STATE and not code:
                     blocked = True
-                elif why == _MATCHED and runnable:
+                elif why == _MATCHED and (runnable or statefree):
                     pass
                 elif why == SEL_MATCH | SEL_EXACT and self.exact_fd_only:
                     # An exact match whose consumer reads only its own fd (and thread): only

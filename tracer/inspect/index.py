@@ -173,6 +173,7 @@ def build(paths: Sequence[str], *, on_progress: Callable[[int], None] | None = N
                     pipeline = Pipeline(state, selection=Selection(summary.evts, exact=True),
                                         on_event=summary.on_event, on_record=summary.record_counter(state),
                                         on_records=fast)
+                    pipeline.scanner.stateless_mask = fast.stateless
                 chain = state.on_thread_change
                 state.on_thread_change = lambda tid, chain=chain: remember(tid, chain)
             assert pipeline is not None

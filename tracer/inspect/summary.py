@@ -358,6 +358,8 @@ class RecordTally:
             elif reads <= _RET_FIELDS and all(c.tile.kind == "count" for g in gates for c in g.counters):
                 kinds[evt] = KIND_RET
         self.kinds = bytes(kinds)
+        # Their plans read no state: the scanner may apply a fast event that is one at once.
+        self.stateless = bytes(k == KIND_RET for k in kinds)
         self.regs = bytes(FD_REGS[e] if e < EVT_BASE_OTHER else 255 for e in range(EVT_MAX))
 
     def __call__(self, batch: bytes, sel: array[int], i: int) -> int:
