@@ -232,7 +232,8 @@ class Summary:
     event ids any tile may count, for the pipeline's selection (None: all). A gate's filter runs
     once per event, its tiles' own filters only where it holds."""
 
-    def __init__(self, t0: int, bucket_ns: int, tiles: Iterable[Tile] = TILES, last_bucket: int = (1 << 20) - 1) -> None:
+    def __init__(self, t0: int, bucket_ns: int, tiles: Iterable[Tile] = TILES,
+                 last_bucket: int = (1 << 20) - 1) -> None:
         self.t0 = t0
         self.bucket_ns = bucket_ns
         self.last_bucket = last_bucket  # later events count in it (as the timeline's)
