@@ -23,12 +23,14 @@ DEF KEY_BITS = 36
 DEF SLOT_BITS = 8
 
 
-def count(batch, array.array sel, Py_ssize_t i, const uint8_t[:] kinds, const uint8_t[:] regs, dict fds,
-          uint64_t t0, uint64_t bucket_ns, uint64_t last_bucket, uint32_t nslots, dict plans, plan_of,
-          array.array sums, set distinct):
-    """Count the exact matches of ``sel`` (a scanner's selection) from entry ``i`` on, stopping at
+def count(const uint8_t[:] kinds, const uint8_t[:] regs, dict fds, uint64_t t0, uint64_t bucket_ns,
+          uint64_t last_bucket, uint32_t nslots, dict plans, plan_of, array.array sums, set distinct,
+          batch, array.array sel, Py_ssize_t i):
+    """Count the exact matches of ``sel`` (a scanner's selection) from entry ``i`` on (the
+    arguments before ``batch`` are the counter's: bound once, with functools.partial), stopping at
     the first entry that is not one, or whose event has no ``kinds`` entry (KIND_IO: an I/O exit
-    counted by its fd, whose number is the register ``regs[evt]`` names; KIND_RET: counted by the
+    counted by its fd, whose number is the register ``regs[evt]`` names (0-5 an argument, 6
+    the result, else none); KIND_RET: counted by the
     sign of its result); returns where it stopped. Hidden records and I/O exits that moved no
     data count nothing. A record's plan is ``plans[key]``, key ``(evt, fd.type, fd.name,
     fd.l4proto, fd.sport)`` with the fd looked up in ``fds`` (``(evt, None)`` without one) or
@@ -71,8 +73,10 @@ def count(batch, array.array sel, Py_ssize_t i, const uint8_t[:] kinds, const ui
             reg = regs[evt]
             if reg == FD_RET:
                 num = <int32_t>ret
-            else:
+            elif reg < 6:
                 memcpy(&num, base + off + ARGS_OFF + 8 * reg, 4)
+            else:
+                num = -1  # no fd
             fd = None
             if num >= 0:
                 table = fds.get(pid)

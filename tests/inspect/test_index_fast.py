@@ -119,12 +119,12 @@ def _counts(cap: str, impl: Any) -> tuple[list[int], list[int], list[int], list[
         return fast._plan(batch, off)
 
     def on_records(batch: bytes, sel: array[int], i: int) -> int:
-        j = impl.count(batch, sel, i, fast.kinds, fast.regs, state.fds, summary.t0, summary.bucket_ns,
-                       summary.last_bucket, len(summary.counters), fast.plans, plan_of, fast.sums, fast.distinct)
+        j = impl.count(fast.kinds, fast.regs, state.fds, summary.t0, summary.bucket_ns, summary.last_bucket,
+                       len(summary.counters), fast.plans, plan_of, fast.sums, fast.distinct, batch, sel, i)
         stops.append(j - i)
         return int(j)
 
-    pipeline = Pipeline(state, selection=Selection(summary.evts, exact=True), on_event=summary.on_event,
+    pipeline = Pipeline(state, selection=Selection(summary.evts, exact=True), on_event=fast.on_event,
                         on_record=summary.record_counter(state), on_records=on_records)
     pipeline.scanner.stateless_mask = fast.stateless
     for b in blocks:

@@ -20,12 +20,14 @@ _HEAD = struct.Struct("<QIIHHIq")
 _I32 = struct.Struct("<i")
 
 
-def count(batch: bytes, sel: array[int], i: int, kinds: bytes, regs: bytes, fds: dict[int, dict[int, Any]],
-          t0: int, bucket_ns: int, last_bucket: int, nslots: int, plans: dict[tuple[Any, ...], tuple[int, ...]],
-          plan_of: Callable[[bytes, int], tuple[int, ...]], sums: array[int], distinct: set[int]) -> int:
-    """Count the exact matches of ``sel`` (a scanner's selection) from entry ``i`` on, stopping at
+def count(kinds: bytes, regs: bytes, fds: dict[int, dict[int, Any]], t0: int, bucket_ns: int, last_bucket: int,
+          nslots: int, plans: dict[tuple[Any, ...], tuple[int, ...]], plan_of: Callable[[bytes, int], tuple[int, ...]],
+          sums: array[int], distinct: set[int], batch: bytes, sel: array[int], i: int) -> int:
+    """Count the exact matches of ``sel`` (a scanner's selection) from entry ``i`` on (the
+    arguments before ``batch`` are the counter's: bound once, with functools.partial), stopping at
     the first entry that is not one, or whose event has no ``kinds`` entry (KIND_IO: an I/O exit
-    counted by its fd, whose number is the register ``regs[evt]`` names; KIND_RET: counted by the
+    counted by its fd, whose number is the register ``regs[evt]`` names (0-5 an argument, 6
+    the result, else none); KIND_RET: counted by the
     sign of its result); returns where it stopped. Hidden records and I/O exits that moved no
     data count nothing. A record's plan is ``plans[key]``, key ``(evt, fd.type, fd.name,
     fd.l4proto, fd.sport)`` with the fd looked up in ``fds`` (``(evt, None)`` without one) or
@@ -49,7 +51,7 @@ def count(batch: bytes, sel: array[int], i: int, kinds: bytes, regs: bytes, fds:
             if ret <= 0:
                 continue
             reg = regs[evt]
-            num = ret if reg == FD_RET else _I32.unpack_from(batch, off + ARGS_OFF + 8 * reg)[0]
+            num = ret if reg == FD_RET else (_I32.unpack_from(batch, off + ARGS_OFF + 8 * reg)[0] if reg < 6 else -1)
             table = fds.get(pid) if num >= 0 else None
             fd = table.get(num) if table is not None else None
             key = (evt, None) if fd is None else (evt, fd.type, fd.name, fd.l4proto, fd.sport)

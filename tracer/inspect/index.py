@@ -171,8 +171,8 @@ def build(paths: Sequence[str], *, on_progress: Callable[[int], None] | None = N
                 else:
                     fast = summary.record_tally(state)
                     pipeline = Pipeline(state, selection=Selection(summary.evts, exact=True),
-                                        on_event=summary.on_event, on_record=summary.record_counter(state),
-                                        on_records=fast)
+                                        on_event=fast.on_event, on_record=summary.record_counter(state),
+                                        on_records=fast.on_records())
                     pipeline.scanner.stateless_mask = fast.stateless
                 chain = state.on_thread_change
                 state.on_thread_change = lambda tid, chain=chain: remember(tid, chain)

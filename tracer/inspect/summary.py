@@ -11,6 +11,7 @@ a merge of buckets, never a new pass over the capture.
 
 from __future__ import annotations
 
+import functools
 import re
 from array import array
 from collections.abc import Callable, Iterable
@@ -363,15 +364,37 @@ class RecordTally:
         self.stateless = bytes(k == KIND_RET for k in kinds)
         self.regs = bytes(FD_REGS[e] if e < EVT_BASE_OTHER else 255 for e in range(EVT_MAX))
 
-    def __call__(self, batch: bytes, sel: array[int], i: int) -> int:
+    def on_records(self) -> Callable[[bytes, array[int], int], int]:
+        """The pipeline's ``on_records``: ``iotally.count`` with this counter's arguments bound."""
         s = self.summary
-        return iotally.count(batch, sel, i, self.kinds, self.regs, self.state.fds, s.t0, s.bucket_ns,
-                             s.last_bucket, len(s.counters), self.plans, self._plan, self.sums, self.distinct)
+        return functools.partial(iotally.count, self.kinds, self.regs, self.state.fds, s.t0, s.bucket_ns,
+                                 s.last_bucket, len(s.counters), self.plans, self._plan, self.sums, self.distinct)
+
+    def on_event(self, ev: Event) -> None:
+        """The pipeline's ``on_event``: an event whose tiles read only its type and result (a state
+        change the scanner left to Python) is counted by its plan; others by ``Summary.on_event``."""
+        evt = ev.evt
+        if evt >= len(self.kinds) or self.kinds[evt] != KIND_RET:
+            self.summary.on_event(ev)
+            return
+        ret = ev.ret
+        key = (evt, -1 if ret < 0 else (1 if ret > 0 else 0))
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self.plans[key] = self.plan_event(ev)
+        if plan:
+            s = self.summary
+            b = min((ev.ts - s.t0) // s.bucket_ns if ev.ts > s.t0 else 0, s.last_bucket)
+            for e in plan:  # only counts: KIND_RET's tiles are counts
+                c = s.counters[(e >> 2) & 0x3FFF]
+                c.buckets[b] = c.buckets.get(b, 0) + 1
 
     def _plan(self, batch: bytes, off: int) -> tuple[int, ...]:
-        """What the record at ``off`` adds to which tiles, as ``on_event`` would count it."""
+        return self.plan_event(Event(batch, off, 0, self.state))
+
+    def plan_event(self, ev: Event) -> tuple[int, ...]:
+        """What ``ev`` adds to which tiles, as ``Summary.on_event`` would count it."""
         s = self.summary
-        ev = Event(batch, off, 0, self.state)
         out: list[int] = []
         for g in s.by_evt.get(ev.evt, s.any_evt):
             if g.flt is not None and not g.flt.match(ev):
@@ -420,8 +443,8 @@ class RecordTally:
             if got is None:
                 got = c.buckets[b] = set()
             got.add(names[d & mask])
-        self.sums = array("Q")
-        self.distinct = set()
+        del self.sums[:]  # in place: on_records holds them
+        self.distinct.clear()
 
 
 # iotally's codes: event kinds, plan operations.
