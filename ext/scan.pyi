@@ -29,6 +29,7 @@ class Scanner:
     exact_fd_only: bool
     fast_applied: int
     runs_below: int
+    stateless_mask: bytes
     def __init__(
         self,
         state_mask: bytes,

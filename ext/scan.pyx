@@ -88,6 +88,7 @@ cdef class Scanner:
     cdef public bint exact_fd_only
     cdef public uint64_t fast_applied
     cdef public uint32_t runs_below
+    cdef public bytes stateless_mask
     # The batch being scanned, and what its records so far left for the later ones (set by scan).
     cdef const uint8_t *_pbase
     cdef Py_ssize_t _end
@@ -135,6 +136,9 @@ cdef class Scanner:
         # Non-zero: exact matches of events below this id, not hidden, are selected in runs
         # (SEL_RUN), for a consumer that only counts or copies them.
         self.runs_below = 0
+        # Event ids (non-zero bytes) whose exact matches the consumer takes without the state
+        # (counted by event and result): a fast event may be one, and nothing waits for them.
+        self.stateless_mask = b""
 
     @property
     def state_mask(self):
@@ -166,7 +170,9 @@ cdef class Scanner:
         cdef int why
         cdef uint8_t code
         cdef uint64_t fdkey
-        cdef bint runnable
+        cdef bint runnable, passable
+        cdef const uint8_t *slmask = <const uint8_t *><char *>self.stateless_mask
+        cdef Py_ssize_t nslmask = len(self.stateless_mask)
         self._sel = _array("Q")
         self._nsel = 0
         if view.shape[0] == 0:
@@ -187,10 +193,12 @@ cdef class Scanner:
                 why |= self._match(self._pbase + off, &h, code != 0 and why == SEL_STATE)
             if why:
                 runnable = self._runnable(self._pbase + off, &h, why)
+                # Nothing waits for a record Python takes in a run or without the state.
+                passable = runnable or (why & MATCHED == MATCHED and h.evt < nslmask and slmask[h.evt])
                 if code and why & SEL_STATE:
-                    why = self._fast_path(off, &h, code, fdkey, why, runnable)
+                    why = self._fast_path(off, &h, code, fdkey, why, passable)
                 if why and self._nfmask:
-                    self._hold(self._pbase + off, &h, code, why, runnable)
+                    self._hold(self._pbase + off, &h, code, why, passable)
                 if why:
                     self._select(n, off, &h, why, runnable)
             off += h.length
@@ -306,11 +314,11 @@ cdef class Scanner:
         return not flags & RF_HIDDEN
 
     cdef inline int _fast_path(self, Py_ssize_t off, const rec_head *h, uint8_t code, uint64_t fdkey, int why,
-                        bint runnable) except -1:
+                        bint passable) except -1:
         """An fd event: applied now unless something before it waits for Python (which will read the
         state as of its own time); else its turn comes in Python (SEL_FAST). Returns what is left
         of ``why``."""
-        if (why == SEL_STATE or (why == SEL_STATE | MATCHED and runnable)) and not self._blocked \
+        if (why == SEL_STATE or (why == SEL_STATE | MATCHED and passable)) and not self._blocked \
                 and (not self._waiting_pids or h.pid not in self._waiting_pids) \
                 and (not self._waiting_fds or fdkey not in self._waiting_fds):
             self._apply_now(off, h, code, fdkey)
@@ -337,7 +345,7 @@ cdef class Scanner:
             self._apply_fast(rec, h.pid, h.tid, h.length, code)
         return 0
 
-    cdef inline int _hold(self, const uint8_t *rec, const rec_head *h, uint8_t code, int why, bint runnable) except -1:
+    cdef inline int _hold(self, const uint8_t *rec, const rec_head *h, uint8_t code, int why, bint passable) except -1:
         """A selected record waits for Python: what the later fast events must wait for. Fd events
         touch their own process's table only; others (clone, exec, thread info...) may read or
         drop any process's: nothing may pass them."""
@@ -345,7 +353,7 @@ cdef class Scanner:
         cdef int32_t fd
         if why & SEL_STATE and not code:
             self._blocked = True
-        elif why == MATCHED and runnable:
+        elif why == MATCHED and passable:
             pass
         elif why == MATCHED and self.exact_fd_only:
             # An exact match whose consumer reads only its own fd (and thread): only that fd must

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgpack
 
@@ -116,7 +116,8 @@ class Pipeline:
                  show_internal: bool = False, fatfile: bool = False, latency: bool = False,
                  enricher: Enricher | None = None, keep: bool = False,
                  admit_internal: frozenset[int] = frozenset(),
-                 on_record: Callable[[bytes, int], None] | None = None) -> None:
+                 on_record: Callable[[bytes, int], None] | None = None,
+                 on_records: Callable[[bytes, Any, int], int] | None = None) -> None:
         self.state = state
         self.admit_internal = admit_internal
         self.predicate = predicate
@@ -124,6 +125,9 @@ class Pipeline:
         # Takes the records an exact selection matched, as records (no Event): a table chisel's
         # counter (TableChisel.record_counter), which ignores what it does not count.
         self.on_record = on_record
+        # Takes a run of them, in C: ``on_records(batch, selection, i)`` consumes the exact matches
+        # from entry i on and returns the first entry it left (to on_record, when i).
+        self.on_records = on_records if on_record is not None else None
         self.show_internal = show_internal
         self.fatfile = fatfile
         self.enricher = enricher
@@ -185,12 +189,18 @@ class Pipeline:
         # An exact selection nobody consumes (-q, no -w, no chisel) is only counted.
         count_only = self.exact and self.on_event is None and not self.keep and not self.latency
         on_record = self.on_record if self.exact else None
-        for i in range(0, len(sel), 3):
+        on_records = self.on_records if self.exact else None
+        i, nsel = 0, len(sel)
+        while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
             if why & SEL_RUN:
                 self._take_run(b, idx, off, why)
             elif why == SEL_MATCH | SEL_EXACT and count_only:
                 self.matched += 1
+            elif why == SEL_MATCH | SEL_EXACT and on_records is not None and (j := on_records(batch, sel, i)) > i:
+                self.matched += (j - i) // 3
+                i = j
+                continue
             elif why == SEL_MATCH | SEL_EXACT and on_record is not None:
                 self.matched += 1
                 on_record(batch, off)
@@ -198,6 +208,7 @@ class Pipeline:
                 self.scanner.apply(batch, off)  # an fd event whose turn came: no Event needed
             else:
                 self._take_event(b, sel, i)
+            i += 3
         self.count = b.base + n + b.shift
         self.state.reap()
         return self._kept(b, n)

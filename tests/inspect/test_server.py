@@ -153,3 +153,35 @@ def test_truncated_capture_shows_what_it_holds_with_a_note(tmp_path: Path) -> No
         assert any("truncated" in n for n in info["notes"]), info["notes"]
         ov = json.loads(get(s, "/api/overview", {"X-Ktrace-Token": s.token})[1])
         assert {t["id"]: t["total"] for t in ov["tiles"]}["syscalls"] > 0
+
+
+def test_timeline_and_sparklines_fit_the_points_asked_with_exact_totals(tmp_path: Path) -> None:
+    """Downsampled to the page's width: no more points than asked, each the sum of its buckets
+    (timeline) or the keys of its buckets (distinct tiles); the totals are those of every bucket."""
+    (cap,) = copy_captures(tmp_path, ["01-webserver.kcap"])
+    with Server([cap]) as s:
+        hdr = {"X-Ktrace-Token": s.token}
+
+        def api(path: str) -> Any:
+            status, body, _ = get(s, path, hdr)
+            assert status == 200, body
+            return json.loads(body)
+
+        full, small = api("/api/timeline?points=100000"), api("/api/timeline?points=7")
+        n = full["buckets"]
+        assert full["step"] == 1 and n > 7 and small["buckets"] == n
+        step = small["step"]
+        assert step == -(-n // 7)
+        for c, counts in full["counts"].items():
+            assert len(counts) == n
+            want = [sum(counts[g:g + step]) for g in range(0, n, step)]
+            assert small["counts"][c] == want and len(want) <= 7
+        whole = {t["id"]: t for t in api("/api/overview?points=100000")["tiles"]}
+        few = {t["id"]: t for t in api("/api/overview?points=5")["tiles"]}
+        for tid, t in whole.items():
+            assert few[tid]["total"] == t["total"], tid
+            assert 0 < len(few[tid]["spark"]) <= 5
+        # Sums and counts add up; a distinct tile's point is at most the sum of its buckets' counts.
+        assert sum(few["net_in"]["spark"]) == whole["net_in"]["total"] > 0
+        assert sum(few["syscalls"]["spark"]) == whole["syscalls"]["total"]
+        assert max(few["connections"]["spark"]) <= whole["connections"]["total"]

@@ -111,6 +111,9 @@ class Scanner:
         # Non-zero: exact matches of events below this id, not hidden, are selected in runs
         # (SEL_RUN), for a consumer that only counts or copies them.
         self.runs_below = 0
+        # Event ids (non-zero bytes) whose exact matches the consumer takes without the state
+        # (counted by event and result): a fast event may be one, and nothing waits for them.
+        self.stateless_mask = b""
         self._pending: dict[tuple[int, int], int] = {}  # (pid, fd) -> offset of an open not applied yet
         # The batch being scanned, and what its records so far left for the later ones (set by scan).
         self._batch = b""
@@ -159,10 +162,13 @@ class Scanner:
                 why |= self._match(off, tid, pid, evt, code != 0 and why == SEL_STATE)
             if why:
                 runnable = self._runnable(off, evt, why)
+                # Nothing waits for a record Python takes in a run or without the state.
+                passable = runnable or (why & _MATCHED == _MATCHED and evt < len(self.stateless_mask)
+                                        and bool(self.stateless_mask[evt]))
                 if code and why & SEL_STATE:
-                    why = self._fast_path(off, tid, pid, length, code, fdkey, why, runnable)
+                    why = self._fast_path(off, tid, pid, length, code, fdkey, why, passable)
                 if why and self._nfmask:
-                    self._hold(off, pid, evt, code, why, runnable)
+                    self._hold(off, pid, evt, code, why, passable)
                 if why:
                     self._select(n, off, tid, length, why, runnable)
             off += length
@@ -258,11 +264,11 @@ class Scanner:
             and not _U32.unpack_from(self._batch, off + OFF_FLAGS)[0] & RF_HIDDEN
 
     def _fast_path(self, off: int, tid: int, pid: int, length: int, code: int, fdkey: tuple[int, int], why: int,
-                   runnable: bool) -> int:
+                   passable: bool) -> int:
         """An fd event: applied now unless something before it waits for Python (which will read the
         state as of its own time); else its turn comes in Python (SEL_FAST). Returns what is left
         of ``why``."""
-        if (why == SEL_STATE or (why == SEL_STATE | _MATCHED and runnable)) and not self._blocked \
+        if (why == SEL_STATE or (why == SEL_STATE | _MATCHED and passable)) and not self._blocked \
                 and pid not in self._waiting_pids and fdkey not in self._waiting_fds:
             self._apply_now(off, tid, pid, length, code, fdkey)
             self.fast_applied += 1
@@ -288,13 +294,13 @@ class Scanner:
             self._flush(batch)  # a relative path may name a pending open's directory
             self._apply_fast(batch, off, pid, tid, length, code)
 
-    def _hold(self, off: int, pid: int, evt: int, code: int, why: int, runnable: bool) -> None:
+    def _hold(self, off: int, pid: int, evt: int, code: int, why: int, passable: bool) -> None:
         """A selected record waits for Python: what the later fast events must wait for. Fd events
         touch their own process's table only; others (clone, exec, thread info...) may read or
         drop any process's: nothing may pass them."""
         if why & SEL_STATE and not code:
             self._blocked = True
-        elif why == _MATCHED and runnable:
+        elif why == _MATCHED and passable:
             pass
         elif why == _MATCHED and self.exact_fd_only:
             # An exact match whose consumer reads only its own fd (and thread): only that fd must

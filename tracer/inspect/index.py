@@ -31,7 +31,7 @@ from ..pipeline import Pipeline, Selection
 from ..schema import record as R
 from ..schema.events import INTERNAL_EVENTS, event_info
 from ..state.state import State
-from .summary import Summary
+from .summary import RecordTally, Summary
 
 INDEX_VERSION: Final = 1
 BUCKET_NS: Final = 100_000_000  # a tenth of a second: short captures still get a timeline
@@ -128,13 +128,15 @@ def cache_paths(paths: Sequence[str]) -> list[str]:
     return [beside, user]
 
 
-def build(paths: Sequence[str], *, on_progress: Callable[[int], None] | None = None) -> Index:
+def build(paths: Sequence[str], *, on_progress: Callable[[int], None] | None = None, reference: bool = False) -> Index:
     """Read the captures once and index them. A file ktrace cannot read at all raises CaptureError;
-    damage and truncation become notes, and the index holds what could be read."""
+    damage and truncation become notes, and the index holds what could be read. ``reference``:
+    the tiles are counted from a decoded Event each (slow; what the fast counts must equal)."""
     idx = Index(paths=[os.fspath(p) for p in paths])
     state = State()
     summary: Summary | None = None
     pipeline: Pipeline | None = None
+    fast: RecordTally | None = None
     cats = category_table()
     ncat = len(CATEGORIES)
     internal = CATEGORIES.index("internal")
@@ -161,11 +163,17 @@ def build(paths: Sequence[str], *, on_progress: Callable[[int], None] | None = N
                 continue
             if summary is None:
                 idx.t0 = item.first_ts
-                summary = Summary(idx.t0, idx.bucket_ns)
+                summary = Summary(idx.t0, idx.bucket_ns, last_bucket=MAX_BUCKETS - 1)
                 # Exact: the event ids are the whole selection; what matches comes to the record
                 # counter (reads and writes without an Event), state changes to on_event.
-                pipeline = Pipeline(state, selection=Selection(summary.evts, exact=True), on_event=summary.on_event,
-                                    on_record=summary.record_counter(state))
+                if reference:
+                    pipeline = Pipeline(state, selection=Selection(summary.evts), on_event=summary.on_event)
+                else:
+                    fast = summary.record_tally(state)
+                    pipeline = Pipeline(state, selection=Selection(summary.evts, exact=True),
+                                        on_event=fast.on_event, on_record=summary.record_counter(state),
+                                        on_records=fast.on_records())
+                    pipeline.scanner.stateless_mask = fast.stateless
                 chain = state.on_thread_change
                 state.on_thread_change = lambda tid, chain=chain: remember(tid, chain)
             assert pipeline is not None
@@ -194,6 +202,8 @@ def build(paths: Sequence[str], *, on_progress: Callable[[int], None] | None = N
             state.load_table(item.kind, item.rows)
     idx.counts = list(counts)
     if summary is not None:
+        if fast is not None:
+            fast.merge()
         idx.tiles = summary.dump()
     idx.tiles["procs"] = {b: sorted(v) for b, v in procs.items()}
     idx.tiles["containers"] = {b: sorted(v) for b, v in containers.items()}

@@ -9,8 +9,8 @@ API (all GET, JSON; ``from``/``to`` are ns since the epoch, the time selection; 
 sysdig's language and a bad one is a 400 with ``error`` and ``pos``, the caret's column):
 
 ``/api/info``      the capture: files, span, events, notes (truncation, damage), tile and view lists
-``/api/timeline``  events per second by category
-``/api/overview``  every tile's total over the selection and its per-second sparkline
+``/api/timeline``  events by category over time, ``points`` (the chart's width) points at most
+``/api/overview``  every tile's total over the selection and its sparkline, ``points`` points at most
 ``/api/views``, ``/api/view``  the views of ``ktrace top`` and one view's rows (sorted, paged)
 ``/api/events``    event lines (dig), paged;  ``/api/io``  I/O chunks (echo), paged
 ``/api/spy_users`` users' commands;  ``/api/graph``  the connection graph
@@ -32,11 +32,15 @@ from aiohttp import web
 from ..errors import FilterError, KtraceError
 from . import queries
 from .index import CATEGORIES, Index
-from .summary import TILES, totals
+from .summary import TILES, step_for, totals
 
 STATIC: Final = Path(__file__).parent / "static"
 COOKIE: Final = "ktrace_token"
 PAGE_MAX: Final = 5000
+# Points of a timeline or sparkline when the page does not say (its width in pixels): what is sent
+# and drawn does not grow with the capture's length.
+POINTS: Final = 1000
+POINTS_MAX: Final = 10000
 TYPES: Final = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
                 ".txt": "text/plain", ".png": "image/png"}
 
@@ -77,18 +81,26 @@ class Inspector:
                            "filter": t.filter, "chisel": t.chisel, "view": t.view} for t in TILES],
                 "views": self.views.list_views() if self.views is not None else []}
 
-    def timeline(self) -> dict[str, Any]:
-        return {"t0": str(self.idx.t0), "bucket_ns": self.idx.bucket_ns, "categories": [c for c in CATEGORIES
-                                                                                  if c != "internal"],
-                "counts": self.idx.timeline()}
+    def timeline(self, points: int = POINTS) -> dict[str, Any]:
+        """Events by category, summed over ``step`` buckets a point (the first point starts at t0)."""
+        idx = self.idx
+        n = idx.nbuckets
+        step = step_for(n, points)
+        counts = idx.timeline()
+        if step > 1:
+            counts = {c: [sum(v[g:g + step]) for g in range(0, n, step)] for c, v in counts.items()}
+        return {"t0": str(idx.t0), "bucket_ns": idx.bucket_ns, "buckets": n, "step": step,
+                "categories": [c for c in CATEGORIES if c != "internal"], "counts": counts}
 
-    def overview(self, w: queries.Window) -> dict[str, Any]:
+    def overview(self, w: queries.Window, points: int = POINTS) -> dict[str, Any]:
         first, last = self.buckets(w)
+        step = step_for(last - first + 1, points)
         out = []
         for t in TILES:
-            total, spark = totals(t, self.idx.tiles.get(t.id, {}), first, last) if self.idx.nbuckets else (0, [])
+            total, spark = totals(t, self.idx.tiles.get(t.id, {}), first, last, step) \
+                if self.idx.nbuckets else (0, [])
             out.append({"id": t.id, "total": total, "spark": spark})
-        return {"first_bucket": first, "last_bucket": last, "tiles": out}
+        return {"first_bucket": first, "last_bucket": last, "step": step, "tiles": out}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -149,11 +161,11 @@ def make_app(ins: Inspector) -> web.Application:
     async def info(_r: web.Request) -> web.Response:
         return _json(ins.info())
 
-    async def timeline(_r: web.Request) -> web.Response:
-        return _json(ins.timeline())
+    async def timeline(r: web.Request) -> web.Response:
+        return _json(await run(ins.timeline, _int(r.query, "points", POINTS, POINTS_MAX)))
 
     async def overview(r: web.Request) -> web.Response:
-        return _json(ins.overview(ins.window(r.query)))
+        return _json(await run(ins.overview, ins.window(r.query), _int(r.query, "points", POINTS, POINTS_MAX)))
 
     async def check(r: web.Request) -> web.Response:
         queries.check_filter(r.query.get("filter", ""))

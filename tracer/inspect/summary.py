@@ -11,17 +11,21 @@ a merge of buckets, never a new pass over the capture.
 
 from __future__ import annotations
 
+import functools
+import re
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ..chisel import FILE_IO, NET_IO, lua_str
+from ..engine import iotally
 from ..event import Event, RecordView
 from ..filter.compiler import CompiledFilter, compile_filter
 from ..output.format import resolve_field
-from ..schema.events import IO_READ, IO_WRITE, EventInfo, event_ids, event_info, event_names
+from ..schema.events import FD_REGS, IO_READ, IO_WRITE, EventInfo, event_ids, event_info, event_names
 from ..schema.fields import FIELDS
-from ..schema.record import EVT_BASE_OTHER, OFF_FLAGS, RF_HIDDEN
+from ..schema.record import EVT_BASE_OTHER, EVT_MAX, OFF_FLAGS, RF_HIDDEN
 
 if TYPE_CHECKING:
     from ..state.state import State
@@ -213,6 +217,7 @@ class _Gate:
     """Tiles behind one shared filter (or none), and the event ids that filter admits."""
 
     def __init__(self, text: str, counters: list[_Counter]) -> None:
+        self.text = text
         self.flt = compile_filter(text, FIELDS) if text else None
         self.counters = counters
         ids: set[int] | None = _evt_ids(self.flt) if self.flt is not None else None
@@ -228,9 +233,11 @@ class Summary:
     event ids any tile may count, for the pipeline's selection (None: all). A gate's filter runs
     once per event, its tiles' own filters only where it holds."""
 
-    def __init__(self, t0: int, bucket_ns: int, tiles: Iterable[Tile] = TILES) -> None:
+    def __init__(self, t0: int, bucket_ns: int, tiles: Iterable[Tile] = TILES,
+                 last_bucket: int = (1 << 20) - 1) -> None:
         self.t0 = t0
         self.bucket_ns = bucket_ns
+        self.last_bucket = last_bucket  # later events count in it (as the timeline's)
         self.counters = [_Counter(t) for t in tiles if t.source == "events"]
         gates: list[_Gate] = []
         for name, text in GATES.items():
@@ -254,7 +261,7 @@ class Summary:
         self.evts = frozenset(evts) if evts is not None else None
 
     def on_event(self, ev: Event) -> None:
-        b = (ev.ts - self.t0) // self.bucket_ns if ev.ts > self.t0 else 0
+        b = min((ev.ts - self.t0) // self.bucket_ns if ev.ts > self.t0 else 0, self.last_bucket)
         for g in self.by_evt.get(ev.evt, self.any_evt):
             if g.flt is None or g.flt.match(ev):
                 for c in g.counters:
@@ -274,7 +281,7 @@ class Summary:
         # The Network apps tiles only where the server port is one of theirs.
         apps = [c for c in self.counters if c.tile.id.startswith("app_")]
         app_ports = frozenset(p for _, _, ports in APP_PORTS for p in ports)
-        t0, bucket_ns = self.t0, self.bucket_ns
+        t0, bucket_ns, last_bucket = self.t0, self.bucket_ns, self.last_bucket
 
         def count(buf: bytes, off: int) -> None:
             ts, tid, pid, evt, _cpu, _len, ret = head(buf, off)
@@ -290,7 +297,7 @@ class Summary:
             counters = by_type.get(fd.type)
             if not counters:
                 return
-            b = (ts - t0) // bucket_ns if ts > t0 else 0
+            b = min((ts - t0) // bucket_ns if ts > t0 else 0, last_bucket)
             for c in counters:
                 c.add(b, view, ret)  # type: ignore[arg-type]  # the view has what the tiles read
             if fd.type != "file" and fd.sport in app_ports:
@@ -298,6 +305,10 @@ class Summary:
                     c.add(b, view, ret)  # type: ignore[arg-type]
 
         return count
+
+    def record_tally(self, state: State) -> RecordTally:
+        """The pipeline's ``on_records``: counts the tiles of matched records in C (``iotally``)."""
+        return RecordTally(self, state)
 
     def dump(self) -> dict[str, dict[int, Any]]:
         """Per tile id, per bucket: a number, or the sorted list of distinct keys."""
@@ -307,19 +318,168 @@ class Summary:
         return out
 
 
-def totals(tile: Tile, buckets: dict[int, Any], first: int, last: int) -> tuple[int, list[int]]:
-    """A tile's total over buckets [first, last] and its value per bucket (the sparkline)."""
+# What a plan may depend on: the fields the tiles of the records ``iotally`` counts may read. An
+# I/O exit's plan is keyed by its event and these attributes of its fd; any other event's by its
+# event and the sign of its result.
+_IO_FIELDS: Final = frozenset({"fd.type", "fd.name", "fd.l4proto", "fd.sport", "evt.is_io", "evt.is_io_read",
+                               "evt.is_io_write", "evt.dir", "evt.rawres", "evt.rawarg.res"})
+_RET_FIELDS: Final = frozenset({"evt.type", "evt.dir", "evt.failed", "evt.rawres"})
+_FIELD: Final = re.compile(r"\b[a-z][a-z0-9_]*\.[a-z0-9_.]+")
+
+
+def _reads(text: str) -> set[str]:
+    """Field names a filter text mentions (strings and numbers aside)."""
+    return set(_FIELD.findall(re.sub(r'"[^"]*"|\'[^\']*\'|\s/[^ )]*', " ", text)))
+
+
+class RecordTally:
+    """A Summary's counts of the records an exact selection matched, kept in C: ``iotally`` walks
+    the selection, looks each record's plan up (what tiles it adds to, and how) by the facts
+    those tiles read, and only asks Python (``_plan``, decoding one Event) for a plan it has not
+    seen. Events whose tiles read more than that stay with ``Summary.record_counter``."""
+
+    def __init__(self, summary: Summary, state: State) -> None:
+        self.summary = summary
+        self.state = state
+        self.slots = {id(c): n for n, c in enumerate(summary.counters)}
+        self.keys: dict[str, int] = {}
+        self.plans: dict[tuple[Any, ...], tuple[int, ...]] = {}
+        self.sums: array[int] = array("Q")
+        self.distinct: set[int] = set()
+        io = io_exits()
+        kinds = bytearray(EVT_MAX)
+        for evt in summary.evts or ():
+            gates = summary.by_evt.get(evt, summary.any_evt)
+            reads: set[str] = set()
+            for g in gates:
+                reads |= _reads(g.text)
+                for c in g.counters:
+                    reads |= _reads(c.tile.filter) | set(c.tile.keys) | ({c.tile.value} if c.tile.value else set())
+            if evt in io and reads <= _IO_FIELDS:
+                kinds[evt] = KIND_IO
+            elif reads <= _RET_FIELDS and all(c.tile.kind == "count" for g in gates for c in g.counters):
+                kinds[evt] = KIND_RET
+        self.kinds = bytes(kinds)
+        # Their plans read no state: the scanner may apply a fast event that is one at once.
+        self.stateless = bytes(k == KIND_RET for k in kinds)
+        self.regs = bytes(FD_REGS[e] if e < EVT_BASE_OTHER else 255 for e in range(EVT_MAX))
+
+    def on_records(self) -> Callable[[bytes, array[int], int], int]:
+        """The pipeline's ``on_records``: ``iotally.count`` with this counter's arguments bound."""
+        s = self.summary
+        return functools.partial(iotally.count, self.kinds, self.regs, self.state.fds, s.t0, s.bucket_ns,
+                                 s.last_bucket, len(s.counters), self.plans, self._plan, self.sums, self.distinct)
+
+    def on_event(self, ev: Event) -> None:
+        """The pipeline's ``on_event``: an event whose tiles read only its type and result (a state
+        change the scanner left to Python) is counted by its plan; others by ``Summary.on_event``."""
+        evt = ev.evt
+        if evt >= len(self.kinds) or self.kinds[evt] != KIND_RET:
+            self.summary.on_event(ev)
+            return
+        ret = ev.ret
+        key = (evt, -1 if ret < 0 else (1 if ret > 0 else 0))
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self.plans[key] = self.plan_event(ev)
+        if plan:
+            s = self.summary
+            b = min((ev.ts - s.t0) // s.bucket_ns if ev.ts > s.t0 else 0, s.last_bucket)
+            for e in plan:  # only counts: KIND_RET's tiles are counts
+                c = s.counters[(e >> 2) & 0x3FFF]
+                c.buckets[b] = c.buckets.get(b, 0) + 1
+
+    def _plan(self, batch: bytes, off: int) -> tuple[int, ...]:
+        return self.plan_event(Event(batch, off, 0, self.state))
+
+    def plan_event(self, ev: Event) -> tuple[int, ...]:
+        """What ``ev`` adds to which tiles, as ``Summary.on_event`` would count it."""
+        s = self.summary
+        out: list[int] = []
+        for g in s.by_evt.get(ev.evt, s.any_evt):
+            if g.flt is not None and not g.flt.match(ev):
+                continue
+            for c in g.counters:
+                if c.flt is not None and not c.flt.match(ev):
+                    continue
+                slot = self.slots[id(c)] << 2
+                if c.tile.kind == "count":
+                    out.append(slot | OP_COUNT)
+                    continue
+                v = c.value(ev) if c.value is not None else 1
+                if v is None or isinstance(v, (str, bytes)) or not v > 0:
+                    continue
+                if c.tile.kind == "sum":
+                    out.append(slot | OP_SUM)
+                    continue
+                parts = []
+                for fn in c.keys:
+                    k = fn(ev)
+                    if k is None:
+                        break
+                    parts.append(lua_str(k))
+                else:
+                    key = "\x1f".join(parts)
+                    kid = self.keys.setdefault(key, len(self.keys))
+                    out.append(kid << 16 | slot | OP_DISTINCT)
+        return tuple(out)
+
+    def merge(self) -> None:
+        """Add what was counted here to the summary's counters (before ``Summary.dump``)."""
+        counters = self.summary.counters
+        n = len(counters)
+        sums = self.sums
+        for b in range(len(sums) // n):
+            for k, c in enumerate(counters):
+                v = sums[b * n + k]
+                if v:
+                    c.buckets[b] = c.buckets.get(b, 0) + v
+        names = list(self.keys)
+        mask = (1 << 36) - 1
+        for d in self.distinct:
+            c = counters[(d >> 36) & 0xFF]
+            b = d >> 44
+            got = c.buckets.get(b)
+            if got is None:
+                got = c.buckets[b] = set()
+            got.add(names[d & mask])
+        del self.sums[:]  # in place: on_records holds them
+        self.distinct.clear()
+
+
+# iotally's codes: event kinds, plan operations.
+KIND_IO: Final = 1
+KIND_RET: Final = 2
+OP_SUM: Final = 0
+OP_COUNT: Final = 1
+OP_DISTINCT: Final = 2
+
+
+def totals(tile: Tile, buckets: dict[int, Any], first: int, last: int, step: int = 1) -> tuple[int, list[int]]:
+    """A tile's total over buckets [first, last] and its sparkline: one value per ``step`` buckets
+    from ``first`` (the last point may cover fewer), the sum, or for a distinct tile the number of
+    different keys, over those buckets. The total is exact whatever the step."""
+    step = max(1, step)
     spark: list[int] = []
     if tile.kind == "distinct":
         seen: set[str] = set()
-        for b in range(first, last + 1):
-            keys = buckets.get(b) or ()
-            seen.update(keys)
-            spark.append(len(keys))
+        for g in range(first, last + 1, step):
+            point: set[str] = set()
+            for b in range(g, min(g + step, last + 1)):
+                keys = buckets.get(b)
+                if keys:
+                    point.update(keys)
+            seen |= point
+            spark.append(len(point))
         return len(seen), spark
     total = 0
-    for b in range(first, last + 1):
-        v = int(buckets.get(b) or 0)
+    for g in range(first, last + 1, step):
+        v = sum(int(buckets.get(b) or 0) for b in range(g, min(g + step, last + 1)))
         total += v
         spark.append(v)
     return total, spark
+
+
+def step_for(nbuckets: int, points: int) -> int:
+    """Buckets per point so that ``nbuckets`` fit in at most ``points`` points (at least 1)."""
+    return max(1, -(-nbuckets // max(1, points)))

@@ -93,12 +93,16 @@ const COLORS = {file: "#2b7bb9", io: "#8e44ad", net: "#16a085", process: "#d3540
 let plot = null;
 
 async function drawTimeline() {
-  const tl = await api("timeline");
-  const n = tl.categories.length ? tl.counts[tl.categories[0]].length : 0;
+  const box = $("#timeline");
+  const width = Math.max(400, box.clientWidth || 900);
+  // One point per pixel at most: the server sums `step` buckets a point, whatever the capture's length.
+  const tl = await api("timeline", {points: width});
+  const n = tl.buckets, step = tl.step;
+  const m = tl.categories.length ? tl.counts[tl.categories[0]].length : 0;
   const t0s = Number(S.t0 / 1000000n) / 1000;
-  const bs = Number(S.bucketNs) / 1e9;
-  // Each bar is drawn centred on its x: the bucket's middle, so it covers the bucket's span.
-  const xs = Array.from({length: n}, (_, i) => t0s + (i + 0.5) * bs);
+  const bs = Number(S.bucketNs) / 1e9, ps = bs * step;
+  // Each bar is drawn centred on its x: the middle of the buckets it sums, so it covers their span.
+  const xs = Array.from({length: m}, (_, i) => t0s + Math.min(n, i * step + step / 2) * bs);
   const series = [{}];
   const data = [xs];
   for (const c of tl.categories) {
@@ -107,23 +111,24 @@ async function drawTimeline() {
       points: {show: false}, paths: uPlot.paths.bars({size: [0.9, 40]})});
     data.push(tl.counts[c]);
   }
-  const box = $("#timeline");
   box.textContent = "";
   plot = new uPlot({
-    width: Math.max(400, box.clientWidth || 900), height: 150, series,
+    width, height: 150, series,
     scales: {x: {time: true, range: () => [t0s, t0s + Math.max(1, n) * bs]}},
     axes: [{}, {size: 70}],
     cursor: {drag: {x: true, y: false, setScale: false}},
     legend: {show: true},
     hooks: {setSelect: [u => {
       if (u.select.width < 2) return;
+      // A brushed range selects the points it covers, as buckets.
       const a = u.posToVal(u.select.left, "x"), b = u.posToVal(u.select.left + u.select.width, "x");
-      const first = Math.max(0, Math.floor((a - t0s) / bs));
-      const last = Math.min(n - 1, Math.max(first, Math.ceil((b - t0s) / bs) - 1));
+      const first = Math.min(n - 1, Math.max(0, Math.floor((a - t0s) / ps)) * step);
+      const last = Math.min(n - 1, Math.max(first, Math.ceil((b - t0s) / ps) * step - 1));
       setSelection({first, last});
     }]},
   }, data, box);
   box.dataset.buckets = n;
+  box.dataset.points = m;
 }
 
 function setSelection(sel) {
@@ -144,8 +149,9 @@ function setSelection(sel) {
 }
 
 // --- overview ----------------------------------------------------------------------------------
+const SPARK_W = 120;  // a sparkline's width in pixels: the server sends as many points at most
 function sparkline(values) {
-  const w = 120, h = 28, n = values.length;
+  const w = SPARK_W, h = 28, n = values.length;
   if (!n) return "";
   const max = Math.max(1, ...values);
   const pts = values.map((v, i) => `${(n === 1 ? w / 2 : i * w / (n - 1)).toFixed(1)},${(h - 2 - v / max * (h - 4)).toFixed(1)}`);
@@ -153,7 +159,7 @@ function sparkline(values) {
 }
 
 async function drawOverview() {
-  const ov = await api("overview", windowParams());
+  const ov = await api("overview", {...windowParams(), points: SPARK_W});
   const byId = Object.fromEntries(ov.tiles.map(t => [t.id, t]));
   const groups = {};
   for (const t of S.info.tiles) (groups[t.category] = groups[t.category] || []).push(t);
@@ -412,7 +418,7 @@ async function main() {
   $("#span").textContent = `${fmtNum(S.info.events)} events`;
   if (S.info.notes.length) { const n = $("#notes"); n.hidden = false; n.textContent = S.info.notes.join("\n"); }
   $("#view-select").innerHTML = (S.info.views || []).map(v => `<option value="${esc(v.id)}">${esc(v.name)}</option>`).join("");
-  const whole = await api("overview");
+  const whole = await api("overview", {points: 1});
   S.wholeTotals = Object.fromEntries(whole.tiles.map(t => [t.id, t.total]));
   await drawTimeline();
   await refresh();
