@@ -4,6 +4,8 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
+__all__ = ["count"]
+
 def count(kinds: bytes, regs: bytes, fds: dict[int, dict[int, Any]], t0: int, bucket_ns: int, last_bucket: int,
           nslots: int, plans: dict[tuple[Any, ...], tuple[int, ...]], plan_of: Callable[[bytes, int], tuple[int, ...]],
           sums: array[int], distinct: set[int], batch: bytes, sel: array[int], i: int) -> int:

@@ -8,14 +8,14 @@ from cpython cimport array
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
-DEF REC_FIXED = 88
-DEF ARGS_OFF = 32
-DEF REC_FLAGS = 84
-DEF RF_HIDDEN = 8
-DEF EXACT_MATCH = 6  # SEL_MATCH | SEL_EXACT
+include "record.pxi"
+
+__all__ = ["count"]
+
+cdef enum:
+    EXACT_MATCH = SEL_MATCH | SEL_EXACT
 DEF KIND_IO = 1
 DEF KIND_RET = 2
-DEF FD_RET = 6
 DEF OP_SUM = 0
 DEF OP_COUNT = 1
 DEF OP_DISTINCT = 2
@@ -57,24 +57,24 @@ def count(const uint8_t[:] kinds, const uint8_t[:] regs, dict fds, uint64_t t0, 
     base = &view[0]
     while i + 2 < nsel and s[i + 2] == EXACT_MATCH:
         off = <Py_ssize_t>s[i + 1]
-        memcpy(&evt, base + off + 16, 2)
+        memcpy(&evt, base + off + OFF_EVT, 2)
         kind = kinds[evt] if evt < nkinds else 0
         if not kind:
             return i
         i += 3
-        memcpy(&flags, base + off + REC_FLAGS, 4)
+        memcpy(&flags, base + off + OFF_FLAGS, 4)
         if flags & RF_HIDDEN:
             continue
-        memcpy(&ret, base + off + 24, 8)
+        memcpy(&ret, base + off + OFF_RET, 8)
         if kind == KIND_IO:
             if ret <= 0:
                 continue
-            memcpy(&pid, base + off + 12, 4)
+            memcpy(&pid, base + off + OFF_PID, 4)
             reg = regs[evt]
             if reg == FD_RET:
                 num = <int32_t>ret
             elif reg < 6:
-                memcpy(&num, base + off + ARGS_OFF + 8 * reg, 4)
+                memcpy(&num, base + off + OFF_ARGS + 8 * reg, 4)
             else:
                 num = -1  # no fd
             fd = None

@@ -2,6 +2,8 @@
 
 from array import array
 
+__all__ = ["tally"]
+
 def tally(batch: bytes | memoryview, cat_of: bytes, t0: int, bucket_ns: int, ncat: int, last_bucket: int,
           counts: array[int], failed: array[int], pids: set[int], skip_cat: int) -> int:
     """Add each record of ``batch`` (hidden ones excepted) to ``counts[bucket * ncat + cat_of[evt]]``

@@ -8,10 +8,11 @@ from cpython cimport array
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
-DEF REC_FIXED = 88
-DEF REC_FLAGS = 84
-DEF RF_HIDDEN = 8
+include "record.pxi"
 
+
+
+__all__ = ["tally"]
 
 def tally(batch, const uint8_t[:] cat_of, uint64_t t0, uint64_t bucket_ns, uint32_t ncat, uint64_t last_bucket,
           array.array counts, array.array failed, set pids, uint8_t skip_cat):
@@ -43,11 +44,11 @@ def tally(batch, const uint8_t[:] cat_of, uint64_t t0, uint64_t bucket_ns, uint3
     base = &view[0]
     while off + REC_FIXED <= end:
         memcpy(&ts, base + off, 8)
-        memcpy(&evt, base + off + 16, 2)
-        memcpy(&length, base + off + 20, 4)
+        memcpy(&evt, base + off + OFF_EVT, 2)
+        memcpy(&length, base + off + OFF_LEN, 4)
         if length < REC_FIXED or length & 7 or off + length > end:
             raise ValueError(f"bad record length {length} at offset {off}")
-        memcpy(&flags, base + off + REC_FLAGS, 4)
+        memcpy(&flags, base + off + OFF_FLAGS, 4)
         if flags & RF_HIDDEN:
             off += length
             n += 1
@@ -64,7 +65,7 @@ def tally(batch, const uint8_t[:] cat_of, uint64_t t0, uint64_t bucket_ns, uint3
             memset(counts.data.as_ulonglongs + have, 0, (need - have) * 8)
         counts.data.as_ulonglongs[bucket * ncat + c] += 1
         if code & 0x80:
-            memcpy(&ret, base + off + 24, 8)
+            memcpy(&ret, base + off + OFF_RET, 8)
             if ret < 0:
                 have = len(failed)
                 if <Py_ssize_t>bucket >= have:
@@ -72,7 +73,7 @@ def tally(batch, const uint8_t[:] cat_of, uint64_t t0, uint64_t bucket_ns, uint3
                     memset(failed.data.as_ulonglongs + have, 0, (bucket + 1 - have) * 8)
                 failed.data.as_ulonglongs[bucket] += 1
         if c != skip_cat:
-            memcpy(&pid, base + off + 12, 4)
+            memcpy(&pid, base + off + OFF_PID, 4)
             pair = (bucket << 32) | pid
             if pair != last_pair:  # runs of one process: one set insertion
                 pids.add(pair)

@@ -7,16 +7,18 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
-REC_FLAGS = 84
-RF_HIDDEN = 8
-ARGS_OFF = 32
-EXACT_MATCH = 6
+from ..schema import record as R
+from ..schema.events import FD_RET
+from ..schema.record import OFF_ARGS, OFF_FLAGS, REC_NARGS, RF_HIDDEN, SEL_EXACT, SEL_MATCH
+
+__all__ = ["count"]
+
+EXACT_MATCH = SEL_MATCH | SEL_EXACT
 KIND_IO = 1
 KIND_RET = 2
-FD_RET = 6
 OP_SUM, OP_COUNT, OP_DISTINCT = 0, 1, 2
 KEY_BITS = 36
-_HEAD = struct.Struct("<QIIHHIq")
+_HEAD = struct.Struct(R.HEAD_FMT + "q")  # the head, then ret (at OFF_RET)
 _I32 = struct.Struct("<i")
 
 
@@ -44,14 +46,17 @@ def count(kinds: bytes, regs: bytes, fds: dict[int, dict[int, Any]], t0: int, bu
         if not kind:
             return i
         i += 3
-        if batch[off + REC_FLAGS] & RF_HIDDEN:
+        if batch[off + OFF_FLAGS] & RF_HIDDEN:
             continue
         key: tuple[Any, ...]
         if kind == KIND_IO:
             if ret <= 0:
                 continue
             reg = regs[evt]
-            num = ret if reg == FD_RET else (_I32.unpack_from(batch, off + ARGS_OFF + 8 * reg)[0] if reg < 6 else -1)
+            if reg == FD_RET:
+                num = ret
+            else:
+                num = _I32.unpack_from(batch, off + OFF_ARGS + 8 * reg)[0] if reg < REC_NARGS else -1
             table = fds.get(pid) if num >= 0 else None
             fd = table.get(num) if table is not None else None
             key = (evt, None) if fd is None else (evt, fd.type, fd.name, fd.l4proto, fd.sport)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import struct
 from array import array
 
-REC_FIXED = 88
-REC_FLAGS = 84
-RF_HIDDEN = 8
-_HEAD = struct.Struct("<QIIHHI")
+from ..schema import record as R
+from ..schema.record import OFF_FLAGS, OFF_RET, REC_FIXED, RF_HIDDEN
+
+__all__ = ["tally"]
+
+_HEAD = struct.Struct(R.HEAD_FMT)
 _RET = struct.Struct("<q")
 
 
@@ -31,7 +33,7 @@ def tally(batch: bytes | memoryview, cat_of: bytes, t0: int, bucket_ns: int, nca
         ts, _tid, pid, evt, _cpu, length = head(batch, off)
         if length < REC_FIXED or length & 7 or off + length > end:
             raise ValueError(f"bad record length {length} at offset {off}")
-        if batch[off + REC_FLAGS] & RF_HIDDEN:
+        if batch[off + OFF_FLAGS] & RF_HIDDEN:
             off += length
             n += 1
             continue
@@ -42,7 +44,7 @@ def tally(batch: bytes | memoryview, cat_of: bytes, t0: int, bucket_ns: int, nca
         if need > len(counts):
             counts.extend([0] * (need - len(counts)))
         counts[bucket * ncat + c] += 1
-        if code & 0x80 and _RET.unpack_from(batch, off + 24)[0] < 0:
+        if code & 0x80 and _RET.unpack_from(batch, off + OFF_RET)[0] < 0:
             if bucket >= len(failed):
                 failed.extend([0] * (bucket + 1 - len(failed)))
             failed[bucket] += 1
