@@ -10,6 +10,7 @@ state and prints the same lines.
 from __future__ import annotations
 
 import struct
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,6 +37,13 @@ from .state.tables import Thread
 
 class Predicate(Protocol):
     def match(self, ev: Event) -> bool: ...
+
+
+class SpanRenderer(Protocol):
+    """Prints matching records straight from the batch (tracer.engine.render.Renderer)."""
+
+    def render_records(self, batch: bytes, sel: array[int], i: int, num_base: int, shown: bytes,
+                       exact_only: bool) -> tuple[int, int]: ...
 
 
 class Enricher(Protocol):
@@ -116,7 +124,8 @@ class Pipeline:
                  show_internal: bool = False, fatfile: bool = False, latency: bool = False,
                  enricher: Enricher | None = None, keep: bool = False,
                  admit_internal: frozenset[int] = frozenset(),
-                 on_record: Callable[[bytes, int], None] | None = None) -> None:
+                 on_record: Callable[[bytes, int], None] | None = None,
+                 renderer: SpanRenderer | None = None) -> None:
         self.state = state
         self.admit_internal = admit_internal
         self.predicate = predicate
@@ -152,6 +161,12 @@ class Pipeline:
         self.latency = latency
         self.kept: tuple[int, int, int] = (0, 0, 0)  # records, first ts, last ts of feed()'s result
         self._described: dict[int, Thread] = {}  # tid -> the thread as last written (see _describe)
+        # Printing: runs of matches that change no state and need no Python filter go from the
+        # selection to rendered bytes in one call, without an Event each.
+        self.renderer = renderer if renderer is not None and not latency and not keep \
+            and (predicate is None or sel.exact) else None
+        self._shown = bytes(show_internal or e not in INTERNAL_EVENTS or e in admit_internal
+                            for e in range(R.EVT_MAX))
 
     def _thread_changed(self, tid: int) -> None:
         self.scanner.reset_tids()
@@ -191,6 +206,7 @@ class Pipeline:
         predicate = self.predicate
         on_event = self.on_event
         on_record = self.on_record
+        renderer = self.renderer
         nsel = len(sel)
         early: set[int] = set()  # selection positions of internal records applied ahead of time
         i = 0
@@ -218,6 +234,10 @@ class Pipeline:
             if count_only and why == SEL_MATCH | SEL_EXACT:
                 self.matched += 1
                 i += 3
+                continue
+            if renderer is not None and (why == SEL_MATCH | SEL_EXACT or (why == SEL_MATCH and not filtered)):
+                i, k = renderer.render_records(batch, sel, i, base + 1 + shift, self._shown, filtered)
+                self.matched += k
                 continue
             if why == SEL_MATCH | SEL_EXACT and on_record is not None and self.exact:
                 self.matched += 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .capture import CaptureWriter, EventBlock, RotatePolicy, StatsBlock, TableBlock, blockcodec, read_captures
+from . import engine as _engine
 from .capture import machine_info as _machine_info
 from .errors import KtraceError, UsageError
 from .event import Event, RenderOptions
@@ -27,7 +28,8 @@ from .schema.fields import FIELDS
 from .state.state import State
 
 TABLES_EVERY_S = 10.0  # live -w: a fresh state snapshot this often
-START_LOOKUP_WAIT_S = 1.0  # live: wait this long for the running containers' names at start
+START_LOOKUP_WAIT_S = 1.0
+FILE_WRITE_BYTES = 1 << 20  # reading captures, lines go out in writes of about this size  # live: wait this long for the running containers' names at start
 
 
 @dataclass
@@ -157,7 +159,7 @@ class Runner:
         self.printed = 0
         self.done = False
         self.summary: Counter[tuple[str, str]] = Counter()
-        self._out: list[str] = []
+        self.renderer = _engine.render.Renderer(self.formatter, self.state)
         self._notes: list[str] = []  # -v: printed after the end-of-run counts
         self.writer: CaptureWriter | None = None
         self.stop_requested = False
@@ -177,7 +179,8 @@ class Runner:
             selection=Selection(wanted_events(self.pushdown), thread_check(self.pushdown, self.state),
                                 fd_check(self.pushdown, self.state), exact=all(exact(p.ast) for p in parts)),
             on_event=on_event, show_internal=opts.show_internal, fatfile=opts.fatfile,
-            latency=needs_latency, keep=opts.write is not None, admit_internal=_chisel_internal(chisel))
+            latency=needs_latency, keep=opts.write is not None, admit_internal=_chisel_internal(chisel),
+            renderer=self.renderer if self.printing and opts.max_events is None and not opts.summary else None)
 
     def _fields_used(self) -> set[str]:
         used = set(self.formatter.fields)
@@ -202,21 +205,29 @@ class Runner:
             if getattr(opts.chisel, "done", False):  # the chisel's end_capture(): ps, lsof...
                 self.done = True
         elif self.printing:
-            self._out.append(self.formatter.line(ev))
+            self.renderer.render_event(ev)
         self.printed += 1
         if opts.max_events is not None and self.printed >= opts.max_events:
             self.done = True
 
-    def _flush(self) -> None:
-        if self._out:
-            self._out.append("")
-            try:
-                self.opts.stdout.write("\n".join(self._out))
-                self.opts.stdout.flush()
-            except BrokenPipeError:
-                self.done = True
-                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter exit quiet
-            self._out.clear()
+    def _flush(self, at_least: int = 0) -> None:
+        """Write the rendered lines, when there are ``at_least`` bytes of them."""
+        if self.renderer.pending <= at_least:
+            return
+        data = self.renderer.take()
+        out = self.opts.stdout
+        try:
+            raw = getattr(out, "buffer", None)
+            if raw is not None and (getattr(out, "encoding", "") or "").lower().replace("-", "") == "utf8":
+                out.flush()
+                raw.write(data)
+                raw.flush()
+            else:
+                out.write(data.decode("utf-8", "surrogateescape"))
+                out.flush()
+        except BrokenPipeError:
+            self.done = True
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter exit quiet
 
     # --- capture file ------------------------------------------------------------------------
     def _open_writer(self, meta: dict[str, Any]) -> None:
@@ -297,7 +308,7 @@ class Runner:
                 kept = self.pipeline.feed(item.raw)
                 self._last_ts = item.last_ts or self._last_ts
                 self._write(kept)
-                self._flush()
+                self._flush(FILE_WRITE_BYTES)
                 if self.done:
                     break
             elif isinstance(item, TableBlock):

@@ -1,0 +1,21 @@
+"""Typed surface of the C renderer (twin: tracer/_pure/render.py)."""
+
+from array import array
+from typing import Any
+
+__all__ = ["Renderer"]
+
+class Renderer:
+    """Renders events for one Formatter into a byte buffer; ``take()`` hands the bytes over."""
+
+    def __init__(self, formatter: Any, state: Any) -> None: ...
+    def render_records(self, batch: bytes, sel: array[int], i: int, num_base: int, shown: bytes,
+                       exact_only: bool) -> tuple[int, int]:
+        """Render the plain matches of ``sel`` from triple ``i`` on; (the next triple, events rendered)."""
+    def render_event(self, ev: Any) -> None:
+        """Render one Event."""
+    def take(self) -> bytes:
+        """The rendered bytes so far; the buffer starts over."""
+    @property
+    def pending(self) -> int:
+        """Bytes rendered and not taken yet."""
