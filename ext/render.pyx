@@ -28,6 +28,8 @@ include "record.pxi"
 __all__ = ["Renderer"]
 
 cdef const char *HEXDIGITS = b"0123456789abcdef"
+cdef const char *HEXUPPER = b"0123456789ABCDEF"
+RAW_ARGS = 1  # params[evt] for syscalls without a decoder
 
 # What a piece of the format is.
 cdef enum:
@@ -69,6 +71,9 @@ cdef enum:
     P_STR
     P_ARGV
     P_BUF
+    P_HEX  # F"{v:X}", 0 for 0
+    P_OCT  # f"0{v:o}", 0 for 0
+    P_SEGNUM  # a number read from a segment's first 8 bytes (hex, octal or decimal: Param.base)
 
 cdef enum:
     SRC_RET = 6
@@ -102,6 +107,7 @@ cdef struct Rec:
 
 cdef class _Param:
     cdef int kind
+    cdef int base  # P_SEGNUM: 16, 8 or 10
     cdef int src
     cdef bytes prefix  # b"name=", or b"" for types that name their own parts
     cdef object param
@@ -143,6 +149,8 @@ cdef class Renderer:
     cdef bint have_latency
     cdef object render_param
     cdef bytes fd_regs
+    cdef dict errnos
+    cdef object errno_name
     cdef object render_buffer
     cdef object info_opts
     cdef object event_cls
@@ -177,6 +185,9 @@ cdef class Renderer:
         self.info_opts = formatter._json_opts if self.json else formatter.opts
         self.render_param = render_param
         self.fd_regs = bytes(FD_REGS)
+        from tracer.schema.flags import errno_name
+        self.errno_name = errno_name
+        self.errnos = {}
         self.render_buffer = render_buffer
         self.event_cls = Event
         self.enc = {}
@@ -213,9 +224,9 @@ cdef class Renderer:
                     self.pieces.append(self._piece(p, b""))
         codes = {PT.FD: P_FD, PT.RES: P_RES, PT.RESFD: P_RESFD, PT.DIRFD: P_DIRFD, PT.INT: P_INT32,
                  PT.PID: P_INT32, PT.INT64: P_INT64, PT.UINT: P_UINT, PT.UID: P_ID32, PT.GID: P_ID32,
-                 PT.FLAGS: P_CACHED, PT.ENUM: P_CACHED, PT.SIGNAL: P_CACHED32, PT.HEX: P_CACHED,
-                 PT.OCT: P_CACHED, PT.PATH: P_PATH, PT.STR: P_STR, PT.ARGV: P_ARGV, PT.BUF: P_BUF}
-        numeric = (P_RES, P_RESFD, P_DIRFD, P_INT32, P_INT64, P_UINT, P_ID32, P_CACHED, P_CACHED32, P_FD)
+                 PT.FLAGS: P_CACHED, PT.ENUM: P_CACHED, PT.SIGNAL: P_CACHED32, PT.HEX: P_HEX,
+                 PT.OCT: P_OCT, PT.PATH: P_PATH, PT.STR: P_STR, PT.ARGV: P_ARGV, PT.BUF: P_BUF}
+        numeric = (P_RES, P_RESFD, P_DIRFD, P_INT32, P_INT64, P_UINT, P_ID32, P_CACHED, P_CACHED32, P_FD, P_HEX, P_OCT)
         from tracer.event import _INTERNAL_INFO, info_untyped
         self.params = []
         self.names = []
@@ -224,8 +235,11 @@ cdef class Renderer:
             info = event_info(evt)
             direction = evt & 1 if evt < EVT_BASE_OTHER else 0
             plist = info.params(direction) if info else ()
-            if evt in _INTERNAL_INFO or (not plist and evt < EVT_BASE_OTHER and info_untyped(info)):
+            if evt in _INTERNAL_INFO:
                 self.params.append(None)
+                continue
+            if not plist and evt < EVT_BASE_OTHER and info_untyped(info):
+                self.params.append(RAW_ARGS)
                 continue
             specs = []
             for p in plist:
@@ -235,7 +249,10 @@ cdef class Renderer:
                 src = p.src
                 s.src = SRC_RET if src == "ret" else SRC_S0 if src == "s0" else SRC_S1 if src == "s1" \
                     else int(src[1]) if len(src) == 2 and src[0] == "a" else SRC_OTHER
-                if s.src == SRC_OTHER or (s.kind in numeric and s.src >= SRC_S0) \
+                if s.src in (SRC_S0, SRC_S1) and p.type in (PT.HEX, PT.OCT, PT.INT, PT.UINT):
+                    s.kind = P_SEGNUM  # Event.render_param: the segment's first 8 bytes, unsigned
+                    s.base = 16 if p.type is PT.HEX else 8 if p.type is PT.OCT else 10
+                elif s.src == SRC_OTHER or (s.kind in numeric and s.src >= SRC_S0) \
                         or (s.kind in (P_PATH, P_STR, P_ARGV, P_BUF) and s.src < SRC_S0):
                     s.kind = P_PY
                 s.prefix = b"" if p.type in (PT.FDPAIR, PT.OPENHOW) else (p.name + "=").encode()
@@ -713,6 +730,8 @@ cdef class Renderer:
         if specs is None:
             ev = self._event(r)
             return self._puts(ev.info_str(self.info_opts))
+        if specs is RAW_ARGS:
+            return self._raw_args(r)
         for k in range(len(<tuple>specs)):
             s = <_Param>(<tuple>specs)[k]
             mark = self.pos
@@ -722,13 +741,54 @@ cdef class Renderer:
                 self._putc(32)
         return 0
 
+    cdef int _raw_args(self, Rec *r) except -1:
+        """A syscall without a decoder: res=N, or its argument registers up to the last set."""
+        cdef int last = -1
+        cdef int k
+        cdef uint64_t a
+        cdef int sh
+        cdef PyObject *hit
+        if r.evt & 1:
+            self._put(b"res=", 4)
+            if -4096 < r.ret < 0:
+                hit = PyDict_GetItem(self.errnos, r.ret)
+                if hit == NULL:
+                    text = f"{r.ret}({self.errno_name(-r.ret)})".encode()
+                    self.errnos[r.ret] = text
+                    hit = <PyObject *>text
+                self._putb(<bytes>hit)
+            else:
+                self._puti(r.ret)
+            return self._putc(32)
+        for k in range(6):
+            if r.args[k]:
+                last = k
+        for k in range(last + 1):
+            if k:
+                self._putc(32)
+            self._putc(97)
+            self._putc(48 + k)
+            self._put(b"=0x", 3)
+            a = r.args[k]
+            sh = 60
+            while sh > 0 and not (a >> sh) & 15:
+                sh -= 4
+            while sh >= 0:
+                self._putc(HEXDIGITS[(a >> sh) & 15])
+                sh -= 4
+        if last >= 0:
+            self._putc(32)
+        return 0
+
     cdef int _param(self, _Param s, Rec *r) except -1:
         cdef int kind = s.kind
         cdef int64_t v
         cdef uint64_t raw
         if kind == P_PY:
             return self._py_param(s, r)
-        if kind >= P_PATH:
+        if kind == P_SEGNUM:
+            return self._seg_number(s, r)
+        if kind >= P_PATH and kind <= P_BUF:
             return self._seg_param(s, r)
         if s.src == SRC_RET:
             v = r.ret
@@ -757,6 +817,10 @@ cdef class Renderer:
                     return self._puti(v)
                 return self._fd_text(r, v)
             return self._cached(s, v)
+        if kind == P_HEX or kind == P_OCT:
+            if s.src == SRC_RET and v < 0:
+                return self._cached(s, v)
+            return self._put_base(r.args[s.src] if s.src != SRC_RET else <uint64_t>v, 16 if kind == P_HEX else 8)
         if kind == P_CACHED32:
             return self._cached(s, <int32_t>v)
         # P_CACHED: the Python value as Event.raw gives it (ret signed, registers unsigned)
@@ -764,6 +828,30 @@ cdef class Renderer:
             return self._cached(s, v)
         raw = r.args[s.src]
         return self._cached(s, raw)
+
+    cdef int _put_base(self, uint64_t a, int base) except -1:
+        """f"{a:X}" (base 16) or f"0{a:o}" (base 8); 0 alone for 0."""
+        cdef int sh, step = 4 if base == 16 else 3
+        cdef uint64_t mask = 15 if base == 16 else 7
+        if a == 0:
+            return self._putc(48)
+        if base == 8:
+            self._putc(48)
+        sh = 60 if base == 16 else 63
+        while sh > 0 and not (a >> sh) & mask:
+            sh -= step
+        while sh >= 0:
+            self._putc(HEXUPPER[(a >> sh) & mask])
+            sh -= step
+        return 0
+
+    cdef int _seg_number(self, _Param s, Rec *r) except -1:
+        cdef uint64_t a = 0
+        cdef uint32_t n = r.l0 if s.src == SRC_S0 else r.l1
+        memcpy(&a, r.s0 if s.src == SRC_S0 else r.s1, 8 if n > 8 else n)
+        if s.base == 10:
+            return self._putu(a)
+        return self._put_base(a, s.base)
 
     cdef int _cached(self, _Param s, key) except -1:
         cdef PyObject *hit = PyDict_GetItem(s.cache, key)

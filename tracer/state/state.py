@@ -150,18 +150,24 @@ class State:
 
     def reap(self) -> None:
         """Forget threads that exited (kept until now so their procexit could still be shown)."""
-        if self._reap:
-            self.version += 1
+        if not self._reap:
+            return
+        self.version += 1
+        gone = set()
         for tid in self._reap:
             t = self.threads.pop(tid, None)
-            # The fd table belongs to the process: it goes with its last thread, which need not
-            # be the main one.
-            if t is not None and not any(x.pid == t.pid for x in self.threads.values()):
-                self.fds.pop(t.pid, None)
+            if t is not None:
+                gone.add(t.pid)
             self._enter_ts.pop(tid, None)
             self._pending.pop(tid, None)
             self._forking.pop(tid, None)
         self._reap.clear()
+        # The fd table belongs to the process: it goes with its last thread, which need not be
+        # the main one. (One pass over the threads per batch, not one per exited thread.)
+        if gone:
+            gone.difference_update(x.pid for x in self.threads.values())
+            for pid in gone:
+                self.fds.pop(pid, None)
 
     def _changed(self, tid: int) -> None:
         if self.on_thread_change is not None:
