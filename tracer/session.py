@@ -29,7 +29,8 @@ from .state.state import State
 
 TABLES_EVERY_S = 10.0  # live -w: a fresh state snapshot this often
 START_LOOKUP_WAIT_S = 1.0
-FILE_WRITE_BYTES = 1 << 20  # reading captures, lines go out in writes of about this size  # live: wait this long for the running containers' names at start
+FILE_WRITE_BYTES = 1 << 20
+STOP_GRACE_S = 1.5  # printing live, after Ctrl-C: the backlog is printed this long, the rest counted  # reading captures, lines go out in writes of about this size  # live: wait this long for the running containers' names at start
 
 
 @dataclass
@@ -289,6 +290,8 @@ class Runner:
 
     _last_ts = 0
     abort = False  # a second signal: stop processing the backlog
+    _stopped_at = 0.0  # monotonic time of the first signal
+    stopped_dropped = 0  # records captured but not printed: the stop came first (STOP_GRACE_S)
     discarded = 0  # records captured but never processed (after -n, or a second signal)
 
     def _tick(self, now_ns: int) -> None:
@@ -350,10 +353,16 @@ class Runner:
         source = LiveSource(cfg)  # loads the probe: events start flowing now
 
         def stop(_sig: int, _frame: Any) -> None:
-            # The first signal stops the capture and lets what was captured be processed; a
-            # second one gives up on that backlog (counted, never silently).
+            # The first signal stops the capture and lets what was captured be processed (printing:
+            # for STOP_GRACE_S at most); a second one gives up on that backlog (counted, never
+            # silently).
             if self.stop_requested:
                 self.abort = True
+            else:
+                self._stopped_at = time.monotonic()
+                if self.writer is not None and source.queued():
+                    print(f"ktrace: stopping; writing the {source.queued() / 1e6:.1f} MB already taken from "
+                          "the kernel to the capture (Ctrl-C again to give it up)", file=opts.stderr)
             self.stop_requested = True
             source.stop()
 
@@ -381,6 +390,12 @@ class Runner:
                     # Nothing more will be shown (-n reached, or a second Ctrl-C): count the rest.
                     self.discarded += _records(batch or b"") + source.discard()
                     break
+                if self._stopped_at and self.printing and batch \
+                        and time.monotonic() - self._stopped_at > STOP_GRACE_S:
+                    # Stopped while printing a backlog: what is left is counted, not shown (batch
+                    # by batch, up to the consumer's end marker).
+                    self.stopped_dropped += _records(batch)
+                    continue
                 if batch:
                     kept = self.pipeline.feed(batch)
                     self._write(kept)
@@ -425,9 +440,17 @@ class Runner:
     def _report(self, stats: dict[str, int]) -> None:
         if self.discarded and self.abort:
             stats["drops_unprocessed"] = self.discarded
+        if self.stopped_dropped:
+            stats["drops_stopped"] = self.stopped_dropped
         drops = {k: v for k, v in stats.items() if k.startswith("drops") and v}
         total = sum(drops.values())
         detail = ", ".join(f"{k.removeprefix('drops_')} {v}" for k, v in drops.items()) or "none"
+        if any(drops.get(k) for k in ("drops_buffer", "drops_user")):
+            print("ktrace: events came faster than they could be "
+                  + ("printed" if self.printing else "handled")
+                  + "; narrow the filter to what you need (e.g. container.id=ID, proc.name=NAME, "
+                    "evt.type=TYPE), or write them with -w FILE and read that with -r",
+                  file=self.opts.stderr)
         print(f"ktrace: {stats.get('events', 0)} events captured, {total} dropped ({detail})",
               file=self.opts.stderr)
         for note in self._notes:
