@@ -8,6 +8,9 @@ __all__ = ["Renderer"]
 class Renderer:
     """Renders events for one Formatter into a byte buffer; ``take()`` hands the bytes over."""
 
+    stop_at: int
+    """time.monotonic_ns() after which events are counted in ``skipped`` instead of rendered (0: never)."""
+    skipped: int
     def __init__(self, formatter: Any, state: Any) -> None: ...
     def render_records(self, batch: bytes, sel: array[int], i: int, num_base: int, shown: bytes,
                        exact_only: bool) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from cpython.object cimport PyObject
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 import json as _json
 import time as _time
@@ -158,6 +159,9 @@ cdef class Renderer:
     cdef bint normal_buf
     cdef Py_ssize_t max_buf
     cdef bint verbose
+    cdef public uint64_t stop_at  # CLOCK_MONOTONIC ns after which events are counted, not rendered
+    cdef public uint64_t skipped  # events not rendered because of stop_at
+    cdef uint32_t tick
 
     def __cinit__(self):
         self.cap = 1 << 16
@@ -523,6 +527,14 @@ cdef class Renderer:
 
     cdef int _render(self, Rec *r) except -1:
         cdef _Piece p
+        cdef timespec now
+        if self.stop_at:
+            self.tick += 1
+            if self.skipped or self.tick & 63 == 0:
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                if self.skipped or <uint64_t>now.tv_sec * 1000000000 + now.tv_nsec > self.stop_at:
+                    self.skipped += 1
+                    return 0
         cdef Py_ssize_t start, k, j, chars
         cdef Py_ssize_t npieces = len(self.pieces)
         cdef bint js = self.json
@@ -613,7 +625,7 @@ cdef class Renderer:
 
     cdef int _time(self, Rec *r) except -1:
         cdef uint64_t ts = r.ts
-        cdef uint64_t d
+        cdef int64_t d
         cdef int64_t sec
         cdef int m = self.tmode
         if not self.first_ts:
@@ -621,15 +633,15 @@ cdef class Renderer:
         if self.json:
             return self._putu(ts)
         if m == 97:  # a
-            d = ts
+            d = <int64_t>ts
         elif m == 114:  # r
-            d = ts - self.first_ts
+            d = <int64_t>(ts - self.first_ts)
         elif m == 100:  # d
             if not self.have_latency:
                 return self._py_time(r)
-            d = <uint64_t>self.latency if r.evt < EVT_BASE_OTHER and r.evt & 1 else 0
+            d = self.latency if r.evt < EVT_BASE_OTHER and r.evt & 1 else 0
         elif m == 68:  # D
-            d = ts - self.prev_ts if self.prev_ts else 0
+            d = <int64_t>(ts - self.prev_ts) if self.prev_ts else 0
             self.prev_ts = ts
         else:
             sec = ts // 1000000000
@@ -638,9 +650,13 @@ cdef class Renderer:
                 self.time_sec = sec
             self._putb(self.time_text)
             return self._put9(ts % 1000000000)
-        self._putu(d // 1000000000)
+        # Python's floor division: a negative delta (CPUs' clocks) prints as -1.999999999
+        sec = d // 1000000000
+        if d < 0 and sec * 1000000000 != d:
+            sec -= 1
+        self._puti(sec)
         self._putc(46)
-        return self._put9(d % 1000000000)
+        return self._put9(<uint64_t>(d - sec * 1000000000))
 
     cdef int _py_time(self, Rec *r) except -1:
         ev = self._event(r)

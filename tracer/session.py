@@ -28,9 +28,9 @@ from .schema.fields import FIELDS
 from .state.state import State
 
 TABLES_EVERY_S = 10.0  # live -w: a fresh state snapshot this often
-START_LOOKUP_WAIT_S = 1.0
-FILE_WRITE_BYTES = 1 << 20
-STOP_GRACE_S = 1.5  # printing live, after Ctrl-C: the backlog is printed this long, the rest counted  # reading captures, lines go out in writes of about this size  # live: wait this long for the running containers' names at start
+START_LOOKUP_WAIT_S = 1.0  # live: wait this long for the running containers' names at start
+FILE_WRITE_BYTES = 1 << 20  # reading captures, lines go out in writes of about this size
+STOP_GRACE_S = 1.0  # printing live, after Ctrl-C: the backlog is printed this long, the rest counted
 
 
 @dataclass
@@ -354,12 +354,14 @@ class Runner:
 
         def stop(_sig: int, _frame: Any) -> None:
             # The first signal stops the capture and lets what was captured be processed (printing:
-            # for STOP_GRACE_S at most); a second one gives up on that backlog (counted, never
-            # silently).
+            # for STOP_GRACE_S at most, the rest counted as stopped); a second one gives up on that
+            # backlog (counted, never silently).
             if self.stop_requested:
                 self.abort = True
             else:
                 self._stopped_at = time.monotonic()
+                if self.printing:
+                    self.renderer.stop_at = time.monotonic_ns() + int(STOP_GRACE_S * 1e9)
                 if self.writer is not None and source.queued():
                     print(f"ktrace: stopping; writing the {source.queued() / 1e6:.1f} MB already taken from "
                           "the kernel to the capture (Ctrl-C again to give it up)", file=opts.stderr)
@@ -440,8 +442,9 @@ class Runner:
     def _report(self, stats: dict[str, int]) -> None:
         if self.discarded and self.abort:
             stats["drops_unprocessed"] = self.discarded
-        if self.stopped_dropped:
-            stats["drops_stopped"] = self.stopped_dropped
+        stopped = self.stopped_dropped + self.renderer.skipped
+        if stopped:
+            stats["drops_stopped"] = stopped
         drops = {k: v for k, v in stats.items() if k.startswith("drops") and v}
         total = sum(drops.values())
         detail = ", ".join(f"{k.removeprefix('drops_')} {v}" for k, v in drops.items()) or "none"

@@ -3,6 +3,7 @@ an Event and rendered by the Formatter, the reference the C renderer must match 
 
 from __future__ import annotations
 
+import time
 from array import array
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ class Renderer:
         self.state = state
         self._out: list[bytes] = []
         self._pending = 0
+        self.stop_at = 0  # time.monotonic_ns() after which events are counted, not rendered (0: never)
+        self.skipped = 0
 
     def render_records(self, batch: bytes, sel: array[int], i: int, num_base: int, shown: bytes,
                        exact_only: bool) -> tuple[int, int]:
@@ -46,6 +49,9 @@ class Renderer:
 
     def render_event(self, ev: Event) -> None:
         """Render one Event."""
+        if self.stop_at and (self.skipped or time.monotonic_ns() > self.stop_at):
+            self.skipped += 1
+            return
         line = (self.fmt.line(ev) + "\n").encode("utf-8", "surrogateescape")
         self._out.append(line)
         self._pending += len(line)
