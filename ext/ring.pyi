@@ -1,5 +1,7 @@
 """Typed surface of the Cython ring-buffer consumer (twin: tracer/_pure/ring.py)."""
 
+__all__ = ["Ring"]
+
 class Ring:
     """Drains a BPF ring buffer map into batches of raw records."""
 

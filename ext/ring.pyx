@@ -10,6 +10,8 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
+__all__ = ["Ring"]
+
 ctypedef int (*sample_fn)(void *ctx, void *data, size_t size) noexcept nogil
 ctypedef void *(*new_ringbuf_fn)(int fd, sample_fn cb, void *ctx, void *opts) noexcept nogil
 ctypedef int (*consume_fn)(void *rb) noexcept nogil

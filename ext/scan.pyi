@@ -4,14 +4,7 @@ from array import array
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["FAST_CLOSE", "FAST_CREAT", "FAST_OPEN_A1", "FAST_OPEN_A2", "FAST_OPEN_SEG1", "BatchError",
-           "Scanner"]
-
-FAST_CLOSE: int
-FAST_OPEN_A1: int
-FAST_OPEN_A2: int
-FAST_OPEN_SEG1: int
-FAST_CREAT: int
+__all__ = ["BatchError", "Scanner"]
 
 class _FastState(Protocol):
     """What the scanner's fast path changes: the state's fd tables."""

@@ -17,19 +17,16 @@ from cpython.array cimport array, resize_smart
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
+cimport cython
+
 from array import array as _array
 
 include "record.pxi"
 
-__all__ = ["FAST_CLOSE", "FAST_CREAT", "FAST_OPEN_A1", "FAST_OPEN_A2", "FAST_OPEN_SEG1", "BatchError", "Scanner"]
+__all__ = ["BatchError", "Scanner"]
 
-# fast_mask values: how the scanner itself applies the event to the state.
-FAST_CLOSE = 1  # close(fd=arg0) returning 0
-FAST_OPEN_A1 = 2  # open-like returning an fd; path in segment 0, flags in arg1
-FAST_OPEN_A2 = 3  # flags in arg2 (openat)
-FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
-FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
 cdef enum:
+    MATCHED = SEL_MATCH | SEL_EXACT  # an exact match: no second look needed
     O_CREAT_WRONLY_TRUNC = 0o1101
 
 
@@ -51,6 +48,18 @@ cdef inline bint _absolute_open(const uint8_t *rec, uint32_t length) noexcept:
     return 0 <= ret <= 0x7FFFFFFF and l0 > 0 and REC_FIXED + <uint32_t>l0 + l1 <= length and rec[REC_FIXED] == 0x2F
 
 
+cdef inline int32_t _fast_fd(const uint8_t *rec, uint8_t code) noexcept:
+    """The fd a fast-mask event changes: close's argument, or the fd an open returned."""
+    cdef int32_t fd
+    memcpy(&fd, rec + (OFF_ARGS if code == FAST_CLOSE else OFF_RET), 4)
+    return fd
+
+
+cdef inline uint64_t _fd_key(uint32_t pid, int32_t fd) noexcept:
+    return (<uint64_t>pid << 32) | <uint32_t>fd
+
+
+@cython.final
 cdef class Scanner:
     """Selects records of interest from batches.
 
@@ -65,21 +74,40 @@ cdef class Scanner:
     cdef bytes _smask
     cdef bytes _mmask
     cdef bytes _regs
+    cdef bytes _fmask
     cdef public object tid_check
     cdef public object fd_check
     cdef dict _tids
     cdef dict _fds
     cdef public uint64_t first_ts
     cdef public uint64_t last_ts
-    cdef bytes _fmask
     cdef object _fast
     cdef dict _fast_fds
     cdef dict _pending  # (pid << 32 | fd) -> offset of an open not applied yet
-    cdef const uint8_t *_pbase  # the batch being scanned
     cdef public bint fast_on
     cdef public bint exact_fd_only
     cdef public uint64_t fast_applied
     cdef public uint32_t runs_below
+    # The batch being scanned, and what its records so far left for the later ones (set by scan).
+    cdef const uint8_t *_pbase
+    cdef Py_ssize_t _end
+    cdef Py_ssize_t _nfmask  # 0 when the fast path is off
+    cdef bint _has_tcheck
+    cdef bint _has_fcheck
+    cdef array _sel
+    cdef Py_ssize_t _nsel
+    cdef set _dirty_tids  # threads whose state changed: not narrowed for the rest of the batch
+    cdef set _dirty_pids  # processes likewise, for the fd check
+    cdef set _dirty_fds  # (pid << 32 | fd) of fd events waiting for Python
+    cdef set _waiting_pids  # processes with a filter candidate waiting for Python
+    cdef set _waiting_fds  # (pid << 32 | fd) read by exact matches waiting for Python
+    cdef bint _blocked  # a state event waits for Python: no more fast ones this batch
+    cdef bint _have_last  # the last thread check's answer (any tid is possible: no sentinel)
+    cdef uint32_t _last_tid
+    cdef int _last_ok
+    cdef bint _run_open  # the last selection entry is a run that the next record may extend
+    cdef uint32_t _run_tid
+    cdef Py_ssize_t _run_end
 
     def __init__(self, state_mask, match_mask, tid_check=None, fd_check=None, fd_regs=None,
                  fast_mask=None, fast=None):
@@ -128,202 +156,242 @@ cdef class Scanner:
     def scan(self, batch):
         """Return (selection, record count); selection holds (index, offset, why) triples."""
         cdef const uint8_t[:] view = batch
-        cdef Py_ssize_t end = view.shape[0]
         cdef Py_ssize_t off = 0
         cdef uint64_t n = 0
         cdef rec_head h
-        cdef const uint8_t *base
         cdef const uint8_t *smask = <const uint8_t *><char *>self._smask
         cdef const uint8_t *mmask = <const uint8_t *><char *>self._mmask
-        cdef const uint8_t *regs = <const uint8_t *><char *>self._regs
-        cdef Py_ssize_t nmask = len(self._mmask)
         cdef Py_ssize_t nsmask = len(self._smask)
-        cdef bint has_tcheck = self.tid_check is not None
-        cdef bint has_fcheck = self.fd_check is not None
-        cdef int why, ok, exact, r
-        cdef uint8_t reg
-        cdef int32_t fd
-        cdef uint32_t last_tid = 0
-        cdef bint have_last = False  # any tid value is possible in a crafted capture: no sentinel
-        cdef int last_ok = 0
-        cdef set dirty_tids = set()
-        cdef set dirty_pids = set()
-        cdef array sel = _array("Q")
-        cdef Py_ssize_t nsel = 0
-        cdef uint64_t *out
-        cdef const uint8_t *fmask = <const uint8_t *><char *>self._fmask
-        cdef Py_ssize_t nfmask = len(self._fmask) if self.fast_on else 0
-        cdef bint blocked = False  # a state event waits for Python: no more fast ones this batch
-        cdef set waiting_pids = set()  # processes with a filter candidate waiting for Python
-        cdef set dirty_fds = set()  # (pid << 32 | fd) of fd events waiting for Python
-        cdef set waiting_fds = set()  # (pid << 32 | fd) read by exact matches waiting for Python
+        cdef Py_ssize_t nmask = len(self._mmask)
+        cdef int why
         cdef uint8_t code
-        cdef rec_head nxt
-        cdef uint64_t fdkey = 0
-        cdef int32_t fdnum
-        cdef uint32_t runs_below = self.runs_below
-        cdef uint32_t rflags
+        cdef uint64_t fdkey
         cdef bint runnable
-        cdef bint run_open = False
-        cdef uint32_t run_tid = 0
-        cdef Py_ssize_t run_end = 0
-        if end == 0:
-            return sel, 0
-        base = &view[0]
-        self._pbase = base
-        while off < end:
-            if end - off < REC_FIXED:
-                self._flush()
-                raise BatchError(f"truncated record at byte {off}", off)
-            memcpy(&h, base + off, sizeof(rec_head))
-            if h.length < REC_FIXED or (h.length & 7) or off + h.length > end:
-                self._flush()
-                raise BatchError(f"bad record length {h.length} at byte {off}", off)
+        self._sel = _array("Q")
+        self._nsel = 0
+        if view.shape[0] == 0:
+            return self._sel, 0
+        self._begin(&view[0], view.shape[0])
+        while off < self._end:
+            self._read_head(off, &h)
             if n == 0:
                 self.first_ts = h.ts
             self.last_ts = h.ts
+            code = self._fast_code(off, &h)
             why = 0
-            code = fmask[h.evt] if h.evt < nfmask else 0
-            if code and off + h.length + REC_FIXED <= end:
-                # Facts live mode inserted right after an event (a state record of the same thread)
-                # are applied before the event is judged: such an event takes the full path.
-                memcpy(&nxt, base + off + h.length, sizeof(rec_head))
-                if nxt.tid == h.tid and nxt.evt < nsmask and smask[nxt.evt]:
-                    code = 0
+            fdkey = 0
             if h.evt < nsmask and smask[h.evt]:
-                why = 1
-                if code:
-                    # An fd event changes that one fd: only its cached answer goes.
-                    fdnum = self._fast_fd(base + off, code)
-                    fdkey = (<uint64_t>h.pid << 32) | <uint32_t>fdnum
-                    if has_fcheck:
-                        table = self._fds.get(h.pid)
-                        if table is not None:
-                            table.pop(fdnum, None)
-                else:
-                    if has_tcheck:
-                        self._tids.pop(h.tid, None)
-                        dirty_tids.add(h.tid)
-                        have_last = False
-                    if has_fcheck:
-                        self._fds.pop(h.pid, None)
-                        dirty_pids.add(h.pid)
+                why = SEL_STATE
+                fdkey = self._state_changes(self._pbase + off, &h, code)
             if h.evt < nmask and mmask[h.evt]:
-                ok = 1
-                exact = 1
-                if has_tcheck:
-                    if have_last and h.tid == last_tid:
-                        ok = last_ok
-                    else:
-                        r = self._thread_ok(h.tid, dirty_tids)
-                        if r < 0:
-                            exact = 0
-                        else:
-                            ok = r
-                            last_tid = h.tid
-                            have_last = True
-                            last_ok = r
-                if ok and has_fcheck:
-                    reg = regs[h.evt]
-                    if reg == FD_NONE:
-                        ok = 0
-                    elif reg >= 6 or (code and why & 1):
-                        exact = 0  # a fd event is judged after it changed its fd
-                    else:
-                        memcpy(&fd, base + off + OFF_ARGS + 8 * reg, 4)
-                        r = self._fd_ok(h.pid, fd, dirty_pids, dirty_fds)
-                        if r < 0:
-                            exact = 0
-                        else:
-                            ok = r
-                if ok:
-                    why |= 2 | (4 if exact else 0)
-            # An exact match of a syscall only counted or copied (runs_below): Python never looks
-            # at the state for it, so nothing need wait for it and a fast event may be one.
-            runnable = False
-            if runs_below and why & 6 == 6 and h.evt < runs_below:
-                memcpy(&rflags, base + off + OFF_FLAGS, 4)
-                runnable = not rflags & RF_HIDDEN
-            if code and why & 1:
-                if (why == 1 or (why == 7 and runnable)) and not blocked \
-                        and (not waiting_pids or h.pid not in waiting_pids) \
-                        and (not waiting_fds or fdkey not in waiting_fds):
-                    if code == FAST_CLOSE:
-                        if self._pending and self._pending.pop(fdkey, None) is not None:
-                            # An open nobody has looked at: never mind it, but for the table it made.
-                            self._fast_fds.setdefault(h.pid, {})
-                        self._apply_fast(base + off, h.pid, h.tid, h.length, code)
-                    elif _absolute_open(base + off, h.length):
-                        # Kept pending: applied when anything may look (a callback, a selected
-                        # record, the batch's end), or forgotten with its close.
-                        if fdkey in self._pending:
-                            self._flush()
-                        self._pending[fdkey] = off
-                    else:
-                        self._flush()  # a relative path may name a pending open's directory
-                        self._apply_fast(base + off, h.pid, h.tid, h.length, code)
-                    why = 6 if why == 7 else 0  # a matched one is still counted or copied
-                    self.fast_applied += 1
-                else:
-                    dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
-                    if why == 1:
-                        why |= SEL_FAST
-            if why and nfmask:
-                # Fd events touch their own process's table only; others (clone, exec, thread
-                # info...) may read or drop any process's: nothing may pass them.
-                if why & 1 and not code:
-                    blocked = True
-                elif why == 6 and runnable:
-                    pass
-                elif why == 6 and self.exact_fd_only:
-                    # An exact match whose consumer reads only its own fd (and thread): only
-                    # that fd must keep still.
-                    reg = regs[h.evt]
-                    if reg < 6:
-                        memcpy(&fd, base + off + OFF_ARGS + 8 * reg, 4)
-                        waiting_fds.add((<uint64_t>h.pid << 32) | <uint32_t>fd)
-                    elif reg == FD_RET:
-                        memcpy(&fd, base + off + OFF_RET, 4)
-                        waiting_fds.add((<uint64_t>h.pid << 32) | <uint32_t>fd)
-                else:
-                    waiting_pids.add(h.pid)
-            if why == 6 and runnable:
-                if run_open and h.tid == run_tid and off == run_end:
-                    out = <uint64_t *>sel.data.as_voidptr
-                    out[nsel - 3] = off
-                    out[nsel - 1] += (<uint64_t>1 << RUN_COUNT_SHIFT) + (<uint64_t>h.length << RUN_BYTES_SHIFT)
-                    why = 0  # joined the run
-                else:
-                    why = SEL_RUN
-                run_open = True
-                run_tid = h.tid
-                run_end = off + h.length
-            elif why:
-                run_open = False
-                if self._pending:
-                    self._flush()  # Python will see this record's state: the opens before it too
+                why |= self._match(self._pbase + off, &h, code != 0 and why == SEL_STATE)
             if why:
-                if nsel + 3 > len(sel):
-                    resize_smart(sel, nsel + 3)
-                out = <uint64_t *>sel.data.as_voidptr
-                out[nsel] = n
-                out[nsel + 1] = off
-                out[nsel + 2] = why
-                if why == SEL_RUN:
-                    out[nsel] = off
-                    out[nsel + 2] = SEL_RUN | (<uint64_t>1 << RUN_COUNT_SHIFT) | (<uint64_t>h.length << RUN_BYTES_SHIFT)
-                nsel += 3
+                runnable = self._runnable(self._pbase + off, &h, why)
+                if code and why & SEL_STATE:
+                    why = self._fast_path(off, &h, code, fdkey, why, runnable)
+                if why and self._nfmask:
+                    self._hold(self._pbase + off, &h, code, why, runnable)
+                if why:
+                    self._select(n, off, &h, why, runnable)
             off += h.length
             n += 1
         self._flush()
-        resize_smart(sel, nsel)
-        return sel, n
+        resize_smart(self._sel, self._nsel)
+        return self._sel, n
 
-    cdef int32_t _fast_fd(self, const uint8_t *rec, uint8_t code) noexcept:
-        """The fd a fast-mask event changes: close's argument, or the fd an open returned."""
+    cdef void _begin(self, const uint8_t *base, Py_ssize_t end) noexcept:
+        """Start a batch: nothing in it waits for Python yet."""
+        self._pbase = base
+        self._end = end
+        self._nfmask = len(self._fmask) if self.fast_on else 0
+        self._has_tcheck = self.tid_check is not None
+        self._has_fcheck = self.fd_check is not None
+        self._dirty_tids = set()
+        self._dirty_pids = set()
+        self._dirty_fds = set()
+        self._waiting_pids = set()
+        self._waiting_fds = set()
+        self._blocked = False
+        self._have_last = False
+        self._run_open = False
+
+    cdef int _read_head(self, Py_ssize_t off, rec_head *h) except -1:
+        """The head of the record at ``off``, whose length must be right (BatchError if not)."""
+        if self._end - off < REC_FIXED:
+            self._flush()
+            raise BatchError(f"truncated record at byte {off}", off)
+        memcpy(h, self._pbase + off, sizeof(rec_head))
+        if h.length < REC_FIXED or (h.length & (REC_ALIGN - 1)) or off + h.length > self._end:
+            self._flush()
+            raise BatchError(f"bad record length {h.length} at byte {off}", off)
+        return 0
+
+    cdef uint8_t _fast_code(self, Py_ssize_t off, const rec_head *h) noexcept:
+        """How the scanner may apply the event itself (fast_mask), 0 if it may not."""
+        cdef rec_head nxt
+        cdef const uint8_t *smask = <const uint8_t *><char *>self._smask
+        cdef uint8_t code = (<const uint8_t *><char *>self._fmask)[h.evt] if h.evt < self._nfmask else 0
+        if code and off + h.length + REC_FIXED <= self._end:
+            # Facts live mode inserted right after an event (a state record of the same thread)
+            # are applied before the event is judged: such an event takes the full path.
+            memcpy(&nxt, self._pbase + off + h.length, sizeof(rec_head))
+            if nxt.tid == h.tid and nxt.evt < len(self._smask) and smask[nxt.evt]:
+                return 0
+        return code
+
+    cdef uint64_t _state_changes(self, const uint8_t *rec, const rec_head *h, uint8_t code):
+        """A state event: forget the answers it may change. Returns an fd event's fd key."""
         cdef int32_t fd
-        memcpy(&fd, rec + (OFF_ARGS if code == FAST_CLOSE else OFF_RET), 4)
-        return fd
+        if code:
+            # An fd event changes that one fd: only its cached answer goes.
+            fd = _fast_fd(rec, code)
+            if self._has_fcheck:
+                table = self._fds.get(h.pid)
+                if table is not None:
+                    table.pop(fd, None)
+            return _fd_key(h.pid, fd)
+        if self._has_tcheck:
+            self._tids.pop(h.tid, None)
+            self._dirty_tids.add(h.tid)
+            self._have_last = False
+        if self._has_fcheck:
+            self._fds.pop(h.pid, None)
+            self._dirty_pids.add(h.pid)
+        return 0
+
+    cdef int _match(self, const uint8_t *rec, const rec_head *h, bint changes_its_fd) except -1:
+        """A filter candidate by event id, narrowed by the checks: SEL_MATCH | SEL_EXACT when they
+        all pass for sure, SEL_MATCH when one cannot tell yet, 0 when one fails."""
+        cdef int ok = 1
+        cdef int exact = 1
+        cdef int r
+        cdef uint8_t reg
+        cdef int32_t fd
+        if self._has_tcheck:
+            if self._have_last and h.tid == self._last_tid:
+                ok = self._last_ok
+            else:
+                r = self._thread_ok(h.tid)
+                if r < 0:
+                    exact = 0
+                else:
+                    ok = r
+                    self._last_tid = h.tid
+                    self._have_last = True
+                    self._last_ok = r
+        if ok and self._has_fcheck:
+            reg = (<const uint8_t *><char *>self._regs)[h.evt]
+            if reg == FD_NONE:
+                ok = 0
+            elif reg >= REC_NARGS or changes_its_fd:
+                exact = 0  # the fd is known only after the state sees the event
+            else:
+                memcpy(&fd, rec + OFF_ARGS + 8 * reg, 4)
+                r = self._fd_ok(h.pid, fd)
+                if r < 0:
+                    exact = 0
+                else:
+                    ok = r
+        if not ok:
+            return 0
+        return MATCHED if exact else SEL_MATCH
+
+    cdef bint _runnable(self, const uint8_t *rec, const rec_head *h, int why) noexcept:
+        """An exact match of a syscall only counted or copied (runs_below): Python never looks at
+        the state for it, so nothing need wait for it and a fast event may be one."""
+        cdef uint32_t flags
+        if not self.runs_below or why & MATCHED != MATCHED or h.evt >= self.runs_below:
+            return False
+        memcpy(&flags, rec + OFF_FLAGS, 4)
+        return not flags & RF_HIDDEN
+
+    cdef int _fast_path(self, Py_ssize_t off, const rec_head *h, uint8_t code, uint64_t fdkey, int why,
+                        bint runnable) except -1:
+        """An fd event: applied now unless something before it waits for Python (which will read the
+        state as of its own time); else its turn comes in Python (SEL_FAST). Returns what is left
+        of ``why``."""
+        if (why == SEL_STATE or (why == SEL_STATE | MATCHED and runnable)) and not self._blocked \
+                and (not self._waiting_pids or h.pid not in self._waiting_pids) \
+                and (not self._waiting_fds or fdkey not in self._waiting_fds):
+            self._apply_now(off, h, code, fdkey)
+            self.fast_applied += 1
+            return why & MATCHED  # a matched one is still counted or copied
+        self._dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
+        return why | SEL_FAST if why == SEL_STATE else why
+
+    cdef int _apply_now(self, Py_ssize_t off, const rec_head *h, uint8_t code, uint64_t fdkey) except -1:
+        """Apply an fd event, or keep an open pending: applied when anything may look (a callback, a
+        selected record, the batch's end), or forgotten with its close."""
+        cdef const uint8_t *rec = self._pbase + off
+        if code == FAST_CLOSE:
+            if self._pending and self._pending.pop(fdkey, None) is not None:
+                # An open nobody has looked at: never mind it, but for the table it made.
+                self._fast_fds.setdefault(h.pid, {})
+            self._apply_fast(rec, h.pid, h.tid, h.length, code)
+        elif _absolute_open(rec, h.length):
+            if fdkey in self._pending:
+                self._flush()
+            self._pending[fdkey] = off
+        else:
+            self._flush()  # a relative path may name a pending open's directory
+            self._apply_fast(rec, h.pid, h.tid, h.length, code)
+        return 0
+
+    cdef int _hold(self, const uint8_t *rec, const rec_head *h, uint8_t code, int why, bint runnable) except -1:
+        """A selected record waits for Python: what the later fast events must wait for. Fd events
+        touch their own process's table only; others (clone, exec, thread info...) may read or
+        drop any process's: nothing may pass them."""
+        cdef uint8_t reg
+        cdef int32_t fd
+        if why & SEL_STATE and not code:
+            self._blocked = True
+        elif why == MATCHED and runnable:
+            pass
+        elif why == MATCHED and self.exact_fd_only:
+            # An exact match whose consumer reads only its own fd (and thread): only that fd must
+            # keep still.
+            reg = (<const uint8_t *><char *>self._regs)[h.evt]
+            if reg < REC_NARGS:
+                memcpy(&fd, rec + OFF_ARGS + 8 * reg, 4)
+                self._waiting_fds.add(_fd_key(h.pid, fd))
+            elif reg == FD_RET:
+                memcpy(&fd, rec + OFF_RET, 4)
+                self._waiting_fds.add(_fd_key(h.pid, fd))
+        else:
+            self._waiting_pids.add(h.pid)
+        return 0
+
+    cdef int _select(self, uint64_t n, Py_ssize_t off, const rec_head *h, int why, bint runnable) except -1:
+        """Add the record to the selection: on its own, or to the run it extends."""
+        cdef uint64_t *out
+        if why == MATCHED and runnable:
+            if self._run_open and h.tid == self._run_tid and off == self._run_end:
+                out = <uint64_t *>self._sel.data.as_voidptr
+                out[self._nsel - 3] = off
+                out[self._nsel - 1] += (<uint64_t>1 << RUN_COUNT_SHIFT) + (<uint64_t>h.length << RUN_BYTES_SHIFT)
+            else:
+                self._emit(off, off, SEL_RUN | (<uint64_t>1 << RUN_COUNT_SHIFT)
+                           | (<uint64_t>h.length << RUN_BYTES_SHIFT))
+            self._run_open = True
+            self._run_tid = h.tid
+            self._run_end = off + h.length
+            return 0
+        self._run_open = False
+        if self._pending:
+            self._flush()  # Python will see this record's state: the opens before it too
+        self._emit(n, off, why)
+        return 0
+
+    cdef int _emit(self, uint64_t a, uint64_t b, uint64_t c) except -1:
+        cdef uint64_t *out
+        if self._nsel + 3 > len(self._sel):
+            resize_smart(self._sel, self._nsel + 3)
+        out = <uint64_t *>self._sel.data.as_voidptr
+        out[self._nsel] = a
+        out[self._nsel + 1] = b
+        out[self._nsel + 2] = c
+        self._nsel += 3
+        return 0
 
     cdef int _apply_fast(self, const uint8_t *rec, uint32_t pid, uint32_t tid, uint32_t length,
                          uint8_t code) except -1:
@@ -337,8 +405,7 @@ cdef class Scanner:
             if ret == 0:
                 table = self._fast_fds.get(pid)
                 if table:
-                    memcpy(&fd, rec + OFF_ARGS, 4)
-                    table.pop(fd, None)
+                    table.pop(_fast_fd(rec, code), None)
             return 0
         if ret < 0 or ret > 0x7FFFFFFF:
             return 0  # a failed open changes nothing
@@ -356,8 +423,7 @@ cdef class Scanner:
         else:
             flags = O_CREAT_WRONLY_TRUNC
         if code == FAST_OPEN_A2 or code == FAST_OPEN_SEG1:
-            memcpy(&fd, rec + OFF_ARGS, 4)
-            dirfd = fd
+            dirfd = _fast_fd(rec, FAST_CLOSE)
         self._fast.open_raw(pid, tid, <int>ret, (<const char *>rec + REC_FIXED)[:l0], flags, dirfd)
         return 0
 
@@ -386,9 +452,9 @@ cdef class Scanner:
             raise ValueError("not a fast-path record")
         self._apply_fast(&view[off], h.pid, h.tid, h.length, self._fmask[h.evt])
 
-    cdef int _thread_ok(self, uint32_t tid, set dirty):
+    cdef int _thread_ok(self, uint32_t tid):
         """1 yes, 0 no (both cacheable), -1 unknown or dirty (select, do not cache)."""
-        if tid in dirty:
+        if tid in self._dirty_tids:
             return -1
         cached = self._tids.get(tid)
         if cached is None:
@@ -400,9 +466,9 @@ cdef class Scanner:
             self._tids[tid] = bool(cached)
         return 1 if cached else 0
 
-    cdef int _fd_ok(self, uint32_t pid, int32_t fd, set dirty, set dirty_fds):
+    cdef int _fd_ok(self, uint32_t pid, int32_t fd):
         """Like _thread_ok, for the fd ``fd`` of process ``pid``."""
-        if pid in dirty or (dirty_fds and ((<uint64_t>pid << 32) | <uint32_t>fd) in dirty_fds):
+        if pid in self._dirty_pids or (self._dirty_fds and _fd_key(pid, fd) in self._dirty_fds):
             return -1
         table = self._fds.get(pid)
         if table is None:

@@ -75,17 +75,35 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(reason)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The engine the run asked for must load: a Cython run without the extension stops here.
+    from tracer.errors import EngineError
+
+    try:
+        import tracer.engine  # noqa: F401
+    except EngineError as e:
+        raise pytest.UsageError(str(e)) from e
+
+
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"ktrace engine: {_engine()}"
+    from tracer import engine
+
+    mods = ", ".join(f"{m.__name__} ({m.__file__})" for m in (engine.scan, engine.ring))
+    return f"ktrace engine: {_engine()}: {mods}"
 
 
 def _engine() -> str:
-    return "pure" if os.environ.get("KTRACE_PUREPYTHON") == "1" else "cython"
+    """Which engine runs, from the modules tracer.engine loaded (not from the environment)."""
+    from tracer import engine
+
+    kinds = {m.__name__.split(".")[1] for m in (engine.scan, engine.ring)}
+    assert len(kinds) == 1, f"engine modules of both kinds loaded: {kinds}"
+    return {"_ext": "cython", "_pure": "pure"}[kinds.pop()]
 
 
 @pytest.fixture(scope="session")
 def engine() -> str:
-    """``"pure"`` when KTRACE_PUREPYTHON=1 (the pure-Python twins run), else ``"cython"``."""
+    """``"cython"`` or ``"pure"``: the engine whose modules tracer.engine loaded."""
     return _engine()
 
 

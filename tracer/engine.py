@@ -1,25 +1,27 @@
 """Pick the engine once, at import: the Cython modules, or their pure-Python twins.
 
-``KTRACE_PUREPYTHON=1`` forces the twins; a missing extension falls back to them too, so ktrace
-runs (slowly) without a compiler.
+``KTRACE_PUREPYTHON=1`` picks the twins. Otherwise the Cython modules must load: a missing or
+broken build is an EngineError saying how to fix it, never a quiet switch to the twins, which are
+several times slower and would make a run "against both engines" test one of them twice.
 """
 
 from __future__ import annotations
 
 import os
 
-if os.environ.get("KTRACE_PUREPYTHON") == "1":
-    from ._pure import render, ring, scan
+from .errors import EngineError
 
-    PURE = True
+PURE = os.environ.get("KTRACE_PUREPYTHON") == "1"
+
+if PURE:
+    from ._pure import render, ring, scan
 else:
     try:
         from ._ext import render, ring, scan  # type: ignore[no-redef,unused-ignore]
-
-        PURE = False
-    except ImportError:
-        from ._pure import render, ring, scan
-
-        PURE = True
+    except ImportError as e:
+        raise EngineError(
+            f"the Cython engine is not built ({e}): build it (`pip install -e .`, or "
+            "`python setup.py build_ext --inplace` in a checkout), or set KTRACE_PUREPYTHON=1 for the "
+            "pure-Python engine") from e
 
 __all__ = ["PURE", "render", "ring", "scan"]

@@ -40,3 +40,7 @@ class CaptureError(KtraceError, ValueError):
 
 class ProbeError(KtraceError):
     """The probe cannot be compiled, loaded or attached (no root, no BPF, no headers)."""
+
+
+class EngineError(KtraceError, ImportError):
+    """The Cython engine was asked for (KTRACE_PUREPYTHON unset) and cannot be loaded."""

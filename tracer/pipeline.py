@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import msgpack
@@ -88,8 +88,8 @@ def fast_mask() -> bytes:
     They never reach Python's Pipeline loop, so live mode must have nothing to add after them
     (LiveEnricher.after: exec, clone, socket and bind events only)."""
     m = bytearray(R.EVT_MAX)
-    codes = {"close": _scan.FAST_CLOSE, "open": _scan.FAST_OPEN_A1, "openat": _scan.FAST_OPEN_A2,
-             "openat2": _scan.FAST_OPEN_SEG1, "creat": _scan.FAST_CREAT}
+    codes = {"close": R.FAST_CLOSE, "open": R.FAST_OPEN_A1, "openat": R.FAST_OPEN_A2,
+             "openat2": R.FAST_OPEN_SEG1, "creat": R.FAST_CREAT}
     for name, code in codes.items():
         m[event_ids(name)[1]] = code
     return bytes(m)
@@ -189,142 +189,174 @@ class Pipeline:
 
     def feed(self, batch: bytes) -> bytes:
         """Process one batch; return what a capture keeps of it."""
-        state = self.state
-        enricher = self.enricher
-        extra_head = enricher.pending() if enricher is not None else []
-        if extra_head:
-            head = b"".join(extra_head)
-            batch = head + batch
+        if self.enricher is not None:
+            head = self.enricher.pending()
+            if head:
+                batch = b"".join(head) + batch
         sel, n = self.scanner.scan(batch)
-        if n and not state.start_ts:
-            state.start_ts = self.scanner.first_ts
-        filtered = self.predicate is not None
-        out: list[bytes] = []
-        cut = 0  # batch[cut:] not yet copied to out (unfiltered mode)
-        base = self.count
-        shift = 0
-        predicate = self.predicate
-        on_event = self.on_event
-        on_record = self.on_record
-        renderer = self.renderer
-        nsel = len(sel)
-        early: set[int] = set()  # selection positions of internal records applied ahead of time
-        i = 0
+        if n and not self.state.start_ts:
+            self.state.start_ts = self.scanner.first_ts
+        b = _Batch(batch, self.count)
         # An exact selection nobody consumes (-q, no -w, no chisel) is only counted.
-        count_only = self.exact and on_event is None and not self.keep and not self.latency
-        in_runs = 0  # records kept beyond one per item of out (runs)
-        run_last_ts = (0, 0)  # (len(out) after the last run kept, the ts of its last record)
+        count_only = self.exact and self.on_event is None and not self.keep and not self.latency
+        on_record = self.on_record if self.exact else None
+        renderer = self.renderer
+        filtered = self.predicate is not None
+        i, nsel = 0, len(sel)
         while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
-            if why & SEL_RUN:
-                # Exact matches of one thread nobody shows: counted, and copied when kept (-w FILTER).
-                # (For a run, idx is the offset of its last record.)
-                nrec = (why >> RUN_COUNT_SHIFT) & RUN_COUNT_MASK
-                self.matched += nrec
-                if self.keep:
-                    if not self.fatfile:
-                        info = self._describe(*_TS_TID_PID.unpack_from(batch, off + R.OFF_TS))
-                        if info is not None:
-                            out.append(info)
-                    out.append(batch[off:off + (why >> RUN_BYTES_SHIFT)])
-                    in_runs += nrec - 1
-                    run_last_ts = (len(out), _TS_TID_PID.unpack_from(batch, idx + R.OFF_TS)[0])
-                i += 3
-                continue
-            if count_only and why == SEL_MATCH | SEL_EXACT:
-                self.matched += 1
-                i += 3
-                continue
             if renderer is not None and (why == SEL_MATCH | SEL_EXACT or (why == SEL_MATCH and not filtered)):
-                i, k = renderer.render_records(batch, sel, i, base + 1 + shift, self._shown, filtered)
+                # A run of plain matches, printed in one call: resume after it.
+                i, k = renderer.render_records(batch, sel, i, b.base + 1 + b.shift, self._shown, filtered)
                 self.matched += k
                 continue
-            if why == SEL_MATCH | SEL_EXACT and on_record is not None and self.exact:
+            if why & SEL_RUN:
+                self._take_run(b, idx, off, why)
+            elif why == SEL_MATCH | SEL_EXACT and count_only:
+                self.matched += 1
+            elif why == SEL_MATCH | SEL_EXACT and on_record is not None:
                 self.matched += 1
                 on_record(batch, off)
-                i += 3
-                continue
-            if why == SEL_STATE | SEL_FAST:
+            elif why == SEL_STATE | SEL_FAST:
                 self.scanner.apply(batch, off)  # an fd event whose turn came: no Event needed
-                i += 3
-                continue
-            ev = Event(batch, off, base + idx + 1 + shift, state)
-            length = _rec_len(batch, off)
-            inserted: list[Event] = []
-            if i in early:
-                pass
-            elif why & SEL_STATE:
-                state.apply(ev)
-                if enricher is not None:
-                    for k, rec in enumerate(enricher.after(ev)):
-                        iev = Event(rec, 0, base + idx + 2 + shift + k, state)
-                        state.apply(iev)
-                        inserted.append(iev)
-                # What live mode learned about this event sits right after it: apply it before
-                # the event is shown, as live mode did.
-                j, nxt = i + 3, off + length
-                while j < nsel and sel[j + 1] == nxt and _follows(batch, nxt, ev.tid):
-                    state.apply(Event(batch, nxt, 0, state))
-                    early.add(j)
-                    nxt += _rec_len(batch, nxt)
-                    j += 3
-            elif self.latency and ev.is_syscall:
-                if ev.direction:
-                    state.exit_latency(ev)
-                else:
-                    state.note_enter(ev)
-            matched = False
-            shown = self.show_internal or ev.evt not in INTERNAL_EVENTS or ev.evt in self.admit_internal
-            if why & SEL_MATCH and shown and not ev.hidden:
-                matched = predicate is None or (self.exact and bool(why & SEL_EXACT)) or predicate.match(ev)
-                if matched:
-                    self.matched += 1
-                    if on_event is not None:
-                        on_event(ev)
-            if filtered:
-                if matched or ev.evt in _KEPT_UNFILTERED or (
-                        ev.evt == R.EVT_PROCINFO and predicate is not None and predicate.match(ev)):
-                    # Container metadata is kept whatever the filter: a capture read elsewhere,
-                    # even after the containers are gone, still names them; so are the ends of
-                    # client TCP connections (one small record each), which the fds of the
-                    # events the filter keeps may need. CPU samples of the
-                    # threads the filter keeps go too, so CPU chisels work on the capture.
-                    if matched and self.keep and not self.fatfile and ev.evt < R.EVT_BASE_OTHER:
-                        info = self._describe(ev.ts, ev.tid, ev.pid)
-                        if info is not None:
-                            out.append(info)
-                    out.append(batch[off:off + length])
-                elif self.fatfile and why & SEL_STATE or ev.evt in _EXEC_ENTERS:
-                    # -F keeps every state change, hidden; without it, exec enters still go (hidden):
-                    # they carry the program and arguments of an exec whose exit the filter keeps
-                    # (the name the filter wants often comes with that exec).
-                    out.append(_hidden(batch[off:off + length]))
-            elif inserted and self.keep:
-                out.append(batch[cut:off + length])
-                cut = off + length
-            for iev in inserted:
-                shift += 1
-                if (self.show_internal or iev.evt in self.admit_internal) and on_event is not None \
-                        and (predicate is None or predicate.match(iev)):
-                    on_event(iev)
-                if self.keep and (not filtered or self.fatfile or matched or iev.evt == R.EVT_CONTAINER):
-                    # What live mode learned about a kept event goes with it: a replay needs it
-                    # (and container metadata always: see above).
-                    out.append(_record_bytes(iev))
+            else:
+                self._take_event(b, sel, i)
             i += 3
-        self.count = base + n + shift
-        state.reap()
+        self.count = b.base + n + b.shift
+        self.state.reap()
+        return self._kept(b, n)
+
+    def _take_run(self, b: _Batch, last: int, off: int, why: int) -> None:
+        """Exact matches of one thread nobody shows: counted, and copied when kept (-w FILTER)."""
+        nrec = (why >> RUN_COUNT_SHIFT) & RUN_COUNT_MASK
+        self.matched += nrec
+        if self.keep:
+            if not self.fatfile:
+                info = self._describe(*_TS_TID_PID.unpack_from(b.batch, off + R.OFF_TS))
+                if info is not None:
+                    b.out.append(info)
+            b.out.append(b.batch[off:off + (why >> RUN_BYTES_SHIFT)])
+            b.in_runs += nrec - 1
+            b.run_last_ts = (len(b.out), _TS_TID_PID.unpack_from(b.batch, last + R.OFF_TS)[0])
+
+    def _take_event(self, b: _Batch, sel: Sequence[int], i: int) -> None:
+        """A record Python must look at (the selection's ``i``-th triple): as an Event, through the
+        state, the filter and the consumer, and into what the capture keeps."""
+        idx, off, why = sel[i], sel[i + 1], sel[i + 2]
+        ev = Event(b.batch, off, b.base + idx + 1 + b.shift, self.state)
+        length = _rec_len(b.batch, off)
+        inserted: list[Event] = []
+        if i in b.early:
+            pass
+        elif why & SEL_STATE:
+            inserted = self._apply_state(b, sel, i, ev, off + length)
+        elif self.latency and ev.is_syscall:
+            if ev.direction:
+                self.state.exit_latency(ev)
+            else:
+                self.state.note_enter(ev)
+        matched = self._deliver(ev, why)
+        if self.predicate is not None:
+            self._keep_filtered(b, ev, off, length, why, matched)
+        elif inserted and self.keep:
+            b.out.append(b.batch[b.cut:off + length])
+            b.cut = off + length
+        self._deliver_inserted(b, inserted, matched)
+
+    def _apply_state(self, b: _Batch, sel: Sequence[int], i: int, ev: Event, nxt: int) -> list[Event]:
+        """Apply a state event, then what live mode learns of it now (returned: inserted after it) or
+        learned then (the records right after it, applied ahead of their turn)."""
+        state = self.state
+        state.apply(ev)
+        inserted: list[Event] = []
+        if self.enricher is not None:
+            for k, rec in enumerate(self.enricher.after(ev)):
+                iev = Event(rec, 0, b.base + sel[i] + 2 + b.shift + k, state)
+                state.apply(iev)
+                inserted.append(iev)
+        # What live mode learned about this event sits right after it: apply it before the event
+        # is shown, as live mode did.
+        j = i + 3
+        while j < len(sel) and sel[j + 1] == nxt and _follows(b.batch, nxt, ev.tid):
+            state.apply(Event(b.batch, nxt, 0, state))
+            b.early.add(j)
+            nxt += _rec_len(b.batch, nxt)
+            j += 3
+        return inserted
+
+    def _deliver(self, ev: Event, why: int) -> bool:
+        """Whether the event passes the filter; if so it is counted and handed to the consumer."""
+        shown = self.show_internal or ev.evt not in INTERNAL_EVENTS or ev.evt in self.admit_internal
+        if not (why & SEL_MATCH and shown and not ev.hidden):
+            return False
+        predicate = self.predicate
+        if predicate is None or (self.exact and why & SEL_EXACT) or predicate.match(ev):
+            self.matched += 1
+            if self.on_event is not None:
+                self.on_event(ev)
+            return True
+        return False
+
+    def _keep_filtered(self, b: _Batch, ev: Event, off: int, length: int, why: int, matched: bool) -> None:
+        """Filtered mode: what the capture keeps of this record."""
+        assert self.predicate is not None
+        if matched or ev.evt in _KEPT_UNFILTERED or (ev.evt == R.EVT_PROCINFO and self.predicate.match(ev)):
+            # Container metadata is kept whatever the filter: a capture read elsewhere, even after
+            # the containers are gone, still names them; so are the ends of client TCP connections
+            # (one small record each), which the fds of the events the filter keeps may need. CPU
+            # samples of the threads the filter keeps go too, so CPU chisels work on the capture.
+            if matched and self.keep and not self.fatfile and ev.evt < R.EVT_BASE_OTHER:
+                info = self._describe(ev.ts, ev.tid, ev.pid)
+                if info is not None:
+                    b.out.append(info)
+            b.out.append(b.batch[off:off + length])
+        elif self.fatfile and why & SEL_STATE or ev.evt in _EXEC_ENTERS:
+            # -F keeps every state change, hidden; without it, exec enters still go (hidden): they
+            # carry the program and arguments of an exec whose exit the filter keeps (the name the
+            # filter wants often comes with that exec).
+            b.out.append(_hidden(b.batch[off:off + length]))
+
+    def _deliver_inserted(self, b: _Batch, inserted: list[Event], matched: bool) -> None:
+        """The records live mode made after an event: shown when asked for, kept with the event."""
+        predicate = self.predicate
+        for iev in inserted:
+            b.shift += 1
+            if (self.show_internal or iev.evt in self.admit_internal) and self.on_event is not None \
+                    and (predicate is None or predicate.match(iev)):
+                self.on_event(iev)
+            if self.keep and (predicate is None or self.fatfile or matched or iev.evt == R.EVT_CONTAINER):
+                # What live mode learned about a kept event goes with it: a replay needs it (and
+                # container metadata always: see _keep_filtered).
+                b.out.append(_record_bytes(iev))
+
+    def _kept(self, b: _Batch, n: int) -> bytes:
+        """What a capture keeps of the batch; ``kept`` says how many records, from when to when."""
         if not self.keep:
             return b""
-        if not filtered:
-            self.kept = (n + shift, self.scanner.first_ts, self.scanner.last_ts)
+        out = b.out
+        if self.predicate is None:
+            self.kept = (n + b.shift, self.scanner.first_ts, self.scanner.last_ts)
             if not out:
-                return batch
-            out.append(batch[cut:])
+                return b.batch
+            out.append(b.batch[b.cut:])
             return b"".join(out)
-        last = run_last_ts[1] if run_last_ts[0] == len(out) else _ts(out[-1]) if out else 0
-        self.kept = (len(out) + in_runs, _ts(out[0]), last) if out else (0, 0, 0)
+        last = b.run_last_ts[1] if b.run_last_ts[0] == len(out) else _ts(out[-1]) if out else 0
+        self.kept = (len(out) + b.in_runs, _ts(out[0]), last) if out else (0, 0, 0)
         return b"".join(out)
+
+
+@dataclass
+class _Batch:
+    """One batch on its way through ``Pipeline.feed``."""
+
+    batch: bytes
+    base: int  # records seen before it (evt.num)
+    shift: int = 0  # records inserted so far (live mode's facts)
+    out: list[bytes] = field(default_factory=list)  # what the capture keeps, in order
+    cut: int = 0  # unfiltered mode: batch[cut:] not copied to out yet
+    early: set[int] = field(default_factory=set)  # selection positions of records applied ahead of their turn
+    in_runs: int = 0  # records kept beyond one per item of out (runs)
+    run_last_ts: tuple[int, int] = (0, 0)  # len(out) after the last run kept, the ts of its last record
 
 
 def _rec_len(batch: bytes, off: int) -> int:

@@ -6,6 +6,8 @@ import ctypes
 import struct
 from typing import Any
 
+__all__ = ["Ring"]
+
 # int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)
 _SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 

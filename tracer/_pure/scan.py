@@ -23,11 +23,16 @@ from typing import Any, Protocol
 
 from ..schema.events import FD_NONE, FD_RET
 from ..schema.record import (
+    FAST_CLOSE,
+    FAST_OPEN_A1,
+    FAST_OPEN_A2,
+    FAST_OPEN_SEG1,
     HEAD_FMT,
     OFF_ARGS,
     OFF_FLAGS,
     OFF_L0,
     OFF_RET,
+    REC_ALIGN,
     REC_FIXED,
     REC_NARGS,
     RF_HIDDEN,
@@ -40,16 +45,9 @@ from ..schema.record import (
     SEL_STATE,
 )
 
-__all__ = ["FAST_CLOSE", "FAST_CREAT", "FAST_OPEN_A1", "FAST_OPEN_A2", "FAST_OPEN_SEG1", "BatchError",
-           "Scanner"]
+__all__ = ["BatchError", "Scanner"]
 
-# fast_mask values: how the scanner itself applies the event to the state.
-FAST_CLOSE = 1  # close(fd=arg0) returning 0
-FAST_OPEN_A1 = 2  # open-like returning an fd; path in segment 0, flags in arg1
-FAST_OPEN_A2 = 3  # flags in arg2 (openat)
-FAST_OPEN_SEG1 = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
-FAST_CREAT = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
-_MATCHED = SEL_MATCH | SEL_EXACT
+_MATCHED = SEL_MATCH | SEL_EXACT  # an exact match: no second look needed
 _O_CREAT_WRONLY_TRUNC = 0o1101
 
 _HEAD = struct.Struct(HEAD_FMT)
@@ -114,6 +112,20 @@ class Scanner:
         # (SEL_RUN), for a consumer that only counts or copies them.
         self.runs_below = 0
         self._pending: dict[tuple[int, int], int] = {}  # (pid, fd) -> offset of an open not applied yet
+        # The batch being scanned, and what its records so far left for the later ones (set by scan).
+        self._batch = b""
+        self._end = 0
+        self._nfmask = 0  # 0 when the fast path is off
+        self._sel: array[int] = array("Q")
+        self._dirty_tids: set[int] = set()  # threads whose state changed: not narrowed for the rest of the batch
+        self._dirty_pids: set[int] = set()  # processes likewise, for the fd check
+        self._dirty_fds: set[tuple[int, int]] = set()  # fd events waiting for Python
+        self._waiting_pids: set[int] = set()  # processes with a filter candidate waiting for Python
+        self._waiting_fds: set[tuple[int, int]] = set()  # fds read by exact matches waiting for Python
+        self._blocked = False  # a state event waits for Python: no more fast ones this batch
+        self._run_open = False  # the last selection entry is a run that the next record may extend
+        self._run_tid = 0
+        self._run_end = 0
 
     def reset_tids(self) -> None:
         """Forget cached answers (a thread's name or container changed, tables were loaded)."""
@@ -122,156 +134,193 @@ class Scanner:
 
     def scan(self, batch: bytes) -> tuple[array[int], int]:
         """Return (selection, record count); selection holds (index, offset, why) triples."""
-        sel: array[int] = array("Q")
-        off = 0
-        n = 0
-        end = len(batch)
+        self._sel = array("Q")
+        if not batch:
+            return self._sel, 0
+        self._begin(batch)
         smask = self.state_mask
         mmask = self.match_mask
-        nmask = len(mmask)
         nsmask = len(smask)
-        tcheck = self.tid_check
-        fcheck = self.fd_check
-        regs = self.fd_regs
-        tids = self._tids
-        fds = self._fds
-        dirty_tids: set[int] = set()
-        dirty_pids: set[int] = set()
-        fmask = self._fmask if self.fast_on else b""
-        nfmask = len(fmask)
-        blocked = False  # a state event waits for Python: no more fast ones this batch
-        waiting_pids: set[int] = set()  # processes with a filter candidate waiting for Python
-        dirty_fds: set[tuple[int, int]] = set()  # fd events waiting for Python
-        waiting_fds: set[tuple[int, int]] = set()  # fds read by exact matches waiting for Python
-        runs_below = self.runs_below
-        run_open, run_tid, run_end = False, 0, 0
-        while off < end:
-            if end - off < REC_FIXED:
-                self._flush(batch)
-                raise BatchError(f"truncated record at byte {off}", off)
-            ts, tid, pid, evt, _cpu, length = _HEAD.unpack_from(batch, off)
-            if length < REC_FIXED or length & 7 or off + length > end:
-                self._flush(batch)
-                raise BatchError(f"bad record length {length} at byte {off}", off)
+        nmask = len(mmask)
+        off = 0
+        n = 0
+        while off < self._end:
+            ts, tid, pid, evt, length = self._read_head(off)
             if n == 0:
                 self.first_ts = ts
             self.last_ts = ts
+            code = self._fast_code(off, tid, evt, length)
             why = 0
-            code = fmask[evt] if evt < nfmask else 0
-            if code and off + length + REC_FIXED <= end:
-                # Facts live mode inserted right after an event (a state record of the same thread)
-                # are applied before the event is judged: such an event takes the full path.
-                _t, ntid, _p, nevt, _c, _l = _HEAD.unpack_from(batch, off + length)
-                if ntid == tid and nevt < nsmask and smask[nevt]:
-                    code = 0
             fdkey = (0, 0)
             if evt < nsmask and smask[evt]:  # each mask is 'no' past its own end
                 why = SEL_STATE
-                if code:
-                    # An fd event changes that one fd: only its cached answer goes.
-                    fdkey = (pid, _fast_fd(batch, off, code))
-                    if fcheck is not None and pid in fds:
-                        fds[pid].pop(fdkey[1], None)
-                else:
-                    if tcheck is not None:
-                        tids.pop(tid, None)
-                        dirty_tids.add(tid)
-                    if fcheck is not None:
-                        fds.pop(pid, None)
-                        dirty_pids.add(pid)
-            if evt < nmask:
-                if mmask[evt]:
-                    ok = True
-                    exact = True
-                    if tcheck is not None:
-                        if tid in dirty_tids:
-                            exact = False
-                        else:
-                            known = self._ask(batch, tids, tid, tcheck, tid)
-                            if known is None:
-                                exact = False
-                            else:
-                                ok = known
-                    if ok and fcheck is not None:
-                        reg = regs[evt]
-                        if reg == FD_NONE:
-                            ok = False
-                        elif reg == FD_RET or pid in dirty_pids or (code and why & SEL_STATE):
-                            exact = False  # (a fd event is judged after it changed its fd)
-                        else:
-                            fd = _i32(batch, off + OFF_ARGS + 8 * reg)
-                            if (pid, fd) in dirty_fds:
-                                exact = False
-                            else:
-                                fknown = self._ask(batch, fds.setdefault(pid, {}), fd, fcheck, pid, fd)
-                                if fknown is None:
-                                    exact = False
-                                else:
-                                    ok = fknown
-                    if ok:
-                        why |= SEL_MATCH | (SEL_EXACT if exact else 0)
-            # An exact match of a syscall only counted or copied (runs_below): Python never looks
-            # at the state for it, so nothing need wait for it and a fast event may be one.
-            runnable = bool(runs_below) and why & _MATCHED == _MATCHED and evt < runs_below \
-                and not _U32.unpack_from(batch, off + OFF_FLAGS)[0] & RF_HIDDEN
-            if code and why & SEL_STATE:
-                if (why == SEL_STATE or (why == SEL_STATE | _MATCHED and runnable)) and not blocked \
-                        and pid not in waiting_pids and fdkey not in waiting_fds:
-                    if code == FAST_CLOSE:
-                        if self._pending.pop(fdkey, None) is not None:
-                            # An open nobody has looked at: never mind it, but for the table it made.
-                            assert self._fast is not None
-                            self._fast.fds.setdefault(pid, {})
-                        self._apply_fast(batch, off, pid, tid, length, code)
-                    elif _absolute_open(batch, off, length):
-                        # Kept pending: applied when anything may look (a callback, a selected
-                        # record, the batch's end), or forgotten with its close.
-                        if fdkey in self._pending:
-                            self._flush(batch)
-                        self._pending[fdkey] = off
-                    else:
-                        self._flush(batch)  # a relative path may name a pending open's directory
-                        self._apply_fast(batch, off, pid, tid, length, code)
-                    why &= _MATCHED  # a matched one is still counted or copied
-                    self.fast_applied += 1
-                else:
-                    dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
-                    if why == SEL_STATE:
-                        why |= SEL_FAST
-            if why and nfmask:
-                # Fd events touch their own process's table only; others (clone, exec, thread
-                # info...) may read or drop any process's: nothing may pass them.
-                if why & SEL_STATE and not code:
-                    blocked = True
-                elif why == _MATCHED and runnable:
-                    pass
-                elif why == SEL_MATCH | SEL_EXACT and self.exact_fd_only:
-                    # An exact match whose consumer reads only its own fd (and thread): only
-                    # that fd must keep still.
-                    reg = regs[evt]
-                    if reg < REC_NARGS:
-                        waiting_fds.add((pid, _i32(batch, off + OFF_ARGS + 8 * reg)))
-                    elif reg == FD_RET:
-                        waiting_fds.add((pid, _i32(batch, off + OFF_RET)))
-                else:
-                    waiting_pids.add(pid)
-            if why == _MATCHED and runnable:
-                if run_open and tid == run_tid and off == run_end:
-                    sel[-3] = off
-                    sel[-1] += (1 << RUN_COUNT_SHIFT) + (length << RUN_BYTES_SHIFT)
-                else:
-                    sel.extend((off, off, SEL_RUN | (1 << RUN_COUNT_SHIFT) | (length << RUN_BYTES_SHIFT)))
-                why = 0  # in a run
-                run_open, run_tid, run_end = True, tid, off + length
-            elif why:
-                run_open = False
-                self._flush(batch)  # Python will see this record's state: the opens before it too
+                fdkey = self._state_changes(off, tid, pid, code)
+            if evt < nmask and mmask[evt]:
+                why |= self._match(off, tid, pid, evt, code != 0 and why == SEL_STATE)
             if why:
-                sel.extend((n, off, why))
+                runnable = self._runnable(off, evt, why)
+                if code and why & SEL_STATE:
+                    why = self._fast_path(off, tid, pid, length, code, fdkey, why, runnable)
+                if why and self._nfmask:
+                    self._hold(off, pid, evt, code, why, runnable)
+                if why:
+                    self._select(n, off, tid, length, why, runnable)
             off += length
             n += 1
         self._flush(batch)
-        return sel, n
+        return self._sel, n
+
+    def _begin(self, batch: bytes) -> None:
+        """Start a batch: nothing in it waits for Python yet."""
+        self._batch = batch
+        self._end = len(batch)
+        self._nfmask = len(self._fmask) if self.fast_on else 0
+        self._dirty_tids = set()
+        self._dirty_pids = set()
+        self._dirty_fds = set()
+        self._waiting_pids = set()
+        self._waiting_fds = set()
+        self._blocked = False
+        self._run_open = False
+
+    def _read_head(self, off: int) -> tuple[int, int, int, int, int]:
+        """ts, tid, pid, evt and length of the record at ``off``, whose length must be right
+        (BatchError if not)."""
+        if self._end - off < REC_FIXED:
+            self._flush(self._batch)
+            raise BatchError(f"truncated record at byte {off}", off)
+        ts, tid, pid, evt, _cpu, length = _HEAD.unpack_from(self._batch, off)
+        if length < REC_FIXED or length & (REC_ALIGN - 1) or off + length > self._end:
+            self._flush(self._batch)
+            raise BatchError(f"bad record length {length} at byte {off}", off)
+        return ts, tid, pid, evt, length
+
+    def _fast_code(self, off: int, tid: int, evt: int, length: int) -> int:
+        """How the scanner may apply the event itself (fast_mask), 0 if it may not."""
+        code = self._fmask[evt] if evt < self._nfmask else 0
+        if code and off + length + REC_FIXED <= self._end:
+            # Facts live mode inserted right after an event (a state record of the same thread)
+            # are applied before the event is judged: such an event takes the full path.
+            _t, ntid, _p, nevt, _c, _l = _HEAD.unpack_from(self._batch, off + length)
+            if ntid == tid and nevt < len(self.state_mask) and self.state_mask[nevt]:
+                return 0
+        return code
+
+    def _state_changes(self, off: int, tid: int, pid: int, code: int) -> tuple[int, int]:
+        """A state event: forget the answers it may change. Returns an fd event's fd key."""
+        if code:
+            # An fd event changes that one fd: only its cached answer goes.
+            fd = _fast_fd(self._batch, off, code)
+            if self.fd_check is not None and pid in self._fds:
+                self._fds[pid].pop(fd, None)
+            return pid, fd
+        if self.tid_check is not None:
+            self._tids.pop(tid, None)
+            self._dirty_tids.add(tid)
+        if self.fd_check is not None:
+            self._fds.pop(pid, None)
+            self._dirty_pids.add(pid)
+        return 0, 0
+
+    def _match(self, off: int, tid: int, pid: int, evt: int, changes_its_fd: bool) -> int:
+        """A filter candidate by event id, narrowed by the checks: SEL_MATCH | SEL_EXACT when they
+        all pass for sure, SEL_MATCH when one cannot tell yet, 0 when one fails."""
+        ok = True
+        exact = True
+        if self.tid_check is not None:
+            known = None if tid in self._dirty_tids else self._ask(self._tids, tid, self.tid_check, tid)
+            if known is None:
+                exact = False
+            else:
+                ok = known
+        if ok and self.fd_check is not None:
+            reg = self.fd_regs[evt]
+            if reg == FD_NONE:
+                ok = False
+            elif reg >= REC_NARGS or pid in self._dirty_pids or changes_its_fd:
+                exact = False  # (an fd event's fd is known only after the state sees it)
+            else:
+                fd = _i32(self._batch, off + OFF_ARGS + 8 * reg)
+                fknown = None if (pid, fd) in self._dirty_fds else \
+                    self._ask(self._fds.setdefault(pid, {}), fd, self.fd_check, pid, fd)
+                if fknown is None:
+                    exact = False
+                else:
+                    ok = fknown
+        if not ok:
+            return 0
+        return _MATCHED if exact else SEL_MATCH
+
+    def _runnable(self, off: int, evt: int, why: int) -> bool:
+        """An exact match of a syscall only counted or copied (runs_below): Python never looks at
+        the state for it, so nothing need wait for it and a fast event may be one."""
+        return bool(self.runs_below) and why & _MATCHED == _MATCHED and evt < self.runs_below \
+            and not _U32.unpack_from(self._batch, off + OFF_FLAGS)[0] & RF_HIDDEN
+
+    def _fast_path(self, off: int, tid: int, pid: int, length: int, code: int, fdkey: tuple[int, int], why: int,
+                   runnable: bool) -> int:
+        """An fd event: applied now unless something before it waits for Python (which will read the
+        state as of its own time); else its turn comes in Python (SEL_FAST). Returns what is left
+        of ``why``."""
+        if (why == SEL_STATE or (why == SEL_STATE | _MATCHED and runnable)) and not self._blocked \
+                and pid not in self._waiting_pids and fdkey not in self._waiting_fds:
+            self._apply_now(off, tid, pid, length, code, fdkey)
+            self.fast_applied += 1
+            return why & _MATCHED  # a matched one is still counted or copied
+        self._dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
+        return why | SEL_FAST if why == SEL_STATE else why
+
+    def _apply_now(self, off: int, tid: int, pid: int, length: int, code: int, fdkey: tuple[int, int]) -> None:
+        """Apply an fd event, or keep an open pending: applied when anything may look (a callback, a
+        selected record, the batch's end), or forgotten with its close."""
+        batch = self._batch
+        if code == FAST_CLOSE:
+            if self._pending.pop(fdkey, None) is not None:
+                # An open nobody has looked at: never mind it, but for the table it made.
+                assert self._fast is not None
+                self._fast.fds.setdefault(pid, {})
+            self._apply_fast(batch, off, pid, tid, length, code)
+        elif _absolute_open(batch, off, length):
+            if fdkey in self._pending:
+                self._flush(batch)
+            self._pending[fdkey] = off
+        else:
+            self._flush(batch)  # a relative path may name a pending open's directory
+            self._apply_fast(batch, off, pid, tid, length, code)
+
+    def _hold(self, off: int, pid: int, evt: int, code: int, why: int, runnable: bool) -> None:
+        """A selected record waits for Python: what the later fast events must wait for. Fd events
+        touch their own process's table only; others (clone, exec, thread info...) may read or
+        drop any process's: nothing may pass them."""
+        if why & SEL_STATE and not code:
+            self._blocked = True
+        elif why == _MATCHED and runnable:
+            pass
+        elif why == _MATCHED and self.exact_fd_only:
+            # An exact match whose consumer reads only its own fd (and thread): only that fd must
+            # keep still.
+            reg = self.fd_regs[evt]
+            if reg < REC_NARGS:
+                self._waiting_fds.add((pid, _i32(self._batch, off + OFF_ARGS + 8 * reg)))
+            elif reg == FD_RET:
+                self._waiting_fds.add((pid, _i32(self._batch, off + OFF_RET)))
+        else:
+            self._waiting_pids.add(pid)
+
+    def _select(self, n: int, off: int, tid: int, length: int, why: int, runnable: bool) -> None:
+        """Add the record to the selection: on its own, or to the run it extends."""
+        sel = self._sel
+        if why == _MATCHED and runnable:
+            if self._run_open and tid == self._run_tid and off == self._run_end:
+                sel[-3] = off
+                sel[-1] += (1 << RUN_COUNT_SHIFT) + (length << RUN_BYTES_SHIFT)
+            else:
+                sel.extend((off, off, SEL_RUN | (1 << RUN_COUNT_SHIFT) | (length << RUN_BYTES_SHIFT)))
+            self._run_open, self._run_tid, self._run_end = True, tid, off + length
+            return
+        self._run_open = False
+        self._flush(self._batch)  # Python will see this record's state: the opens before it too
+        sel.extend((n, off, why))
 
     def _apply_fast(self, batch: bytes, off: int, pid: int, tid: int, length: int, code: int) -> None:
         """Apply a fast-mask event to the state."""
@@ -300,13 +349,12 @@ class Scanner:
         dirfd = _fast_fd(batch, off, FAST_CLOSE) if code in (FAST_OPEN_A2, FAST_OPEN_SEG1) else None
         self._fast.open_raw(pid, tid, ret, bytes(batch[p:p + l0]), flags, dirfd)
 
-    def _ask(self, batch: bytes, cache: dict[int, bool], key: int, check: Callable[..., bool | None],
-             *args: int) -> bool | None:
+    def _ask(self, cache: dict[int, bool], key: int, check: Callable[..., bool | None], *args: int) -> bool | None:
         """A check's cached answer, else the check's (cached when definite). The state it reads
         must be current: pending opens are applied first."""
         known = cache.get(key)
         if known is None:
-            self._flush(batch)
+            self._flush(self._batch)
             known = check(*args)
             if known is not None:
                 cache[key] = known

@@ -70,6 +70,13 @@ RUN_COUNT_SHIFT: Final = 8
 RUN_BYTES_SHIFT: Final = 32
 RUN_COUNT_MASK: Final = (1 << (RUN_BYTES_SHIFT - RUN_COUNT_SHIFT)) - 1
 
+# The scanner's fast-path codes (its fast_mask, by event id): how it applies an fd event itself.
+FAST_CLOSE: Final = 1  # close(fd=arg0) returning 0
+FAST_OPEN_A1: Final = 2  # open-like returning an fd; path in segment 0, flags in arg1
+FAST_OPEN_A2: Final = 3  # flags in arg2 (openat)
+FAST_OPEN_SEG1: Final = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
+FAST_CREAT: Final = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
+
 # Event ids. Syscalls occupy [0, 2 * NSYSCALLS); the rest follow.
 NSYSCALLS: Final = 512
 EVT_BASE_OTHER: Final = 2 * NSYSCALLS
