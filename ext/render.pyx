@@ -163,16 +163,6 @@ cdef class Renderer:
     cdef public uint64_t skipped  # events not rendered because of stop_at
     cdef uint32_t tick
 
-    def __cinit__(self):
-        self.cap = 1 << 16
-        self.buf = <char *>malloc(self.cap)
-        if self.buf == NULL:
-            raise MemoryError()
-        self.pos = 0
-
-    def __dealloc__(self):
-        free(self.buf)
-
     def __init__(self, formatter, state):
         from tracer.event import Event, render_buffer, render_param
         from tracer.output.format import DEFAULT_JSON_FIELDS, Piece
@@ -263,6 +253,16 @@ cdef class Renderer:
                 s.cache = {}
                 specs.append(s)
             self.params.append(tuple(specs))
+
+    def __cinit__(self):
+        self.cap = 1 << 16
+        self.buf = <char *>malloc(self.cap)
+        if self.buf == NULL:
+            raise MemoryError()
+        self.pos = 0
+
+    def __dealloc__(self):
+        free(self.buf)
 
     cdef _Piece _piece(self, p, bytes text):
         pc = _Piece()

@@ -25,7 +25,7 @@ from tracer.output.format import PRESETS, Formatter
 from tracer.pipeline import Pipeline, Selection
 from tracer.schema import record as R
 from tracer.schema.fields import FIELDS
-from tracer.session import RunOptions, Runner, fd_check, thread_check, wanted_events
+from tracer.session import Runner, RunOptions, fd_check, thread_check, wanted_events
 from tracer.source.synthetic import Synth, fd_row, state_from, tables, thread_row, user_row
 from tracer.state.state import State
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .capture import CaptureWriter, EventBlock, RotatePolicy, StatsBlock, TableBlock, blockcodec, read_captures
 from . import engine as _engine
+from .capture import CaptureWriter, EventBlock, RotatePolicy, StatsBlock, TableBlock, blockcodec, read_captures
 from .capture import machine_info as _machine_info
 from .errors import KtraceError, UsageError
 from .event import Event, RenderOptions

@@ -19,13 +19,14 @@ __all__ = ["Renderer"]
 class Renderer:
     """Renders events for one Formatter into a byte buffer; ``take()`` hands the bytes over."""
 
+    stop_at: int = 0  # time.monotonic_ns() after which events are counted, not rendered (0: never)
+    skipped: int = 0  # events not rendered because of stop_at
+
     def __init__(self, formatter: Formatter, state: State) -> None:
         self.fmt = formatter
         self.state = state
         self._out: list[bytes] = []
         self._pending = 0
-        self.stop_at = 0  # time.monotonic_ns() after which events are counted, not rendered (0: never)
-        self.skipped = 0
 
     def render_records(self, batch: bytes, sel: array[int], i: int, num_base: int, shown: bytes,
                        exact_only: bool) -> tuple[int, int]:
