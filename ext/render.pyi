@@ -1,6 +1,7 @@
 """Typed surface of the C renderer (twin: tracer/_pure/render.py)."""
 
 from array import array
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Renderer"]
@@ -15,6 +16,8 @@ class Renderer:
     def render_records(self, batch: bytes, sel: array[int], i: int, num_base: int, shown: bytes,
                        exact_only: bool) -> tuple[int, int]:
         """Render the plain matches of ``sel`` from triple ``i`` on; (the next triple, events rendered)."""
+    def set_fast(self, apply: Callable[[bytes, int], None] | None, mask: bytes) -> None:
+        """Let ``render_records`` apply the fd events of ``mask`` itself with ``apply(batch, off)``."""
     def render_event(self, ev: Any) -> None:
         """Render one Event."""
     def take(self) -> bytes:

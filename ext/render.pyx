@@ -159,6 +159,8 @@ cdef class Renderer:
     cdef bint normal_buf
     cdef Py_ssize_t max_buf
     cdef bint verbose
+    cdef object fast_apply
+    cdef bytes fast_mask
     cdef public uint64_t stop_at  # CLOCK_MONOTONIC ns after which events are counted, not rendered
     cdef public uint64_t skipped  # events not rendered because of stop_at
     cdef uint32_t tick
@@ -172,6 +174,8 @@ cdef class Renderer:
 
         self.fmt = formatter
         self.state = state
+        self.fast_apply = None
+        self.fast_mask = b""
         self.opts = formatter.opts
         self.json = formatter.json_out
         self.info_space = formatter._info_space
@@ -392,9 +396,9 @@ cdef class Renderer:
     # --- records -----------------------------------------------------------------------------
     def render_records(self, batch, sel, Py_ssize_t i, uint64_t num_base, shown, bint exact_only):
         """Render the events of ``sel`` (a scanner selection over ``batch``) from triple ``i``
-        on, while they are plain matches: no state change (SEL_MATCH, with SEL_EXACT when
-        ``exact_only``). ``shown`` masks the event ids that print. Returns (the next triple,
-        events rendered)."""
+        on, while they are plain matches (SEL_MATCH, with SEL_EXACT when ``exact_only``) or fd
+        events ``set_fast`` lets it apply. ``shown`` masks the event ids that print. Returns
+        (the next triple, events rendered)."""
         cdef const uint8_t[:] view = batch
         cdef const uint64_t[:] s = sel
         cdef Py_ssize_t nsel = s.shape[0]
@@ -407,16 +411,34 @@ cdef class Renderer:
         cdef rec_fixed f
         cdef Rec r
         cdef Py_ssize_t done = 0
+        cdef const uint8_t *fast = <const uint8_t *>PyBytes_AS_STRING(self.fast_mask)
+        cdef Py_ssize_t nfast = PyBytes_GET_SIZE(self.fast_mask)
         if view.shape[0] == 0:
             return i, 0
         base = &view[0]
         self.batch = batch
         while i < nsel:
             why = s[i + 2]
-            if why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
-                break
             off = <Py_ssize_t>s[i + 1]
-            memcpy(&f, base + off, sizeof(rec_fixed))
+            if why & SEL_STATE:
+                # An fd event the scanner leaves to its turn (close, the opens): applied here,
+                # without an Event, then shown like any other.
+                if self.fast_apply is None or why & SEL_RUN:
+                    break
+                memcpy(&f, base + off, sizeof(rec_fixed))
+                if f.evt >= nfast or not fast[f.evt]:
+                    break
+                why &= ~(<uint64_t>(SEL_STATE | SEL_FAST))
+                if why and why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
+                    break
+                self.fast_apply(batch, off)
+                if not why:
+                    i += 3
+                    continue
+            elif why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
+                break
+            else:
+                memcpy(&f, base + off, sizeof(rec_fixed))
             i += 3
             if f.evt >= nshow or not show[f.evt] or f.flags & RF_HIDDEN:
                 continue
@@ -443,6 +465,12 @@ cdef class Renderer:
         self.batch = None
         self.ev = None
         return i, done
+
+    def set_fast(self, apply, mask):
+        """Let ``render_records`` apply the fd events of ``mask`` (event id -> non-zero) itself,
+        with ``apply(batch, off)`` (the scanner's ``apply``), instead of stopping at them."""
+        self.fast_apply = apply
+        self.fast_mask = bytes(mask) if apply is not None else b""
 
     def render_event(self, ev):
         """Render one Event (one the pipeline made anyway: a state change, or one the Python

@@ -45,6 +45,8 @@ class SpanRenderer(Protocol):
     def render_records(self, batch: bytes, sel: array[int], i: int, num_base: int, shown: bytes,
                        exact_only: bool) -> tuple[int, int]: ...
 
+    def set_fast(self, apply: Callable[[bytes, int], None] | None, mask: bytes) -> None: ...
+
 
 class Enricher(Protocol):
     """Live-only: records to insert after an event (already applied to the state)."""
@@ -167,6 +169,9 @@ class Pipeline:
             and (predicate is None or sel.exact) else None
         self._shown = bytes(show_internal or e not in INTERNAL_EVENTS or e in admit_internal
                             for e in range(R.EVT_MAX))
+        if self.renderer is not None:
+            # The fd events the scanner leaves to their turn are applied by the renderer too.
+            self.renderer.set_fast(self.scanner.apply if self.scanner.fast_on else None, FAST_MASK)
 
     def _thread_changed(self, tid: int) -> None:
         self.scanner.reset_tids()
@@ -205,11 +210,15 @@ class Pipeline:
         i, nsel = 0, len(sel)
         while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
-            if renderer is not None and (why == SEL_MATCH | SEL_EXACT or (why == SEL_MATCH and not filtered)):
-                # A run of plain matches, printed in one call: resume after it.
-                i, k = renderer.render_records(batch, sel, i, b.base + 1 + b.shift, self._shown, filtered)
-                self.matched += k
-                continue
+            if renderer is not None and not why & SEL_RUN and (why & SEL_STATE or why == SEL_MATCH | SEL_EXACT
+                                                               or (why == SEL_MATCH and not filtered)):
+                # A run of plain matches and fd events, printed in one call: resume after it (it
+                # stops at once at a record it leaves to Python).
+                j, k = renderer.render_records(batch, sel, i, b.base + 1 + b.shift, self._shown, filtered)
+                if j != i:
+                    self.matched += k
+                    i = j
+                    continue
             if why & SEL_RUN:
                 self._take_run(b, idx, off, why)
             elif why == SEL_MATCH | SEL_EXACT and count_only:

@@ -3,11 +3,13 @@ an Event and rendered by the Formatter, the reference the C renderer must match 
 
 from __future__ import annotations
 
+import struct
 import time
 from array import array
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..schema.record import RF_HIDDEN, SEL_EXACT, SEL_MATCH
+from ..schema.record import OFF_EVT, RF_HIDDEN, SEL_EXACT, SEL_FAST, SEL_MATCH, SEL_RUN, SEL_STATE
 
 if TYPE_CHECKING:
     from ..event import Event
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
     from ..state.state import State
 
 __all__ = ["Renderer"]
+
+_U16 = struct.Struct("<H")
 
 class Renderer:
     """Renders events for one Formatter into a byte buffer; ``take()`` hands the bytes over."""
@@ -27,6 +31,8 @@ class Renderer:
         self.state = state
         self._out: list[bytes] = []
         self._pending = 0
+        self._apply: Callable[[bytes, int], None] | None = None
+        self._fast = b""
 
     def render_records(self, batch: bytes, sel: array[int], i: int, num_base: int, shown: bytes,
                        exact_only: bool) -> tuple[int, int]:
@@ -39,14 +45,35 @@ class Renderer:
         ok = (SEL_MATCH | SEL_EXACT,) if exact_only else (SEL_MATCH, SEL_MATCH | SEL_EXACT)
         done = 0
         n = len(sel)
-        while i < n and sel[i + 2] in ok:
-            ev = Event(batch, sel[i + 1], num_base + sel[i], self.state)
+        while i < n:
+            why, off = sel[i + 2], sel[i + 1]
+            if why & SEL_STATE:
+                # An fd event the scanner leaves to its turn: applied here, then shown.
+                evt = _U16.unpack_from(batch, off + OFF_EVT)[0]
+                if self._apply is None or why & SEL_RUN or evt >= len(self._fast) or not self._fast[evt]:
+                    break
+                why &= ~(SEL_STATE | SEL_FAST)
+                if why and why not in ok:
+                    break
+                self._apply(batch, off)
+                if not why:
+                    i += 3
+                    continue
+            elif why not in ok:
+                break
+            ev = Event(batch, off, num_base + sel[i], self.state)
             i += 3
             if ev.evt >= len(shown) or not shown[ev.evt] or ev.flags & RF_HIDDEN:
                 continue
             self.render_event(ev)
             done += 1
         return i, done
+
+    def set_fast(self, apply: Callable[[bytes, int], None] | None, mask: bytes) -> None:
+        """Let ``render_records`` apply the fd events of ``mask`` (event id -> non-zero) itself,
+        with ``apply(batch, off)`` (the scanner's ``apply``), instead of stopping at them."""
+        self._apply = apply
+        self._fast = bytes(mask) if apply is not None else b""
 
     def render_event(self, ev: Event) -> None:
         """Render one Event."""

@@ -219,7 +219,7 @@ class State:
     def _copy_fds(self, pid: int, *, exec_: bool = False) -> dict[int, Fd]:
         """A copy of a process's fd table, as a forked child gets it (``exec_``: and keeps after an
         exec, close-on-exec ones gone)."""
-        return {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(pid, {}).items()
+        return {n: f.copy() for n, f in self.fds.get(pid, {}).items()
                 if not (exec_ and f.flags & O_CLOEXEC)}
 
     def _add_fd(self, pid: int, fd: Fd) -> None:
@@ -520,7 +520,7 @@ class State:
         src = self.fd(ev.pid, old)
         if src is None:
             return
-        copy = Fd.from_row(src.to_row())
+        copy = src.copy()
         copy.num = new
         copy.flags = (copy.flags & ~O_CLOEXEC) | (O_CLOEXEC if cloexec else 0)
         self._add_fd(ev.pid, copy)
