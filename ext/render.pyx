@@ -12,7 +12,9 @@ str object is the key). Any other field, and any parameter this module does not 
 that field only, with an Event made on first need.
 """
 
+from cpython.array cimport array
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport Py_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
@@ -394,15 +396,16 @@ cdef class Renderer:
         return 0
 
     # --- records -----------------------------------------------------------------------------
-    def render_records(self, batch, sel, Py_ssize_t i, uint64_t num_base, shown, bint exact_only):
+    def render_records(self, bytes batch not None, sel, Py_ssize_t i, uint64_t num_base, bytes shown not None,
+                       bint exact_only):
         """Render the events of ``sel`` (a scanner selection over ``batch``) from triple ``i``
         on, while they are plain matches (SEL_MATCH, with SEL_EXACT when ``exact_only``) or fd
         events ``set_fast`` lets it apply. ``shown`` masks the event ids that print. Returns
         (the next triple, events rendered)."""
-        cdef const uint8_t[:] view = batch
-        cdef const uint64_t[:] s = sel
-        cdef Py_ssize_t nsel = s.shape[0]
-        cdef const uint8_t *base
+        cdef const uint8_t *base = <const uint8_t *>PyBytes_AS_STRING(batch)
+        cdef array sarr = sel
+        cdef const uint64_t *s = <const uint64_t *>sarr.data.as_voidptr
+        cdef Py_ssize_t nsel = Py_SIZE(sarr)
         cdef const uint8_t *show = <const uint8_t *>PyBytes_AS_STRING(shown)
         cdef Py_ssize_t nshow = PyBytes_GET_SIZE(shown)
         cdef uint64_t why
@@ -413,9 +416,10 @@ cdef class Renderer:
         cdef Py_ssize_t done = 0
         cdef const uint8_t *fast = <const uint8_t *>PyBytes_AS_STRING(self.fast_mask)
         cdef Py_ssize_t nfast = PyBytes_GET_SIZE(self.fast_mask)
-        if view.shape[0] == 0:
+        if PyBytes_GET_SIZE(batch) == 0:
             return i, 0
-        base = &view[0]
+        if sarr.ob_descr.typecode != b"Q":
+            raise TypeError("the selection must be an array('Q')")
         self.batch = batch
         while i < nsel:
             why = s[i + 2]

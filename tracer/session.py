@@ -168,6 +168,10 @@ class Runner:
         needs_latency = "evt.latency" in self._fields_used() or opts.time_mode == "d"
         self.printing = not opts.quiet and chisel is None and opts.write is None
         on_event = self._on_event if (self.printing or chisel is not None or opts.summary) else None
+        # Printing with nothing to count per event (-n, -S): each event straight to the renderer.
+        plain = self.printing and opts.max_events is None and not opts.summary
+        if plain:
+            on_event = self.renderer.render_event
         if chisel is not None:
             chisel.state = self.state  # sysdig's chisels may read the thread and container tables
         # A table chisel counts exactly matched records without Events, unless something else
@@ -181,7 +185,7 @@ class Runner:
                                 fd_check(self.pushdown, self.state), exact=all(exact(p.ast) for p in parts)),
             on_event=on_event, show_internal=opts.show_internal, fatfile=opts.fatfile,
             latency=needs_latency, keep=opts.write is not None, admit_internal=_chisel_internal(chisel),
-            renderer=self.renderer if self.printing and opts.max_events is None and not opts.summary else None)
+            renderer=self.renderer if plain else None)
 
     def _fields_used(self) -> set[str]:
         used = set(self.formatter.fields)
