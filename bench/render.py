@@ -4,7 +4,8 @@
 
 The capture is recorded first unless --capture names an existing file: a container of
 ktrace-busybox:latest runs `while true; do cat /etc/hostname >/tmp/x; ls / >/dev/null; done` and
-`ktrace -w busy.kcap -q -n EVENTS container.id=ID` keeps its first --events events (default 1.6 M).
+`ktrace -w busy.kcap -q -M SECONDS container.id=ID` records it for --record-seconds (default 150),
+which must give at least --events events (default 1.5 M).
 Modes, alternating in each round (figures: the median over the rounds, with the spread):
   default   ktrace -r busy.kcap                                   lines/s
   json      ktrace -r busy.kcap -j                                lines/s
@@ -74,23 +75,25 @@ def stop_busy(name: str) -> None:
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
-def record(cap: Path, events: int, work: Path) -> None:
-    """Capture the busy container's first ``events`` events into ``cap``."""
+def record(cap: Path, events: int, seconds: float, work: Path) -> None:
+    """Capture the busy container for ``seconds`` into ``cap``; it must hold ``events`` events."""
     name = "ktrace-bench-busy"
     cid = start_busy(name)
     try:
         time.sleep(1.0)
-        bg = Bg([*ktrace_cmd(), "-w", str(cap), "-q", "-n", str(events), f"container.id={cid[:12]}"], work,
+        bg = Bg([*ktrace_cmd(), "-w", str(cap), "-q", "-M", str(seconds), f"container.id={cid[:12]}"], work,
                 "record")
         bg.wait_ready(file_ready(cap), timeout=60)
-        deadline = time.monotonic() + 600
-        while bg.alive() and time.monotonic() < deadline:
+        while bg.alive():
             time.sleep(0.5)
         done = bg.stop()
         if done.code != 0:
             raise RuntimeError(f"recording failed ({done.code}): {done.stderr.strip()[-500:]}")
     finally:
         stop_busy(name)
+    got = capture_events(cap)
+    if got < events:
+        raise SystemExit(f"{cap} holds {got} events, fewer than {events}: record longer (--record-seconds)")
 
 
 def lines_of(cap: Path, args: list[str]) -> int:
@@ -106,7 +109,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_args(ap, rounds=7)
     ap.add_argument("--capture", metavar="FILE", help="the capture to print (recorded there if missing)")
-    ap.add_argument("--events", type=int, default=1_600_000, help="events to record (default %(default)s)")
+    ap.add_argument("--events", type=int, default=1_500_000, help="events the capture must hold (default %(default)s)")
+    ap.add_argument("--record-seconds", type=float, default=150.0, help="seconds to record (default %(default)s)")
     ap.add_argument("--modes", default=",".join(MODES), help="modes to run (default %(default)s)")
     a = ap.parse_args()
     need_root()
@@ -115,8 +119,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     cap = Path(a.capture) if a.capture else work / "busy.kcap"
     if not cap.exists():
-        log(f"recording {a.events} events of a busy container into {cap}")
-        record(cap, a.events, work)
+        log(f"recording a busy container for {a.record_seconds} s into {cap}")
+        record(cap, a.events, a.record_seconds, work)
     events = capture_events(cap)
     modes = [m for m in a.modes.split(",") if m]
     counts = {m: (events if m == "q" else lines_of(cap, MODES[m])) for m in modes}
