@@ -3,12 +3,18 @@
 
 libbpf calls ``_on_record`` for every record; it only copies bytes and fixes the timestamp (kernel
 monotonic -> epoch), and never touches Python objects, so it runs without the GIL and cannot raise.
-One Python object is made per batch, never per event.
+One Python object is made per batch, never per event. A record too short to be one stops the
+drain: the callback keeps what went wrong and ``drain`` raises it once libbpf has returned.
 """
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
+from libc.errno cimport EBADMSG
 from libc.string cimport memcpy
+
+import os
+
+include "record.pxi"
 
 __all__ = ["Ring"]
 
@@ -24,11 +30,17 @@ cdef struct batch_t:
     uint64_t offset     # added to every record's ts
     uint64_t count
     uint64_t lost       # records dropped because the batch could not grow (out of memory)
+    int error           # what stopped the drain (-errno), 0 if nothing did
+    size_t bad_size     # with -EBADMSG: the size of the record that was not one
 
 
 cdef int _on_record(void *ctx, void *data, size_t size) noexcept nogil:
     cdef batch_t *b = <batch_t *>ctx
     cdef uint8_t *grown
+    if size < REC_HEAD:
+        b.error = -EBADMSG
+        b.bad_size = size
+        return b.error  # libbpf stops and returns it
     # libbpf has already consumed the record when it calls us: refusing it would lose it, so grow.
     if b.used + size > b.cap:
         grown = <uint8_t *>realloc(b.buf, b.cap * 2)
@@ -67,6 +79,7 @@ cdef class Ring:
         self.batch.offset = ts_offset
         self.batch.count = 0
         self.batch.lost = 0
+        self.batch.error = 0
         cdef new_ringbuf_fn new_rb = <new_ringbuf_fn><size_t>ctypes.cast(
             lib.ring_buffer__new, ctypes.c_void_p).value
         self.consume = <consume_fn><size_t>ctypes.cast(lib.ring_buffer__consume, ctypes.c_void_p).value
@@ -76,11 +89,21 @@ cdef class Ring:
             raise OSError("cannot open the ring buffer")
 
     def drain(self):
-        """Copy every pending record and return them as one bytes object (b"" when none)."""
+        """Copy every pending record and return them as one bytes object (b"" when none).
+
+        OSError when libbpf reports a failure or a record is too short to be one (EBADMSG); the
+        records copied before it in this drain are lost with it."""
         cdef int n
         self.batch.used = 0
         with nogil:
             n = self.consume(self.rb)
+        if self.batch.error:
+            err = -self.batch.error
+            self.batch.error = 0
+            raise OSError(err, f"a ring buffer record of {self.batch.bad_size} bytes, shorter than a record head "
+                               f"({REC_HEAD})")
+        if n < 0:
+            raise OSError(-n, f"cannot drain the ring buffer: {os.strerror(-n)}")
         if self.batch.used == 0:
             return b""
         return (<char *>self.batch.buf)[:self.batch.used]

@@ -215,7 +215,7 @@ cdef class Scanner:
         self._have_last = False
         self._run_open = False
 
-    cdef int _read_head(self, Py_ssize_t off, rec_head *h) except -1:
+    cdef inline int _read_head(self, Py_ssize_t off, rec_head *h) except -1:
         """The head of the record at ``off``, whose length must be right (BatchError if not)."""
         if self._end - off < REC_FIXED:
             self._flush()
@@ -226,7 +226,7 @@ cdef class Scanner:
             raise BatchError(f"bad record length {h.length} at byte {off}", off)
         return 0
 
-    cdef uint8_t _fast_code(self, Py_ssize_t off, const rec_head *h) noexcept:
+    cdef inline uint8_t _fast_code(self, Py_ssize_t off, const rec_head *h) noexcept:
         """How the scanner may apply the event itself (fast_mask), 0 if it may not."""
         cdef rec_head nxt
         cdef const uint8_t *smask = <const uint8_t *><char *>self._smask
@@ -239,7 +239,7 @@ cdef class Scanner:
                 return 0
         return code
 
-    cdef uint64_t _state_changes(self, const uint8_t *rec, const rec_head *h, uint8_t code):
+    cdef inline uint64_t _state_changes(self, const uint8_t *rec, const rec_head *h, uint8_t code):
         """A state event: forget the answers it may change. Returns an fd event's fd key."""
         cdef int32_t fd
         if code:
@@ -259,7 +259,7 @@ cdef class Scanner:
             self._dirty_pids.add(h.pid)
         return 0
 
-    cdef int _match(self, const uint8_t *rec, const rec_head *h, bint changes_its_fd) except -1:
+    cdef inline int _match(self, const uint8_t *rec, const rec_head *h, bint changes_its_fd) except -1:
         """A filter candidate by event id, narrowed by the checks: SEL_MATCH | SEL_EXACT when they
         all pass for sure, SEL_MATCH when one cannot tell yet, 0 when one fails."""
         cdef int ok = 1
@@ -296,7 +296,7 @@ cdef class Scanner:
             return 0
         return MATCHED if exact else SEL_MATCH
 
-    cdef bint _runnable(self, const uint8_t *rec, const rec_head *h, int why) noexcept:
+    cdef inline bint _runnable(self, const uint8_t *rec, const rec_head *h, int why) noexcept:
         """An exact match of a syscall only counted or copied (runs_below): Python never looks at
         the state for it, so nothing need wait for it and a fast event may be one."""
         cdef uint32_t flags
@@ -305,7 +305,7 @@ cdef class Scanner:
         memcpy(&flags, rec + OFF_FLAGS, 4)
         return not flags & RF_HIDDEN
 
-    cdef int _fast_path(self, Py_ssize_t off, const rec_head *h, uint8_t code, uint64_t fdkey, int why,
+    cdef inline int _fast_path(self, Py_ssize_t off, const rec_head *h, uint8_t code, uint64_t fdkey, int why,
                         bint runnable) except -1:
         """An fd event: applied now unless something before it waits for Python (which will read the
         state as of its own time); else its turn comes in Python (SEL_FAST). Returns what is left
@@ -337,7 +337,7 @@ cdef class Scanner:
             self._apply_fast(rec, h.pid, h.tid, h.length, code)
         return 0
 
-    cdef int _hold(self, const uint8_t *rec, const rec_head *h, uint8_t code, int why, bint runnable) except -1:
+    cdef inline int _hold(self, const uint8_t *rec, const rec_head *h, uint8_t code, int why, bint runnable) except -1:
         """A selected record waits for Python: what the later fast events must wait for. Fd events
         touch their own process's table only; others (clone, exec, thread info...) may read or
         drop any process's: nothing may pass them."""
@@ -361,7 +361,7 @@ cdef class Scanner:
             self._waiting_pids.add(h.pid)
         return 0
 
-    cdef int _select(self, uint64_t n, Py_ssize_t off, const rec_head *h, int why, bint runnable) except -1:
+    cdef inline int _select(self, uint64_t n, Py_ssize_t off, const rec_head *h, int why, bint runnable) except -1:
         """Add the record to the selection: on its own, or to the run it extends."""
         cdef uint64_t *out
         if why == MATCHED and runnable:
@@ -382,7 +382,7 @@ cdef class Scanner:
         self._emit(n, off, why)
         return 0
 
-    cdef int _emit(self, uint64_t a, uint64_t b, uint64_t c) except -1:
+    cdef inline int _emit(self, uint64_t a, uint64_t b, uint64_t c) except -1:
         cdef uint64_t *out
         if self._nsel + 3 > len(self._sel):
             resize_smart(self._sel, self._nsel + 3)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .state.tables import Fd, Thread
 
 _FIXED = struct.Struct(R.FIXED_FMT)
+assert struct.calcsize(R.HEAD_FMT + "q") == R.OFF_RET + 8
 _I32 = struct.Struct("<i")
 _PAIR = struct.Struct("<ii")
 AT_FDCWD = -100
@@ -264,7 +265,7 @@ class RecordView:
 
     __slots__ = ("tid", "pid", "evt", "ret", "thread", "fd", "state")
 
-    HEAD: ClassVar[struct.Struct] = struct.Struct("<QIIHHIq")  # ts tid pid evt cpu len ret
+    HEAD: ClassVar[struct.Struct] = struct.Struct(R.HEAD_FMT + "q")  # ts tid pid evt cpu len, and ret
 
     def __init__(self, state: State) -> None:
         self.state = state

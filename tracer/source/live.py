@@ -81,11 +81,19 @@ class LiveSource:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.paused = 0  # drains skipped because the main thread fell MAX_QUEUED behind
+        self._error: BaseException | None = None  # what stopped the consumer thread
         sys.setswitchinterval(0.0005)  # let the consumer thread run soon after it wakes
         self._thread = threading.Thread(target=self._consume, name="ktrace-consumer", daemon=True)
         self._thread.start()
 
     def _consume(self) -> None:
+        try:
+            self._drain_until_stopped()
+        except BaseException as e:  # raised by batches() on the main thread
+            self._error = e
+        self._q.put(b"")  # end marker
+
+    def _drain_until_stopped(self) -> None:
         ring = self.ring
         stop = self._stop
         last = time.monotonic()
@@ -105,7 +113,6 @@ class LiveSource:
         b = ring.drain()  # what arrived before the stop
         if b:
             self._q.put(b)
-        self._q.put(b"")  # end marker
 
     def batches(self, tick: float = 1.0) -> Iterator[bytes | None]:
         """Batches as they come; None when ``tick`` seconds pass without one; ends after stop()."""
@@ -116,6 +123,8 @@ class LiveSource:
                 yield None
                 continue
             if not b:
+                if self._error is not None:
+                    raise self._error  # the consumer stopped on it
                 if self._stop.is_set():
                     return
                 continue
