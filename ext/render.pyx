@@ -162,6 +162,8 @@ cdef class Renderer:
     cdef Py_ssize_t max_buf
     cdef bint verbose
     cdef object fast_apply
+    cdef dict threads  # the state's tables, read once per call (State keeps these dicts in place)
+    cdef dict fds
     cdef bytes fast_mask
     cdef public uint64_t stop_at  # CLOCK_MONOTONIC ns after which events are counted, not rendered
     cdef public uint64_t skipped  # events not rendered because of stop_at
@@ -420,6 +422,8 @@ cdef class Renderer:
             return i, 0
         if sarr.ob_descr.typecode != b"Q":
             raise TypeError("the selection must be an array('Q')")
+        self.threads = self.state.threads
+        self.fds = self.state.fds
         self.batch = batch
         while i < nsel:
             why = s[i + 2]
@@ -498,6 +502,8 @@ cdef class Renderer:
         r.l1 = PyBytes_GET_SIZE(s1)
         r.flags = ev.flags
         r.num = ev.num
+        self.threads = self.state.threads
+        self.fds = self.state.fds
         self.ev = ev
         self.latency = ev.latency
         self.have_latency = True
@@ -526,7 +532,7 @@ cdef class Renderer:
         cdef PyObject *t
         if self.ev is not None:
             return self.ev.thread
-        t = PyDict_GetItem(self.state.threads, r.tid)
+        t = PyDict_GetItem(self.threads, r.tid)
         return <object>t if t != NULL else None
 
     cdef object _fd(self, Rec *r):
@@ -551,7 +557,7 @@ cdef class Renderer:
 
     cdef object _lookup_fd(self, uint32_t pid, int64_t n):
         cdef PyObject *fd
-        cdef PyObject *table = PyDict_GetItem(self.state.fds, pid)
+        cdef PyObject *table = PyDict_GetItem(self.fds, pid)
         if table == NULL:
             return None
         fd = PyDict_GetItem(<object>table, n)
