@@ -30,6 +30,7 @@ from .state.state import State
 TABLES_EVERY_S = 10.0  # live -w: a fresh state snapshot this often
 START_LOOKUP_WAIT_S = 1.0  # live: wait this long for the running containers' names at start
 FILE_WRITE_BYTES = 1 << 20  # reading captures, lines go out in writes of about this size
+BACKLOG_NOTE_BYTES = 1 << 20  # -w, after Ctrl-C: a backlog worth saying it is being written
 STOP_GRACE_S = 1.0  # printing live, after Ctrl-C: the backlog is printed this long, the rest counted
 
 
@@ -366,7 +367,7 @@ class Runner:
                 self._stopped_at = time.monotonic()
                 if self.printing:
                     self.renderer.stop_at = time.monotonic_ns() + int(STOP_GRACE_S * 1e9)
-                if self.writer is not None and source.queued():
+                if self.writer is not None and source.queued() >= BACKLOG_NOTE_BYTES:
                     print(f"ktrace: stopping; writing the {source.queued() / 1e6:.1f} MB already taken from "
                           "the kernel to the capture (Ctrl-C again to give it up)", file=opts.stderr)
             self.stop_requested = True
