@@ -10,6 +10,7 @@ state and prints the same lines.
 from __future__ import annotations
 
 import struct
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,6 +37,15 @@ from .state.tables import Thread
 
 class Predicate(Protocol):
     def match(self, ev: Event) -> bool: ...
+
+
+class SpanRenderer(Protocol):
+    """Prints matching records straight from the batch (tracer.engine.render.Renderer)."""
+
+    def render_records(self, batch: bytes, sel: array[int], i: int, num_base: int, shown: bytes,
+                       exact_only: bool) -> tuple[int, int]: ...
+
+    def set_fast(self, apply: Callable[[bytes, int], None] | None, mask: bytes) -> None: ...
 
 
 class Enricher(Protocol):
@@ -117,7 +127,8 @@ class Pipeline:
                  enricher: Enricher | None = None, keep: bool = False,
                  admit_internal: frozenset[int] = frozenset(),
                  on_record: Callable[[bytes, int], None] | None = None,
-                 on_records: Callable[[bytes, Any, int], int] | None = None) -> None:
+                 on_records: Callable[[bytes, Any, int], int] | None = None,
+                 renderer: SpanRenderer | None = None) -> None:
         self.state = state
         self.admit_internal = admit_internal
         self.predicate = predicate
@@ -156,6 +167,15 @@ class Pipeline:
         self.latency = latency
         self.kept: tuple[int, int, int] = (0, 0, 0)  # records, first ts, last ts of feed()'s result
         self._described: dict[int, Thread] = {}  # tid -> the thread as last written (see _describe)
+        # Printing: runs of matches that change no state and need no Python filter go from the
+        # selection to rendered bytes in one call, without an Event each.
+        self.renderer = renderer if renderer is not None and not latency and not keep \
+            and (predicate is None or sel.exact) else None
+        self._shown = bytes(show_internal or e not in INTERNAL_EVENTS or e in admit_internal
+                            for e in range(R.EVT_MAX))
+        if self.renderer is not None:
+            # The fd events the scanner leaves to their turn are applied by the renderer too.
+            self.renderer.set_fast(self.scanner.apply if self.scanner.fast_on else None, FAST_MASK)
 
     def _thread_changed(self, tid: int) -> None:
         self.scanner.reset_tids()
@@ -190,9 +210,20 @@ class Pipeline:
         count_only = self.exact and self.on_event is None and not self.keep and not self.latency
         on_record = self.on_record if self.exact else None
         on_records = self.on_records if self.exact else None
+        renderer = self.renderer
+        filtered = self.predicate is not None
         i, nsel = 0, len(sel)
         while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
+            if renderer is not None and not why & SEL_RUN and (why & SEL_STATE or why == SEL_MATCH | SEL_EXACT
+                                                               or (why == SEL_MATCH and not filtered)):
+                # A run of plain matches and fd events, printed in one call: resume after it (it
+                # stops at once at a record it leaves to Python).
+                j, k = renderer.render_records(batch, sel, i, b.base + 1 + b.shift, self._shown, filtered)
+                if j != i:
+                    self.matched += k
+                    i = j
+                    continue
             if why & SEL_RUN:
                 self._take_run(b, idx, off, why)
             elif why == SEL_MATCH | SEL_EXACT and count_only:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from . import engine as _engine
 from .capture import CaptureWriter, EventBlock, RotatePolicy, StatsBlock, TableBlock, blockcodec, read_captures
 from .capture import machine_info as _machine_info
 from .capture.scap.writer import ScapWriter, wants_scap
@@ -30,6 +31,9 @@ from .state.state import State
 
 TABLES_EVERY_S = 10.0  # live -w: a fresh state snapshot this often
 START_LOOKUP_WAIT_S = 1.0  # live: wait this long for the running containers' names at start
+FILE_WRITE_BYTES = 1 << 20  # reading captures, lines go out in writes of about this size
+BACKLOG_NOTE_BYTES = 1 << 20  # -w, after Ctrl-C: a backlog worth saying it is being written
+STOP_GRACE_S = 1.0  # printing live, after Ctrl-C: the backlog is printed this long, the rest counted
 
 
 @dataclass
@@ -164,7 +168,7 @@ class Runner:
         self.printed = 0
         self.done = False
         self.summary: Counter[tuple[str, str]] = Counter()
-        self._out: list[str] = []
+        self.renderer = _engine.render.Renderer(self.formatter, self.state)
         self._notes: list[str] = []  # -v: printed after the end-of-run counts
         self.writer: CaptureWriter | None = None
         self.stop_requested = False
@@ -172,6 +176,10 @@ class Runner:
         needs_latency = "evt.latency" in self._fields_used() or opts.time_mode == "d"
         self.printing = not opts.quiet and chisel is None and opts.write is None
         on_event = self._on_event if (self.printing or chisel is not None or opts.summary) else None
+        # Printing with nothing to count per event (-n, -S): each event straight to the renderer.
+        plain = self.printing and opts.max_events is None and not opts.summary
+        if plain:
+            on_event = self.renderer.render_event
         if chisel is not None:
             chisel.state = self.state  # sysdig's chisels may read the thread and container tables
         # A table chisel counts exactly matched records without Events, unless something else
@@ -184,7 +192,8 @@ class Runner:
             selection=Selection(wanted_events(self.pushdown), thread_check(self.pushdown, self.state),
                                 fd_check(self.pushdown, self.state), exact=all(exact(p.ast) for p in parts)),
             on_event=on_event, show_internal=opts.show_internal, fatfile=opts.fatfile,
-            latency=needs_latency, keep=opts.write is not None, admit_internal=_chisel_internal(chisel))
+            latency=needs_latency, keep=opts.write is not None, admit_internal=_chisel_internal(chisel),
+            renderer=self.renderer if plain else None)
 
     def _fields_used(self) -> set[str]:
         used = set(self.formatter.fields)
@@ -209,21 +218,29 @@ class Runner:
             if getattr(opts.chisel, "done", False):  # the chisel's end_capture(): ps, lsof...
                 self.done = True
         elif self.printing:
-            self._out.append(self.formatter.line(ev))
+            self.renderer.render_event(ev)
         self.printed += 1
         if opts.max_events is not None and self.printed >= opts.max_events:
             self.done = True
 
-    def _flush(self) -> None:
-        if self._out:
-            self._out.append("")
-            try:
-                self.opts.stdout.write("\n".join(self._out))
-                self.opts.stdout.flush()
-            except BrokenPipeError:
-                self.done = True
-                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter exit quiet
-            self._out.clear()
+    def _flush(self, at_least: int = 0) -> None:
+        """Write the rendered lines, when there are ``at_least`` bytes of them."""
+        if self.renderer.pending <= at_least:
+            return
+        data = self.renderer.take()
+        out = self.opts.stdout
+        try:
+            raw = getattr(out, "buffer", None)
+            if raw is not None and (getattr(out, "encoding", "") or "").lower().replace("-", "") == "utf8":
+                out.flush()
+                raw.write(data)
+                raw.flush()
+            else:
+                out.write(data.decode("utf-8", "surrogateescape"))
+                out.flush()
+        except BrokenPipeError:
+            self.done = True
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter exit quiet
 
     # --- capture file ------------------------------------------------------------------------
     def _open_writer(self, meta: dict[str, Any]) -> None:
@@ -289,6 +306,8 @@ class Runner:
 
     _last_ts = 0
     abort = False  # a second signal: stop processing the backlog
+    _stopped_at = 0.0  # monotonic time of the first signal
+    stopped_dropped = 0  # records captured but not printed: the stop came first (STOP_GRACE_S)
     discarded = 0  # records captured but never processed (after -n, or a second signal)
 
     def _tick(self, now_ns: int) -> None:
@@ -308,7 +327,7 @@ class Runner:
                 kept = self.pipeline.feed(item.raw)
                 self._last_ts = item.last_ts or self._last_ts
                 self._write(kept)
-                self._flush()
+                self._flush(FILE_WRITE_BYTES)
                 if self.done:
                     break
             elif isinstance(item, TableBlock):
@@ -356,10 +375,18 @@ class Runner:
             metrics.attach(self.state, source.stats, source.probe.ring_fd, ring_bytes(cfg), enricher.resolver)
 
         def stop(_sig: int, _frame: Any) -> None:
-            # The first signal stops the capture and lets what was captured be processed; a
-            # second one gives up on that backlog (counted, never silently).
+            # The first signal stops the capture and lets what was captured be processed (printing:
+            # for STOP_GRACE_S at most, the rest counted as stopped); a second one gives up on that
+            # backlog (counted, never silently).
             if self.stop_requested:
                 self.abort = True
+            else:
+                self._stopped_at = time.monotonic()
+                if self.printing:
+                    self.renderer.stop_at = time.monotonic_ns() + int(STOP_GRACE_S * 1e9)
+                if self.writer is not None and source.queued() >= BACKLOG_NOTE_BYTES:
+                    print(f"ktrace: stopping; writing the {source.queued() / 1e6:.1f} MB already taken from "
+                          "the kernel to the capture (Ctrl-C again to give it up)", file=opts.stderr)
             self.stop_requested = True
             source.stop()
 
@@ -391,6 +418,12 @@ class Runner:
                     # Nothing more will be shown (-n reached, or a second Ctrl-C): count the rest.
                     self.discarded += _records(batch or b"") + source.discard()
                     break
+                if self._stopped_at and self.printing and batch \
+                        and time.monotonic() - self._stopped_at > STOP_GRACE_S:
+                    # Stopped while printing a backlog: what is left is counted, not shown (batch
+                    # by batch, up to the consumer's end marker).
+                    self.stopped_dropped += _records(batch)
+                    continue
                 if batch:
                     if metrics is not None:
                         metrics.on_batch(batch)
@@ -439,9 +472,18 @@ class Runner:
     def _report(self, stats: dict[str, int]) -> None:
         if self.discarded and self.abort:
             stats["drops_unprocessed"] = self.discarded
+        stopped = self.stopped_dropped + self.renderer.skipped
+        if stopped:
+            stats["drops_stopped"] = stopped
         drops = {k: v for k, v in stats.items() if k.startswith("drops") and v}
         total = sum(drops.values())
         detail = ", ".join(f"{k.removeprefix('drops_')} {v}" for k, v in drops.items()) or "none"
+        if any(drops.get(k) for k in ("drops_buffer", "drops_user")):
+            print("ktrace: events came faster than they could be "
+                  + ("printed" if self.printing else "handled")
+                  + "; narrow the filter to what you need (e.g. container.id=ID, proc.name=NAME, "
+                    "evt.type=TYPE), or write them with -w FILE and read that with -r",
+                  file=self.opts.stderr)
         print(f"ktrace: {stats.get('events', 0)} events captured, {total} dropped ({detail})",
               file=self.opts.stderr)
         for note in self._notes:

@@ -148,6 +148,10 @@ class LiveSource:
                     self._queued -= len(b)
                 n += counter.scan(b)[1]
 
+    def queued(self) -> int:
+        """Bytes taken from the ring and not handed to the main thread yet."""
+        return self._queued
+
     def stop(self) -> None:
         """Stop draining: ``batches`` ends once the consumer has flushed what it had."""
         self._stop.set()

@@ -155,20 +155,26 @@ class State:
 
     def reap(self) -> None:
         """Forget threads that exited (kept until now so their procexit could still be shown)."""
-        if self._reap:
-            self.version += 1
-            if self.before_reap is not None:
-                self.before_reap()
+        if not self._reap:
+            return
+        self.version += 1
+        if self.before_reap is not None:
+            self.before_reap()
+        gone = set()
         for tid in self._reap:
             t = self.threads.pop(tid, None)
-            # The fd table belongs to the process: it goes with its last thread, which need not
-            # be the main one.
-            if t is not None and not any(x.pid == t.pid for x in self.threads.values()):
-                self.fds.pop(t.pid, None)
+            if t is not None:
+                gone.add(t.pid)
             self._enter_ts.pop(tid, None)
             self._pending.pop(tid, None)
             self._forking.pop(tid, None)
         self._reap.clear()
+        # The fd table belongs to the process: it goes with its last thread, which need not be
+        # the main one. (One pass over the threads per batch, not one per exited thread.)
+        if gone:
+            gone.difference_update(x.pid for x in self.threads.values())
+            for pid in gone:
+                self.fds.pop(pid, None)
 
     def _changed(self, tid: int) -> None:
         if self.on_thread_change is not None:
@@ -221,7 +227,7 @@ class State:
     def _copy_fds(self, pid: int, *, exec_: bool = False) -> dict[int, Fd]:
         """A copy of a process's fd table, as a forked child gets it (``exec_``: and keeps after an
         exec, close-on-exec ones gone)."""
-        return {n: Fd.from_row(f.to_row()) for n, f in self.fds.get(pid, {}).items()
+        return {n: f.copy() for n, f in self.fds.get(pid, {}).items()
                 if not (exec_ and f.flags & O_CLOEXEC)}
 
     def _add_fd(self, pid: int, fd: Fd) -> None:
@@ -535,7 +541,7 @@ class State:
         src = self.fd(ev.pid, old)
         if src is None:
             return
-        copy = Fd.from_row(src.to_row())
+        copy = src.copy()
         copy.num = new
         copy.flags = (copy.flags & ~O_CLOEXEC) | (O_CLOEXEC if cloexec else 0)
         self._add_fd(ev.pid, copy)

@@ -6,7 +6,7 @@ capture's table blocks, so a capture read elsewhere starts from the same state t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # fd.type names and their fd.typechar, as sysdig prints them.
@@ -66,6 +66,8 @@ class Thread:
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Thread:
+        if len(row) <= len(cls.FIELDS):
+            return cls(*row)  # FIELDS are the first fields, in order (checked below)
         return cls(**dict(zip(cls.FIELDS, row, strict=False)))
 
     def fork(self, tid: int, pid: int) -> Thread:
@@ -99,7 +101,14 @@ class Fd:
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Fd:
+        if len(row) <= len(cls.FIELDS):
+            return cls(*row)  # FIELDS are all the fields, in order (checked below)
         return cls(**dict(zip(cls.FIELDS, row, strict=False)))
+
+    def copy(self) -> Fd:
+        """Another fd with the same values (a dup, a forked child's table)."""
+        return Fd(self.num, self.type, self.name, self.l4proto, self.cip, self.cport, self.sip, self.sport,
+                  self.is_server, self.flags, self.ino)
 
     @property
     def typechar(self) -> str:
@@ -121,6 +130,11 @@ class Fd:
         self.sip, self.sport = ip, port
         self.is_server = True
         self.name = _hostport(ip, port)
+
+
+# from_row builds rows positionally: the table columns are the dataclasses' first fields, in order.
+assert tuple(f.name for f in fields(Thread))[:len(Thread.FIELDS)] == Thread.FIELDS
+assert tuple(f.name for f in fields(Fd)) == Fd.FIELDS
 
 
 def _hostport(ip: str, port: int) -> str:

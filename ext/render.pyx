@@ -1,0 +1,995 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Output lines rendered in C: sysdig's default line, -p formats, -pc/-pk and -j, straight from
+records into one reused byte buffer.
+
+A Formatter (tracer/output/format.py) parses the format and stays the reference: this module
+renders the same bytes. The common fields (evt.num, evt.outputtime, evt.cpu, evt.dir, evt.type,
+evt.info, proc.name, proc.pid, proc.exe, thread.tid, thread.vtid, fd.num, fd.name, fd.type,
+user.name, container.id, container.name, k8s.pod.name) are read from the record and from the
+state's objects through the C API; text the state holds is encoded once and kept by value (the
+str object is the key). Any other field, and any parameter this module does not render itself
+(relative paths, socket addresses, thread values), goes through the Formatter's Python path for
+that field only, with an Event made on first need.
+"""
+
+from cpython.array cimport array
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport Py_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_ITEM
+from cpython.object cimport PyObject
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+import json as _json
+import time as _time
+
+include "record.pxi"
+
+__all__ = ["Renderer"]
+
+cdef const char *HEXDIGITS = b"0123456789abcdef"
+cdef const char *HEXUPPER = b"0123456789ABCDEF"
+RAW_ARGS = 1  # params[evt] for syscalls without a decoder
+
+# What a piece of the format is.
+cdef enum:
+    K_LIT = 0
+    K_NUM
+    K_TIME
+    K_CPU
+    K_DIR
+    K_TYPE
+    K_INFO
+    K_COMM
+    K_EXE
+    K_TID
+    K_PID
+    K_VTID
+    K_FDNUM
+    K_FDNAME
+    K_FDTYPE
+    K_USER
+    K_CID
+    K_CNAME
+    K_PODNAME
+    K_PY  # the Formatter's path, for this field
+
+# Parameter types (tracer/schema/types.PT) this module renders; P_PY: the Python path.
+cdef enum:
+    P_PY = 0
+    P_FD
+    P_RES
+    P_RESFD
+    P_DIRFD
+    P_INT32
+    P_INT64
+    P_UINT
+    P_ID32
+    P_CACHED  # flags, enums, hex, octal: rendered once per value by Python, then kept
+    P_CACHED32  # signals: the same, of the value as a C int
+    P_PATH
+    P_STR
+    P_ARGV
+    P_BUF
+    P_HEX  # F"{v:X}", 0 for 0
+    P_OCT  # f"0{v:o}", 0 for 0
+    P_SEGNUM  # a number read from a segment's first 8 bytes (hex, octal or decimal: Param.base)
+
+cdef enum:
+    SRC_RET = 6
+    SRC_S0 = 7
+    SRC_S1 = 8
+    SRC_OTHER = 9
+
+_KINDS = {
+    "evt.num": K_NUM, "evt.outputtime": K_TIME, "evt.cpu": K_CPU, "evt.dir": K_DIR, "evt.type": K_TYPE,
+    "evt.info": K_INFO, "evt.args": K_INFO, "proc.name": K_COMM, "proc.exe": K_EXE, "thread.tid": K_TID,
+    "proc.pid": K_PID, "thread.vtid": K_VTID, "fd.num": K_FDNUM, "fd.name": K_FDNAME, "fd.type": K_FDTYPE,
+    "user.name": K_USER, "container.id": K_CID, "container.name": K_CNAME, "k8s.pod.name": K_PODNAME,
+}
+
+
+cdef struct Rec:
+    uint64_t ts
+    uint32_t tid
+    uint32_t pid
+    uint16_t evt
+    uint16_t cpu
+    int64_t ret
+    uint64_t args[6]
+    const uint8_t *s0
+    uint32_t l0
+    const uint8_t *s1
+    uint32_t l1
+    uint32_t flags
+    uint64_t num
+
+
+cdef class _Param:
+    cdef int kind
+    cdef int base  # P_SEGNUM: 16, 8 or 10
+    cdef int src
+    cdef bytes prefix  # b"name=", or b"" for types that name their own parts
+    cdef object param
+    cdef dict cache
+
+
+cdef class _Piece:
+    cdef int kind
+    cdef int width
+    cdef bytes text  # a literal, or the JSON key with its quotes and colon
+    cdef object piece  # the Formatter's Piece
+
+
+cdef class Renderer:
+    """Renders events for one Formatter into a byte buffer; ``take()`` hands the bytes over."""
+
+    cdef char *buf
+    cdef Py_ssize_t pos
+    cdef Py_ssize_t cap
+    cdef object fmt
+    cdef object state
+    cdef object opts
+    cdef bint json
+    cdef bint info_space
+    cdef int tmode  # b'h', b'a', b'r', b'd', b'D'
+    cdef list pieces
+    cdef list params  # evt -> tuple of _Param (None: the Python path for the whole evt.info)
+    cdef list names  # evt -> bytes
+    cdef dict enc  # str -> its UTF-8 bytes
+    cdef dict tags  # (type, l4proto) -> b"<f>"
+    cdef uint64_t first_ts
+    cdef uint64_t prev_ts
+    cdef int64_t time_sec
+    cdef bytes time_text
+    cdef object ev  # the Event of the record being rendered, once something needed it
+    cdef object batch
+    cdef Py_ssize_t off
+    cdef int64_t latency
+    cdef bint have_latency
+    cdef object render_param
+    cdef bytes fd_regs
+    cdef dict errnos
+    cdef object errno_name
+    cdef object render_buffer
+    cdef object info_opts
+    cdef object event_cls
+    cdef bint ascii_buf
+    cdef bint normal_buf
+    cdef Py_ssize_t max_buf
+    cdef bint verbose
+    cdef object fast_apply
+    cdef dict threads  # the state's tables, read once per call (State keeps these dicts in place)
+    cdef dict fds
+    cdef bytes fast_mask
+    cdef public uint64_t stop_at  # CLOCK_MONOTONIC ns after which events are counted, not rendered
+    cdef public uint64_t skipped  # events not rendered because of stop_at
+    cdef uint32_t tick
+
+    def __init__(self, formatter, state):
+        from tracer.event import Event, render_buffer, render_param
+        from tracer.output.format import DEFAULT_JSON_FIELDS, Piece
+        from tracer.schema.events import FD_REGS, event_info, event_name
+        from tracer.schema.fields import FIELDS
+        from tracer.schema.types import PT
+
+        self.fmt = formatter
+        self.state = state
+        self.fast_apply = None
+        self.fast_mask = b""
+        self.opts = formatter.opts
+        self.json = formatter.json_out
+        self.info_space = formatter._info_space
+        self.tmode = ord(formatter.time_mode[0])
+        self.info_opts = formatter._json_opts if self.json else formatter.opts
+        self.render_param = render_param
+        self.fd_regs = bytes(FD_REGS)
+        from tracer.schema.flags import errno_name
+        self.errno_name = errno_name
+        self.errnos = {}
+        self.render_buffer = render_buffer
+        self.event_cls = Event
+        self.enc = {}
+        self.tags = {}
+        self.time_sec = -1
+        self.time_text = b""
+        mode = self.info_opts.mode
+        self.normal_buf = mode == "normal"
+        self.ascii_buf = mode == "ascii"
+        self.verbose = bool(self.info_opts.verbose)
+        self.max_buf = self.info_opts.max_buf
+        self.pieces = []
+        if self.json:
+            if formatter.custom:
+                keyed = [(p.key, p) for p in formatter.pieces if isinstance(p, Piece)]
+            else:
+                keyed = [(k, Piece(FIELDS.lookup(k), None, 0, k)) for k in DEFAULT_JSON_FIELDS]
+            seen = set()
+            first = True
+            for key, p in sorted(keyed, key=lambda kp: kp[0]):
+                if key in seen:
+                    continue
+                seen.add(key)
+                self.pieces.append(self._piece(p, (b"{" if first else b",") + _json.dumps(key).encode() + b":"))
+                first = False
+        else:
+            for p in formatter.pieces:
+                if isinstance(p, str):
+                    lit = _Piece()
+                    lit.kind = K_LIT
+                    lit.text = p.encode("utf-8", "surrogateescape")
+                    self.pieces.append(lit)
+                else:
+                    self.pieces.append(self._piece(p, b""))
+        codes = {PT.FD: P_FD, PT.RES: P_RES, PT.RESFD: P_RESFD, PT.DIRFD: P_DIRFD, PT.INT: P_INT32,
+                 PT.PID: P_INT32, PT.INT64: P_INT64, PT.UINT: P_UINT, PT.UID: P_ID32, PT.GID: P_ID32,
+                 PT.FLAGS: P_CACHED, PT.ENUM: P_CACHED, PT.SIGNAL: P_CACHED32, PT.HEX: P_HEX,
+                 PT.OCT: P_OCT, PT.PATH: P_PATH, PT.STR: P_STR, PT.ARGV: P_ARGV, PT.BUF: P_BUF}
+        numeric = (P_RES, P_RESFD, P_DIRFD, P_INT32, P_INT64, P_UINT, P_ID32, P_CACHED, P_CACHED32, P_FD, P_HEX, P_OCT)
+        from tracer.event import _INTERNAL_INFO, info_untyped
+        self.params = []
+        self.names = []
+        for evt in range(EVT_MAX):
+            self.names.append(event_name(evt).encode())
+            info = event_info(evt)
+            direction = evt & 1 if evt < EVT_BASE_OTHER else 0
+            plist = info.params(direction) if info else ()
+            if evt in _INTERNAL_INFO:
+                self.params.append(None)
+                continue
+            if not plist and evt < EVT_BASE_OTHER and info_untyped(info):
+                self.params.append(RAW_ARGS)
+                continue
+            specs = []
+            for p in plist:
+                s = _Param()
+                s.param = p
+                s.kind = codes.get(p.type, P_PY)
+                src = p.src
+                s.src = SRC_RET if src == "ret" else SRC_S0 if src == "s0" else SRC_S1 if src == "s1" \
+                    else int(src[1]) if len(src) == 2 and src[0] == "a" else SRC_OTHER
+                if s.src in (SRC_S0, SRC_S1) and p.type in (PT.HEX, PT.OCT, PT.INT, PT.UINT):
+                    s.kind = P_SEGNUM  # Event.render_param: the segment's first 8 bytes, unsigned
+                    s.base = 16 if p.type is PT.HEX else 8 if p.type is PT.OCT else 10
+                elif s.src == SRC_OTHER or (s.kind in numeric and s.src >= SRC_S0) \
+                        or (s.kind in (P_PATH, P_STR, P_ARGV, P_BUF) and s.src < SRC_S0):
+                    s.kind = P_PY
+                s.prefix = b"" if p.type in (PT.FDPAIR, PT.OPENHOW) else (p.name + "=").encode()
+                s.cache = {}
+                specs.append(s)
+            self.params.append(tuple(specs))
+
+    def __cinit__(self):
+        self.cap = 1 << 16
+        self.buf = <char *>malloc(self.cap)
+        if self.buf == NULL:
+            raise MemoryError()
+        self.pos = 0
+
+    def __dealloc__(self):
+        free(self.buf)
+
+    cdef _Piece _piece(self, p, bytes text):
+        pc = _Piece()
+        pc.piece = p
+        pc.width = p.width
+        pc.text = text
+        pc.kind = _KINDS.get(p.field.name, K_PY) if p.arg is None else K_PY
+        return pc
+
+    # --- the buffer --------------------------------------------------------------------------
+    cdef int _grow(self, Py_ssize_t n) except -1:
+        cdef Py_ssize_t cap = self.cap
+        cdef char *nb
+        while cap < self.pos + n:
+            cap *= 2
+        nb = <char *>realloc(self.buf, cap)
+        if nb == NULL:
+            raise MemoryError()
+        self.buf = nb
+        self.cap = cap
+        return 0
+
+    cdef inline int _put(self, const char *s, Py_ssize_t n) except -1:
+        if self.pos + n > self.cap:
+            self._grow(n)
+        memcpy(self.buf + self.pos, s, n)
+        self.pos += n
+        return 0
+
+    cdef inline int _putc(self, char c) except -1:
+        if self.pos + 1 > self.cap:
+            self._grow(1)
+        self.buf[self.pos] = c
+        self.pos += 1
+        return 0
+
+    cdef inline int _putb(self, bytes b) except -1:
+        return self._put(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+    cdef int _puti(self, int64_t v) except -1:
+        cdef char tmp[24]
+        cdef int i = 24
+        cdef uint64_t u = <uint64_t>(-v) if v < 0 else <uint64_t>v
+        while True:
+            i -= 1
+            tmp[i] = <char>(48 + u % 10)
+            u //= 10
+            if u == 0:
+                break
+        if v < 0:
+            i -= 1
+            tmp[i] = 45
+        return self._put(tmp + i, 24 - i)
+
+    cdef int _putu(self, uint64_t u) except -1:
+        cdef char tmp[24]
+        cdef int i = 24
+        while True:
+            i -= 1
+            tmp[i] = <char>(48 + u % 10)
+            u //= 10
+            if u == 0:
+                break
+        return self._put(tmp + i, 24 - i)
+
+    cdef int _put9(self, uint64_t v) except -1:
+        """Nine digits, zero-padded (nanoseconds)."""
+        cdef char tmp[9]
+        cdef int i
+        for i in range(8, -1, -1):
+            tmp[i] = <char>(48 + v % 10)
+            v //= 10
+        return self._put(tmp, 9)
+
+    cdef int _puts(self, s) except -1:
+        """A str, as UTF-8 (encoded once per distinct string)."""
+        cdef PyObject *hit = PyDict_GetItem(self.enc, s)
+        if hit != NULL:
+            return self._putb(<bytes>hit)
+        b = (<str>s).encode("utf-8", "surrogateescape")
+        if len(self.enc) > 65536:
+            self.enc.clear()
+        self.enc[s] = b
+        return self._putb(b)
+
+    cdef int _put_json_from(self, Py_ssize_t start) except -1:
+        """Quote the UTF-8 text at buf[start:pos] in place as a JSON string, as json.dumps does
+        (ASCII only: \\uXXXX for the rest)."""
+        cdef Py_ssize_t n = self.pos - start
+        cdef bytes raw = self.buf[start:self.pos] if n else b""
+        cdef const uint8_t *s = <const uint8_t *>PyBytes_AS_STRING(raw)
+        cdef Py_ssize_t i = 0
+        cdef uint8_t c
+        self.pos = start
+        self._putc(34)
+        while i < n:
+            c = s[i]
+            if c >= 0x80:
+                break
+            if c == 34 or c == 92:
+                self._putc(92)
+                self._putc(c)
+            elif 32 <= c < 127:
+                self._putc(c)
+            elif c == 10:
+                self._put(b"\\n", 2)
+            elif c == 13:
+                self._put(b"\\r", 2)
+            elif c == 9:
+                self._put(b"\\t", 2)
+            elif c == 8:
+                self._put(b"\\b", 2)
+            elif c == 12:
+                self._put(b"\\f", 2)
+            else:
+                self._put(b"\\u00", 4)
+                self._putc(HEXDIGITS[c >> 4])
+                self._putc(HEXDIGITS[c & 15])
+            i += 1
+        if i < n:  # non-ASCII: json.dumps itself, for the rest of the string
+            rest = _json.dumps(raw[i:].decode("utf-8", "surrogateescape")).encode()
+            self._put(PyBytes_AS_STRING(rest) + 1, PyBytes_GET_SIZE(rest) - 1)
+            return 0
+        self._putc(34)
+        return 0
+
+    # --- records -----------------------------------------------------------------------------
+    def render_records(self, bytes batch not None, sel, Py_ssize_t i, uint64_t num_base, bytes shown not None,
+                       bint exact_only):
+        """Render the events of ``sel`` (a scanner selection over ``batch``) from triple ``i``
+        on, while they are plain matches (SEL_MATCH, with SEL_EXACT when ``exact_only``) or fd
+        events ``set_fast`` lets it apply. ``shown`` masks the event ids that print. Returns
+        (the next triple, events rendered)."""
+        cdef const uint8_t *base = <const uint8_t *>PyBytes_AS_STRING(batch)
+        cdef array sarr = sel
+        cdef const uint64_t *s = <const uint64_t *>sarr.data.as_voidptr
+        cdef Py_ssize_t nsel = Py_SIZE(sarr)
+        cdef const uint8_t *show = <const uint8_t *>PyBytes_AS_STRING(shown)
+        cdef Py_ssize_t nshow = PyBytes_GET_SIZE(shown)
+        cdef uint64_t why
+        cdef uint64_t want = (SEL_MATCH | SEL_EXACT) if exact_only else SEL_MATCH
+        cdef Py_ssize_t off
+        cdef rec_fixed f
+        cdef Rec r
+        cdef Py_ssize_t done = 0
+        cdef const uint8_t *fast = <const uint8_t *>PyBytes_AS_STRING(self.fast_mask)
+        cdef Py_ssize_t nfast = PyBytes_GET_SIZE(self.fast_mask)
+        if PyBytes_GET_SIZE(batch) == 0:
+            return i, 0
+        if sarr.ob_descr.typecode != b"Q":
+            raise TypeError("the selection must be an array('Q')")
+        self.threads = self.state.threads
+        self.fds = self.state.fds
+        self.batch = batch
+        while i < nsel:
+            why = s[i + 2]
+            off = <Py_ssize_t>s[i + 1]
+            if why & SEL_STATE:
+                # An fd event the scanner leaves to its turn (close, the opens): applied here,
+                # without an Event, then shown like any other.
+                if self.fast_apply is None or why & SEL_RUN:
+                    break
+                memcpy(&f, base + off, sizeof(rec_fixed))
+                if f.evt >= nfast or not fast[f.evt]:
+                    break
+                why &= ~(<uint64_t>(SEL_STATE | SEL_FAST))
+                if why and why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
+                    break
+                self.fast_apply(batch, off)
+                if not why:
+                    i += 3
+                    continue
+            elif why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
+                break
+            else:
+                memcpy(&f, base + off, sizeof(rec_fixed))
+            i += 3
+            if f.evt >= nshow or not show[f.evt] or f.flags & RF_HIDDEN:
+                continue
+            r.ts = f.ts
+            r.tid = f.tid
+            r.pid = f.pid
+            r.evt = f.evt
+            r.cpu = f.cpu
+            r.ret = f.ret
+            memcpy(r.args, f.args, sizeof(r.args))
+            r.l0 = f.l0
+            r.l1 = f.l1
+            if REC_FIXED + <uint32_t>f.l0 + f.l1 > f.length:
+                r.l0 = r.l1 = 0
+            r.s0 = base + off + REC_FIXED
+            r.s1 = r.s0 + r.l0
+            r.flags = f.flags
+            r.num = num_base + s[i - 3]
+            self.off = off
+            self.ev = None
+            self.have_latency = False
+            self._render(&r)
+            done += 1
+        self.batch = None
+        self.ev = None
+        return i, done
+
+    def set_fast(self, apply, mask):
+        """Let ``render_records`` apply the fd events of ``mask`` (event id -> non-zero) itself,
+        with ``apply(batch, off)`` (the scanner's ``apply``), instead of stopping at them."""
+        self.fast_apply = apply
+        self.fast_mask = bytes(mask) if apply is not None else b""
+
+    def render_event(self, ev):
+        """Render one Event (one the pipeline made anyway: a state change, or one the Python
+        filter looked at)."""
+        cdef Rec r
+        cdef bytes s0 = ev.seg0
+        cdef bytes s1 = ev.seg1
+        cdef int k
+        args = ev.args
+        r.ts = ev.ts
+        r.tid = ev.tid
+        r.pid = ev.pid
+        r.evt = ev.evt
+        r.cpu = ev.cpu
+        r.ret = ev.ret
+        for k in range(6):
+            r.args[k] = args[k]
+        r.s0 = <const uint8_t *>PyBytes_AS_STRING(s0)
+        r.l0 = PyBytes_GET_SIZE(s0)
+        r.s1 = <const uint8_t *>PyBytes_AS_STRING(s1)
+        r.l1 = PyBytes_GET_SIZE(s1)
+        r.flags = ev.flags
+        r.num = ev.num
+        self.threads = self.state.threads
+        self.fds = self.state.fds
+        self.ev = ev
+        self.latency = ev.latency
+        self.have_latency = True
+        try:
+            self._render(&r)
+        finally:
+            self.ev = None
+
+    def take(self):
+        """The rendered bytes so far; the buffer starts over."""
+        out = self.buf[:self.pos]
+        self.pos = 0
+        return out
+
+    @property
+    def pending(self):
+        """Bytes rendered and not taken yet."""
+        return self.pos
+
+    cdef object _event(self, Rec *r):
+        if self.ev is None:
+            self.ev = self.event_cls(self.batch, self.off, r.num, self.state)
+        return self.ev
+
+    cdef object _thread(self, Rec *r):
+        cdef PyObject *t
+        if self.ev is not None:
+            return self.ev.thread
+        t = PyDict_GetItem(self.threads, r.tid)
+        return <object>t if t != NULL else None
+
+    cdef object _fd(self, Rec *r):
+        """The Fd the event is about (Event.fd), or None."""
+        if self.ev is not None:
+            return self.ev.fd
+        if r.evt >= EVT_BASE_OTHER:
+            return None
+        return self._fd_of(r, (<const uint8_t *>PyBytes_AS_STRING(self.fd_regs))[r.evt])
+
+    cdef object _fd_of(self, Rec *r, int reg):
+        cdef int64_t n
+        if reg == FD_NONE:
+            return None
+        if reg == FD_RET:
+            n = r.ret if r.ret < 0 else <int32_t>r.ret
+        else:
+            n = <int32_t>r.args[reg]
+        if n < 0:
+            return None
+        return self._lookup_fd(r.pid, n)
+
+    cdef object _lookup_fd(self, uint32_t pid, int64_t n):
+        cdef PyObject *fd
+        cdef PyObject *table = PyDict_GetItem(self.fds, pid)
+        if table == NULL:
+            return None
+        fd = PyDict_GetItem(<object>table, n)
+        return <object>fd if fd != NULL else None
+
+    cdef int _render(self, Rec *r) except -1:
+        cdef _Piece p
+        cdef timespec now
+        if self.stop_at:
+            self.tick += 1
+            if self.skipped or self.tick & 63 == 0:
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                if self.skipped or <uint64_t>now.tv_sec * 1000000000 + now.tv_nsec > self.stop_at:
+                    self.skipped += 1
+                    return 0
+        cdef Py_ssize_t start, k, j, chars
+        cdef Py_ssize_t npieces = len(self.pieces)
+        cdef bint js = self.json
+        for k in range(npieces):
+            p = <_Piece>PyList_GET_ITEM(self.pieces, k)
+            if p.kind == K_LIT:
+                self._putb(p.text)
+                continue
+            if js:
+                self._putb(p.text)
+            start = self.pos
+            self._field(p, r)
+            if p.width and not js:
+                chars = 0
+                for j in range(start, self.pos):
+                    if (<uint8_t>self.buf[j]) & 0xC0 != 0x80:
+                        chars += 1
+                while chars < p.width:
+                    self._putc(32)
+                    chars += 1
+        self._putc(125 if js else 10)
+        if js:
+            self._putc(10)
+        return 0
+
+    cdef int _na(self) except -1:
+        if self.json:
+            return self._put(b'"<NA>"', 6)
+        return self._put(b"<NA>", 4)
+
+    cdef int _str(self, s) except -1:
+        """A text value, or <NA> for None."""
+        cdef Py_ssize_t start
+        if s is None:
+            return self._na()
+        if self.json:
+            start = self.pos
+            self._puts(s)
+            return self._put_json_from(start)
+        return self._puts(s)
+
+    cdef int _field(self, _Piece p, Rec *r) except -1:
+        cdef int kind = p.kind
+        cdef Py_ssize_t start
+        cdef bint js = self.json
+        if kind == K_NUM:
+            return self._putu(r.num)
+        if kind == K_TID:
+            return self._putu(r.tid)
+        if kind == K_PID:
+            return self._putu(r.pid)
+        if kind == K_CPU:
+            return self._putu(r.cpu)
+        if kind == K_TIME:
+            return self._time(r)
+        if kind == K_DIR:
+            if js:
+                return self._put(b'"<"', 3) if r.evt < EVT_BASE_OTHER and r.evt & 1 else self._put(b'">"', 3)
+            return self._putc(60 if r.evt < EVT_BASE_OTHER and r.evt & 1 else 62)
+        if kind == K_TYPE:
+            if js:
+                self._putc(34)
+                self._putb(self._name(r.evt))
+                return self._putc(34)
+            return self._putb(self._name(r.evt))
+        if kind == K_INFO:
+            start = self.pos
+            self._info(r)
+            if js:
+                return self._put_json_from(start)
+            while self.pos > start and self.buf[self.pos - 1] == 32:
+                self.pos -= 1
+            if self.info_space and self.pos > start:
+                self._putc(32)
+            return 0
+        if kind == K_COMM or kind == K_EXE or kind == K_VTID or kind == K_USER or kind == K_CID \
+                or kind == K_CNAME or kind == K_PODNAME:
+            return self._thread_field(kind, r)
+        if kind == K_FDNUM or kind == K_FDNAME or kind == K_FDTYPE:
+            return self._fd_field(kind, r)
+        return self._py_field(p, r)
+
+    cdef bytes _name(self, uint16_t evt):
+        if evt < EVT_MAX:
+            return <bytes>PyList_GET_ITEM(self.names, evt)
+        from tracer.schema.events import event_name
+        return event_name(evt).encode()
+
+    cdef int _time(self, Rec *r) except -1:
+        cdef uint64_t ts = r.ts
+        cdef int64_t d
+        cdef int64_t sec
+        cdef int m = self.tmode
+        if not self.first_ts:
+            self.first_ts = ts
+        if self.json:
+            return self._putu(ts)
+        if m == 97:  # a
+            d = <int64_t>ts
+        elif m == 114:  # r
+            d = <int64_t>(ts - self.first_ts)
+        elif m == 100:  # d
+            if not self.have_latency:
+                return self._py_time(r)
+            d = self.latency if r.evt < EVT_BASE_OTHER and r.evt & 1 else 0
+        elif m == 68:  # D
+            d = <int64_t>(ts - self.prev_ts) if self.prev_ts else 0
+            self.prev_ts = ts
+        else:
+            sec = ts // 1000000000
+            if sec != self.time_sec:
+                self.time_text = _time.strftime("%H:%M:%S", _time.localtime(sec)).encode() + b"."
+                self.time_sec = sec
+            self._putb(self.time_text)
+            return self._put9(ts % 1000000000)
+        # Python's floor division: a negative delta (CPUs' clocks) prints as -1.999999999
+        sec = d // 1000000000
+        if d < 0 and sec * 1000000000 != d:
+            sec -= 1
+        self._puti(sec)
+        self._putc(46)
+        return self._put9(<uint64_t>(d - sec * 1000000000))
+
+    cdef int _py_time(self, Rec *r) except -1:
+        ev = self._event(r)
+        return self._puts(self.fmt._outputtime(ev))
+
+    cdef int _thread_field(self, int kind, Rec *r) except -1:
+        t = self._thread(r)
+        if t is None:
+            return self._na()
+        if kind == K_COMM:
+            v = t.comm
+            return self._str(v if v != "" else None)
+        if kind == K_EXE:
+            v = t.exe
+            return self._str(v if v != "" else None)
+        if kind == K_VTID:
+            vt = t.vtid
+            if vt == -1:
+                return self._na()
+            return self._puti(vt)
+        if kind == K_USER:
+            uid = t.uid
+            if uid < 0:
+                return self._na()
+            u = self.state.users.get(uid)
+            return self._str(u.name if u is not None else None)
+        cid = t.container_id
+        if cid == "host":
+            return self._str("host" if kind != K_PODNAME else None)
+        if kind == K_CID:
+            return self._str(cid)
+        info = self.state.containers.get(cid)
+        if not info:
+            return self._na()
+        v = info.get("name" if kind == K_CNAME else "pod_name")
+        if v is None or v == "" or v == "<NA>":
+            return self._na()
+        if not isinstance(v, str):
+            return self._py_value(v, None)
+        return self._str(v)
+
+    cdef int _fd_field(self, int kind, Rec *r) except -1:
+        cdef int64_t n
+        cdef uint8_t reg
+        if kind == K_FDNUM:
+            if r.evt >= EVT_BASE_OTHER:
+                return self._na()
+            reg = (<const uint8_t *>PyBytes_AS_STRING(self.fd_regs))[r.evt]
+            if reg == FD_NONE:
+                return self._na()
+            if reg == FD_RET:
+                n = r.ret if r.ret < 0 else <int32_t>r.ret
+            else:
+                n = <int32_t>r.args[reg]
+            return self._puti(n)
+        fd = self._fd(r)
+        if fd is None:
+            return self._na()
+        v = fd.name if kind == K_FDNAME else fd.type
+        return self._str(v if v != "" else None)
+
+    cdef int _py_field(self, _Piece p, Rec *r) except -1:
+        """A field without a C renderer: the Formatter's own value, for this field only."""
+        ev = self._event(r)
+        return self._py_value(self.fmt.value(ev, p.piece), p.piece)
+
+    cdef int _py_value(self, v, piece) except -1:
+        from tracer.output.format import NA, _text
+        from tracer.schema.fields import FieldType
+        if not self.json:
+            return self._puts(NA if v is None else _text(v))
+        if v is None:
+            v = NA
+        elif piece is not None and piece.field.type in (FieldType.IPADDR, FieldType.IPNET):
+            v = str(v)
+        elif isinstance(v, bytes):
+            v = v.decode(errors="replace")
+        elif isinstance(v, list):
+            v = [str(x) for x in v]
+        return self._putb(_json.dumps(v, separators=(",", ":")).encode())
+
+    # --- evt.info ----------------------------------------------------------------------------
+    cdef int _info(self, Rec *r) except -1:
+        cdef _Param s
+        cdef Py_ssize_t k, mark
+        specs = <object>PyList_GET_ITEM(self.params, r.evt) if r.evt < EVT_MAX else ()
+        if specs is None:
+            ev = self._event(r)
+            return self._puts(ev.info_str(self.info_opts))
+        if specs is RAW_ARGS:
+            return self._raw_args(r)
+        for k in range(len(<tuple>specs)):
+            s = <_Param>(<tuple>specs)[k]
+            mark = self.pos
+            self._putb(s.prefix)
+            self._param(s, r)
+            if self.pos > mark:
+                self._putc(32)
+        return 0
+
+    cdef int _raw_args(self, Rec *r) except -1:
+        """A syscall without a decoder: res=N, or its argument registers up to the last set."""
+        cdef int last = -1
+        cdef int k
+        cdef uint64_t a
+        cdef int sh
+        cdef PyObject *hit
+        if r.evt & 1:
+            self._put(b"res=", 4)
+            if -4096 < r.ret < 0:
+                hit = PyDict_GetItem(self.errnos, r.ret)
+                if hit == NULL:
+                    text = f"{r.ret}({self.errno_name(-r.ret)})".encode()
+                    self.errnos[r.ret] = text
+                    hit = <PyObject *>text
+                self._putb(<bytes>hit)
+            else:
+                self._puti(r.ret)
+            return self._putc(32)
+        for k in range(6):
+            if r.args[k]:
+                last = k
+        for k in range(last + 1):
+            if k:
+                self._putc(32)
+            self._putc(97)
+            self._putc(48 + k)
+            self._put(b"=0x", 3)
+            a = r.args[k]
+            sh = 60
+            while sh > 0 and not (a >> sh) & 15:
+                sh -= 4
+            while sh >= 0:
+                self._putc(HEXDIGITS[(a >> sh) & 15])
+                sh -= 4
+        if last >= 0:
+            self._putc(32)
+        return 0
+
+    cdef int _param(self, _Param s, Rec *r) except -1:
+        cdef int kind = s.kind
+        cdef int64_t v
+        cdef uint64_t raw
+        if kind == P_PY:
+            return self._py_param(s, r)
+        if kind == P_SEGNUM:
+            return self._seg_number(s, r)
+        if kind >= P_PATH and kind <= P_BUF:
+            return self._seg_param(s, r)
+        if s.src == SRC_RET:
+            v = r.ret
+        else:
+            v = <int64_t>r.args[s.src]
+        if kind == P_INT32:
+            return self._puti(<int32_t>v)
+        if kind == P_INT64:
+            return self._puti(v)
+        if kind == P_UINT:
+            if s.src == SRC_RET:
+                return self._puti(v)
+            return self._putu(r.args[s.src])
+        if kind == P_ID32:
+            return self._putu(<uint32_t>v)
+        if kind == P_FD:
+            return self._fd_text(r, <int32_t>v)
+        if kind == P_DIRFD:
+            v = <int32_t>v
+            if v == -100:
+                return self._put(b"-100(AT_FDCWD)", 14)
+            return self._fd_text(r, v)
+        if kind == P_RES or kind == P_RESFD:
+            if v >= 0:
+                if kind == P_RES:
+                    return self._puti(v)
+                return self._fd_text(r, v)
+            return self._cached(s, v)
+        if kind == P_HEX or kind == P_OCT:
+            if s.src == SRC_RET and v < 0:
+                return self._cached(s, v)
+            return self._put_base(r.args[s.src] if s.src != SRC_RET else <uint64_t>v, 16 if kind == P_HEX else 8)
+        if kind == P_CACHED32:
+            return self._cached(s, <int32_t>v)
+        # P_CACHED: the Python value as Event.raw gives it (ret signed, registers unsigned)
+        if s.src == SRC_RET:
+            return self._cached(s, v)
+        raw = r.args[s.src]
+        return self._cached(s, raw)
+
+    cdef int _put_base(self, uint64_t a, int base) except -1:
+        """f"{a:X}" (base 16) or f"0{a:o}" (base 8); 0 alone for 0."""
+        cdef int sh, step = 4 if base == 16 else 3
+        cdef uint64_t mask = 15 if base == 16 else 7
+        if a == 0:
+            return self._putc(48)
+        if base == 8:
+            self._putc(48)
+        sh = 60 if base == 16 else 63
+        while sh > 0 and not (a >> sh) & mask:
+            sh -= step
+        while sh >= 0:
+            self._putc(HEXUPPER[(a >> sh) & mask])
+            sh -= step
+        return 0
+
+    cdef int _seg_number(self, _Param s, Rec *r) except -1:
+        cdef uint64_t a = 0
+        cdef uint32_t n = r.l0 if s.src == SRC_S0 else r.l1
+        memcpy(&a, r.s0 if s.src == SRC_S0 else r.s1, 8 if n > 8 else n)
+        if s.base == 10:
+            return self._putu(a)
+        return self._put_base(a, s.base)
+
+    cdef int _cached(self, _Param s, key) except -1:
+        cdef PyObject *hit = PyDict_GetItem(s.cache, key)
+        if hit != NULL:
+            return self._putb(<bytes>hit)
+        text = self.render_param(None, s.param, key, self.info_opts).encode("utf-8", "surrogateescape")
+        if len(s.cache) < 4096:
+            s.cache[key] = text
+        return self._putb(text)
+
+    cdef int _fd_text(self, Rec *r, int64_t n) except -1:
+        """3(<f>/etc/passwd), or the number alone when the state does not know the fd."""
+        self._puti(n)
+        if n < 0:
+            return 0
+        fd = self._lookup_fd(r.pid, n)
+        if fd is None:
+            return 0
+        self._putc(40)
+        key = (fd.type, fd.l4proto)
+        tag = self.tags.get(key)
+        if tag is None:
+            tag = fd.tag.encode()
+            self.tags[key] = tag
+        self._putb(tag)
+        self._puts(fd.name)
+        return self._putc(41)
+
+    cdef int _seg_param(self, _Param s, Rec *r) except -1:
+        cdef const uint8_t *p
+        cdef Py_ssize_t n, k, limit
+        cdef uint8_t c
+        if s.src == SRC_S0:
+            p = r.s0
+            n = r.l0
+        else:
+            p = r.s1
+            n = r.l1
+        if s.kind == P_BUF:
+            if n == 0:
+                return 0
+            if self.normal_buf:
+                limit = n
+                if not self.verbose and n > self.max_buf:
+                    limit = self.max_buf
+                if self.pos + limit + 3 > self.cap:
+                    self._grow(limit + 3)
+                for k in range(limit):
+                    c = p[k]
+                    self.buf[self.pos + k] = c if 32 <= c < 127 else 46
+                self.pos += limit
+                if limit < n:
+                    self._put(b"...", 3)
+                return 0
+            if self.ascii_buf:
+                if self.pos + n + 1 > self.cap:
+                    self._grow(n + 1)
+                self.buf[self.pos] = 10
+                self.pos += 1
+                for k in range(n):
+                    c = p[k]
+                    self.buf[self.pos + k] = c if (32 <= c < 127 or c == 9 or c == 10) else 46
+                self.pos += n
+                return 0
+            return self._puts(self.render_buffer((<const char *>p)[:n], self.info_opts))
+        if s.kind == P_STR or s.kind == P_ARGV:
+            while n > 0 and p[n - 1] == 0:
+                n -= 1
+        for k in range(n):
+            if p[k] >= 0x80:
+                return self._py_param(s, r)
+        if s.kind == P_PATH:
+            if n and p[0] != 47:
+                return self._py_param(s, r)  # relative: resolved against the cwd or dirfd
+            return self._put(<const char *>p, n)
+        if s.kind == P_ARGV:
+            if self.pos + n > self.cap:
+                self._grow(n)
+            for k in range(n):
+                self.buf[self.pos + k] = p[k] if p[k] else 46
+            self.pos += n
+            return 0
+        return self._put(<const char *>p, n)
+
+    cdef int _py_param(self, _Param s, Rec *r) except -1:
+        ev = self._event(r)
+        return self._puts(ev.arg_str(s.param, self.info_opts))
