@@ -428,12 +428,14 @@ cdef class Renderer:
         while i < nsel:
             why = s[i + 2]
             off = <Py_ssize_t>s[i + 1]
+            memcpy(&f, base + off, sizeof(rec_fixed))
+            if f.flags & RF_PPM:
+                break  # read from a .scap file: the Event's way, where libsinsp's rules apply
             if why & SEL_STATE:
                 # An fd event the scanner leaves to its turn (close, the opens): applied here,
                 # without an Event, then shown like any other.
                 if self.fast_apply is None or why & SEL_RUN:
                     break
-                memcpy(&f, base + off, sizeof(rec_fixed))
                 if f.evt >= nfast or not fast[f.evt]:
                     break
                 why &= ~(<uint64_t>(SEL_STATE | SEL_FAST))
@@ -445,8 +447,6 @@ cdef class Renderer:
                     continue
             elif why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
                 break
-            else:
-                memcpy(&f, base + off, sizeof(rec_fixed))
             i += 3
             if f.evt >= nshow or not show[f.evt] or f.flags & RF_HIDDEN:
                 continue
@@ -618,6 +618,10 @@ cdef class Renderer:
         cdef int kind = p.kind
         cdef Py_ssize_t start
         cdef bint js = self.json
+        if r.flags & RF_PPM and kind != K_INFO:
+            # An event read from a .scap file: its fields follow libsinsp's rules (tracer.event's
+            # PpmRules), which only the Python path knows (evt.info: see _info).
+            return self._py_field(p, r)
         if kind == K_NUM:
             return self._putu(r.num)
         if kind == K_TID:
@@ -781,7 +785,7 @@ cdef class Renderer:
         cdef _Param s
         cdef Py_ssize_t k, mark
         specs = <object>PyList_GET_ITEM(self.params, r.evt) if r.evt < EVT_MAX else ()
-        if specs is None:
+        if specs is None or r.flags & RF_PPM:
             ev = self._event(r)
             return self._puts(ev.info_str(self.info_opts))
         if specs is RAW_ARGS:

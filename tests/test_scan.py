@@ -20,8 +20,8 @@ from tracer.engine import scan
 from tracer.event import Event
 from tracer.schema import record as R
 from tracer.schema.events import FD_NONE, FD_RET
-from tracer.source.synthetic import Synth, split
 from tracer.state.state import State
+from tracer.testing import Synth, split
 
 SEL_STATE, SEL_MATCH, SEL_EXACT = R.SEL_STATE, R.SEL_MATCH, R.SEL_EXACT
 M = SEL_MATCH | SEL_EXACT  # may match, and every check (if any) said so for sure

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -48,6 +49,34 @@ def s64(v: int) -> int:
     return v - (1 << 64) if v & (1 << 63) else v
 
 
+
+@dataclass(frozen=True)
+class PpmRules:
+    """libsinsp's rules for records read from a .scap file (flagged RF_PPM), which several fields
+    must follow for such a file to print as sysdig prints it. ``tracer.capture.scap`` provides them
+    (``register_ppm_rules``) when it is imported, as it is by every capture read."""
+
+    read_annex: Callable[[bytes, int, int, int, int], tuple[int, list[bytes]] | None]
+    ensure_thread: Callable[[State, int, int], Thread]
+    fd_num: Callable[[Event], int | None]
+    fd: Callable[[Event], Fd | None]
+    info: Callable[[Event, RenderOptions], str]
+
+
+_ppm_rules: PpmRules | None = None
+
+
+def register_ppm_rules(rules: PpmRules) -> None:
+    global _ppm_rules
+    _ppm_rules = rules
+
+
+def _ppm() -> PpmRules:
+    if _ppm_rules is None:
+        raise RuntimeError("a .scap record without tracer.capture.scap loaded")
+    return _ppm_rules
+
+
 class Event:
     """A decoded record. ``num`` is sysdig's evt.num (every record counts, hidden ones too)."""
 
@@ -72,16 +101,12 @@ class Event:
         # A record read from a .scap file carries its PPM event: (type, parameter values).
         self.ppm: tuple[int, list[bytes]] | None = None
         if self.flags & R.RF_PPM:
-            from .capture.scap.translate import read_annex
-
-            self.ppm = read_annex(buf, off, l0, l1, length)
+            self.ppm = _ppm().read_annex(buf, off, l0, l1, length)
         self.num = num
         self.state = state
         self.thread: Thread | None = state.threads.get(self.tid)
         if self.thread is None and self.ppm is not None and self.evt not in _NO_THREAD:
-            from .capture.scap.state import ensure_thread
-
-            self.thread = ensure_thread(state, self.tid, self.pid)  # like libsinsp: from its first event
+            self.thread = _ppm().ensure_thread(state, self.tid, self.pid)  # like libsinsp: from its first event
         self.latency = 0  # exit events: ns since the matching enter (set by the state)
         self._info: EventInfo | None | bool = False
         self._fd: Fd | None | bool = False  # looked up once, after the state saw the event
@@ -152,9 +177,7 @@ class Event:
     def fd_num(self) -> int | None:
         """The fd this event is about: its 'fd' argument, or the new fd it returned."""
         if self.ppm is not None:
-            from .capture.scap.state import ppm_fd_num
-
-            return ppm_fd_num(self)
+            return _ppm().fd_num(self)
         if self.evt >= R.EVT_BASE_OTHER:
             return None
         reg = FD_REGS[self.evt]
@@ -167,9 +190,7 @@ class Event:
     @property
     def fd(self) -> Fd | None:
         if self._fd is False and self.ppm is not None:
-            from .capture.scap.state import ppm_fd
-
-            self._fd = ppm_fd(self)
+            self._fd = _ppm().fd(self)
         if self._fd is False:
             n = self.fd_num()
             self._fd = None if n is None or n < 0 else self.state.fd(self.pid, n)
@@ -182,9 +203,7 @@ class Event:
     def info_str(self, opts: RenderOptions) -> str:
         """sysdig's evt.info: ``name=value`` for each parameter, each followed by a space."""
         if self.ppm is not None:
-            from .capture.scap.render import ppm_info
-
-            return ppm_info(self, opts)
+            return _ppm().info(self, opts)
         parts = []
         for p in self.params:
             text = self.arg_str(p, opts)
@@ -309,9 +328,7 @@ class RecordView:
         self.thread = state.threads.get(tid)
         self.ppm = True if buf[off + R.OFF_FLAGS] & R.RF_PPM else None
         if self.thread is None and self.ppm and evt not in _NO_THREAD:
-            from .capture.scap.state import ensure_thread
-
-            self.thread = ensure_thread(state, tid, pid)
+            self.thread = _ppm().ensure_thread(state, tid, pid)
         reg = FD_REGS[evt] if evt < R.EVT_BASE_OTHER else FD_NONE
         if reg == FD_NONE:
             self.fd = None

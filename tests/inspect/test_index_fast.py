@@ -20,8 +20,8 @@ from tracer.inspect.index import build
 from tracer.inspect.summary import Summary
 from tracer.pipeline import Pipeline, Selection
 from tracer.schema import record as R
-from tracer.source.synthetic import Synth, write_capture
 from tracer.state.state import State
+from tracer.testing import Synth, write_capture
 
 SAMPLES = sorted(p.name for p in CAPTURES.glob("*.kcap"))
 PATHS = ("/etc/passwd", "/etc/app.conf", "/var/log/app.log", "/usr/lib/x.so", "/tmp/data", "rel/file")

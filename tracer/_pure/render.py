@@ -9,7 +9,7 @@ from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..schema.record import OFF_EVT, RF_HIDDEN, SEL_EXACT, SEL_FAST, SEL_MATCH, SEL_RUN, SEL_STATE
+from ..schema.record import OFF_EVT, OFF_FLAGS, RF_HIDDEN, RF_PPM, SEL_EXACT, SEL_FAST, SEL_MATCH, SEL_RUN, SEL_STATE
 
 if TYPE_CHECKING:
     from ..event import Event
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["Renderer"]
 
 _U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
 
 class Renderer:
     """Renders events for one Formatter into a byte buffer; ``take()`` hands the bytes over."""
@@ -47,6 +48,8 @@ class Renderer:
         n = len(sel)
         while i < n:
             why, off = sel[i + 2], sel[i + 1]
+            if _U32.unpack_from(batch, off + OFF_FLAGS)[0] & RF_PPM:
+                break  # read from a .scap file: the Event's way, where libsinsp's rules apply
             if why & SEL_STATE:
                 # An fd event the scanner leaves to its turn: applied here, then shown.
                 evt = _U16.unpack_from(batch, off + OFF_EVT)[0]

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from tracer.capture.capinfo import capinfo, render_capinfo
+from tracer.capture.files import open_capture, read_captures
 from tracer.capture.format import FORMAT_MAJOR, FORMAT_MINOR, TABLE_KINDS, Upgrade, register_upgrade
 from tracer.capture.reader import (
     CaptureReader,
@@ -16,7 +17,6 @@ from tracer.capture.reader import (
     Item,
     StatsBlock,
     TableBlock,
-    read_captures,
 )
 from tracer.capture.rotate import RotatePolicy, capture_name
 from tracer.capture.writer import CaptureWriter, machine_info
@@ -38,6 +38,7 @@ __all__ = [
     "capinfo",
     "capture_name",
     "machine_info",
+    "open_capture",
     "read_captures",
     "register_upgrade",
     "render_capinfo",

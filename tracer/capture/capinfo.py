@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tracer.capture.blockcodec import CODEC_NAMES, BlockError, count_types
-from tracer.capture.reader import EventBlock, StatsBlock, TableBlock, open_capture
+from tracer.capture.files import open_capture
+from tracer.capture.reader import EventBlock, StatsBlock, TableBlock
 
 
 def capinfo(path: str | os.PathLike[str], evt_name: Callable[[int], str] | None = None) -> dict[str, Any]:

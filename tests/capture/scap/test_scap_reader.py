@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import scapbytes as S
 
-from tracer.capture.reader import EventBlock, FileStart, TableBlock, read_captures
+from tracer.capture import EventBlock, FileStart, TableBlock, read_captures
 from tracer.capture.scap import ScapReader, is_scap
 from tracer.capture.scap import blocks as B
 from tracer.errors import CaptureError

@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
+from tracer.event import PpmRules, register_ppm_rules
+
 from .reader import ScapReader, is_scap
+from .render import ppm_info
+from .state import ensure_thread, ppm_fd, ppm_fd_num
 from .table import SCAP_TABLE_VERSION
+from .translate import read_annex
+
+register_ppm_rules(PpmRules(read_annex, ensure_thread, ppm_fd_num, ppm_fd, ppm_info))
 
 __all__ = ["SCAP_TABLE_VERSION", "ScapReader", "is_scap"]
