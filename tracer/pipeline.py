@@ -112,13 +112,14 @@ class Pipeline:
                  show_internal: bool = False, fatfile: bool = False, latency: bool = False,
                  enricher: Enricher | None = None, keep: bool = False,
                  admit_internal: frozenset[int] = frozenset(),
-                 on_record: Callable[[bytes, int], None] | None = None) -> None:
+                 on_record: Callable[[bytes, int], bool | None] | None = None) -> None:
         self.state = state
         self.admit_internal = admit_internal
         self.predicate = predicate
         self.on_event = on_event
         # Takes the records an exact selection matched, as records (no Event): a table chisel's
-        # counter (TableChisel.record_counter), which ignores what it does not count.
+        # counter (TableChisel.record_counter), which ignores what it does not count, or a view's
+        # (ViewAggregator.record_counter), which returns False for a record it wants as an Event.
         self.on_record = on_record
         self.show_internal = show_internal
         self.fatfile = fatfile
@@ -215,9 +216,9 @@ class Pipeline:
                 self.matched += 1
                 i += 3
                 continue
-            if why == SEL_MATCH | SEL_EXACT and on_record is not None and self.exact:
+            if why == SEL_MATCH | SEL_EXACT and on_record is not None and self.exact \
+                    and on_record(batch, off) is not False:  # False: the consumer wants an Event
                 self.matched += 1
-                on_record(batch, off)
                 i += 3
                 continue
             if why == SEL_STATE | SEL_FAST:
