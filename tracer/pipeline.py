@@ -126,7 +126,7 @@ class Pipeline:
                  show_internal: bool = False, fatfile: bool = False, latency: bool = False,
                  enricher: Enricher | None = None, keep: bool = False,
                  admit_internal: frozenset[int] = frozenset(),
-                 on_record: Callable[[bytes, int], None] | None = None,
+                 on_record: Callable[[bytes, int], bool | None] | None = None,
                  on_records: Callable[[bytes, Any, int], int] | None = None,
                  renderer: SpanRenderer | None = None) -> None:
         self.state = state
@@ -134,7 +134,8 @@ class Pipeline:
         self.predicate = predicate
         self.on_event = on_event
         # Takes the records an exact selection matched, as records (no Event): a table chisel's
-        # counter (TableChisel.record_counter), which ignores what it does not count.
+        # counter (TableChisel.record_counter), which ignores what it does not count, or a view's
+        # (ViewAggregator.record_counter), which returns False for a record it wants as an Event.
         self.on_record = on_record
         # Takes a run of them, in C: ``on_records(batch, selection, i)`` consumes the exact matches
         # from entry i on and returns the first entry it left (to on_record, when i).
@@ -232,9 +233,8 @@ class Pipeline:
                 self.matched += (j - i) // 3
                 i = j
                 continue
-            elif why == SEL_MATCH | SEL_EXACT and on_record is not None:
-                self.matched += 1
-                on_record(batch, off)
+            elif why == SEL_MATCH | SEL_EXACT and on_record is not None and on_record(batch, off) is not False:
+                self.matched += 1  # (False: the consumer wants this one as an Event)
             elif why == SEL_STATE | SEL_FAST:
                 self.scanner.apply(batch, off)  # an fd event whose turn came: no Event needed
             else:

@@ -183,10 +183,10 @@ class Runner:
         if chisel is not None:
             chisel.state = self.state  # sysdig's chisels may read the thread and container tables
         # A table chisel counts exactly matched records without Events, unless something else
-        # needs each of them: -n, -S, a capture, latencies.
+        # needs each of them: -n, -S, a capture, latencies (unless the counter pairs them itself).
         counter = getattr(chisel, "record_counter", None)
         on_record = counter(self.state) if counter is not None and opts.max_events is None and not opts.summary \
-            and opts.write is None and not needs_latency else None
+            and opts.write is None and (not needs_latency or getattr(chisel, "pairs_latency", False)) else None
         self.pipeline = Pipeline(
             self.state, predicate=self.predicate, on_record=on_record,
             selection=Selection(wanted_events(self.pushdown), thread_check(self.pushdown, self.state),

@@ -15,6 +15,9 @@ Public API:
   ``values``, ``totals``), ``start_ns``/``end_ns``, ``spectrum``, ``drops``, ``notes``;
   ``sorted_rows(col, ascending)``, ``cell(row, i)`` (text as shown), ``json_slice()`` /
   ``to_json()`` (csysdig's -j slice).
+- ``ViewAggregator.record_counter(state, latency=)`` (engine, fast): a table view counted from
+  records without Events (plans per event id, return class, thread and fd), the same numbers as
+  ``add``; ``fast=False`` on ``capture_tables`` and ``LiveViews`` turns it off.
 - ``capture_tables(view, reads, filter_text=, container_mode=, slice_ns=)`` and
   ``capture_table(...)`` (run): a view over captures, whole or sliced by event time (a time
   range is a filter: ``evt.rawtime >= A and evt.rawtime < B``).

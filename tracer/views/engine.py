@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ..chisel import (
     ONE_SECOND,
@@ -32,6 +33,9 @@ from ..output.format import resolve_field
 from ..schema import record as R
 from ..schema.fields import FIELDS, FieldDef
 from .spec import Column, ViewSpec
+
+if TYPE_CHECKING:
+    from ..state.state import State
 
 NA: Final = "<NA>"
 LIST_ROWS_LIVE: Final = 10_000  # a live list view keeps this many rows (the newest)
@@ -227,11 +231,16 @@ class ViewAggregator:
         self.match = match.match if match is not None else None
         self.columns = view.visible_columns(container_mode)
         self.fields: set[str] = set()
-        key_field = view.key_field(container_mode)
+        self.key_field = key_field = view.key_field(container_mode)
         self.key_fn = self._extractor(key_field)
         self.col_fns = [self._extractor(c.field) for c in self.columns]
         self.col_where = [compile_filter(c.where, FIELDS).match if c.where else None for c in self.columns]
         self.aggs = [c.agg for c in self.columns]
+        # Fields the aggregator's own checks read (its filter, the columns' ``where``).
+        self.filter_fields: set[str] = set(match.fields) if match is not None else set()
+        for c in self.columns:
+            if c.where:
+                self.filter_fields.update(compile_filter(c.where, FIELDS).fields)
         self.kind = view.kind
         if self.kind == "spectrogram":
             self.fields.add("evt.latency")
@@ -239,7 +248,9 @@ class ViewAggregator:
             if text:
                 self.fields.update(compile_filter(text, FIELDS).fields)
         self.cpu = _CpuShares(key_field, ChiselContext()) if "cpu" in self.aggs else None
+        # A row: one accumulator per column, then the fast path's plan that wrote it last (fast.py).
         self.rows: dict[Any, list[Any]] = {}
+        self.plans_epoch: dict[Any, Any] = {}  # the fast path's plans, valid until the next take
         self.list_rows: deque[Row] = deque(maxlen=max_rows)
         self.spectrum = [0] * SPECTRO_BUCKETS
         self.start_ns = 0
@@ -248,6 +259,23 @@ class ViewAggregator:
     @property
     def needs_cpu(self) -> bool:
         return self.cpu is not None
+
+    @property
+    def needs_latency(self) -> bool:
+        return "evt.latency" in self.fields
+
+    def new_row(self) -> list[Any]:
+        return [*(_new(a) for a in self.aggs), None]
+
+    def record_counter(self, state: State, *, latency: bool) -> Callable[[bytes, int], bool] | None:
+        """The fast path: ``count(buf, off)`` adding a syscall's record as ``add`` would add
+        its Event (False: refused, make it an Event), or None when the view's fields do not allow
+        it (see ``tracer.views.fast``)."""
+        from .fast import fast_path_possible, record_counter
+
+        if not fast_path_possible(self):
+            return None
+        return record_counter(self, state, latency=latency)
 
     def _extractor(self, name: str) -> Extractor:
         found = resolve_field(name)
@@ -282,7 +310,8 @@ class ViewAggregator:
             return
         acc = self.rows.get(key)
         if acc is None:
-            acc = self.rows[key] = [_new(a) for a in self.aggs]
+            acc = self.rows[key] = self.new_row()
+        acc[-1] = None  # "last" columns may change: the fast path rewrites its own next time
         for i, fn in enumerate(self.col_fns):
             agg = self.aggs[i]
             if agg == "cpu":
@@ -351,6 +380,7 @@ class ViewAggregator:
         table = ViewTable(self.view, self.container_mode, self.columns, rows, start, end_ns,
                           spectrum=list(self.spectrum) if self.kind == "spectrogram" else [])
         self.rows = {}
+        self.plans_epoch = {}
         self.spectrum = [0] * SPECTRO_BUCKETS
         self.start_ns = end_ns
         self.events = 0
@@ -382,8 +412,11 @@ class ViewChisel(Chisel):
     short_description: ClassVar[str] = "Run a view of ktrace top"
     hidden: ClassVar[bool] = True
 
+    pairs_latency: ClassVar[bool] = True  # its record counter keeps the enter times (evt.latency)
+
     def __init__(self, view: ViewSpec, *, container_mode: bool = False, on_table: Callable[[ViewTable], None],
-                 slice_ns: int = 0, interval_ns: int = 0, max_rows: int | None = None) -> None:
+                 slice_ns: int = 0, interval_ns: int = 0, max_rows: int | None = None, fast: bool = True) -> None:
+        self.fast = fast
         self.view = view
         self.container_mode = container_mode
         self.on_table = on_table
@@ -404,14 +437,36 @@ class ViewChisel(Chisel):
 
     def on_event(self, ev: Event) -> None:
         if self.slice_ns:
-            if not self.next_slice:
-                self.slice_start = (self.state.start_ts if self.state is not None else 0) or ev.ts
-                self.next_slice = self.slice_start + self.slice_ns
-            while ev.ts >= self.next_slice:
-                self.on_table(self.agg.take(self.next_slice, self.slice_start))
-                self.slice_start = self.next_slice
-                self.next_slice += self.slice_ns
+            self._to_slice(ev.ts)
         self.agg.add(ev)
+
+    def _to_slice(self, ts: int) -> None:
+        if not self.next_slice:
+            self.slice_start = (self.state.start_ts if self.state is not None else 0) or ts
+            self.next_slice = self.slice_start + self.slice_ns
+        while ts >= self.next_slice:
+            self.on_table(self.agg.take(self.next_slice, self.slice_start))
+            self.slice_start = self.next_slice
+            self.next_slice += self.slice_ns
+
+    def record_counter(self, state: State) -> Callable[[bytes, int], bool] | None:
+        """The session hands exactly matched records here (see ``ViewAggregator.record_counter``);
+        the run pairs latencies only when the view reads them, and then so does the counter."""
+        if not self.fast:
+            return None
+        count = self.agg.record_counter(state, latency=self.agg.needs_latency)
+        if count is None or not self.slice_ns:
+            return count
+        fast_count = count
+        ts_at = _TS.unpack_from
+
+        def sliced(buf: bytes, off: int) -> bool:
+            ts = ts_at(buf, off)[0]
+            if ts >= self.next_slice:
+                self._to_slice(ts)
+            return fast_count(buf, off)
+
+        return sliced
 
     def on_interval(self, ts_ns: int) -> None:
         self.on_table(self.agg.take(ts_ns, self.last_tick or None))
@@ -420,6 +475,9 @@ class ViewChisel(Chisel):
     def on_capture_end(self, ts_ns: int) -> None:
         start = self.slice_start or self.last_tick or (self.state.start_ts if self.state is not None else 0) or None
         self.on_table(self.agg.take(max(ts_ns, start or 0), start))
+
+
+_TS: Final = struct.Struct("<Q")
 
 
 def internal_events(aggs: Iterable[ViewAggregator]) -> frozenset[int]:

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ..chisel import Chisel, ChiselContext, format_bytes
 from ..errors import KtraceError
@@ -23,6 +23,9 @@ from ..schema.fields import FIELDS
 from ..session import Runner, RunOptions
 from .engine import ViewAggregator, ViewChisel, ViewTable, combine_filters, internal_events
 from .spec import ViewSpec
+
+if TYPE_CHECKING:
+    from ..state.state import State
 
 ECHO_FILTER: Final = "evt.is_io=true and evt.dir=< and evt.rawres>0"
 # How echo shows a buffer: printable characters only, non-printables as dots, or hex and ASCII.
@@ -59,10 +62,11 @@ def capture_drops(reads: Iterable[str]) -> int:
 
 def capture_tables(view: ViewSpec, reads: list[str], *, filter_text: str = "", container_mode: bool = False,
                    slice_ns: int = 0, max_events: int | None = None, max_rows: int | None = None,
-                   on_table: Callable[[ViewTable], None] | None = None) -> list[ViewTable]:
+                   on_table: Callable[[ViewTable], None] | None = None, fast: bool = True) -> list[ViewTable]:
     """The view over captures: one table for the whole run, or one per ``slice_ns`` of event time
     (the last one partial). ``filter_text`` joins the view's filter; a bad one raises FilterError,
-    a damaged capture CaptureError. Notes on the capture (truncated...) ride on the last table."""
+    a damaged capture CaptureError. Notes on the capture (truncated...) ride on the last table.
+    ``fast=False`` makes an Event of every record (the slow path the fast one is checked against)."""
     tables: list[ViewTable] = []
 
     def take(t: ViewTable) -> None:
@@ -70,7 +74,8 @@ def capture_tables(view: ViewSpec, reads: list[str], *, filter_text: str = "", c
         if on_table is not None:
             on_table(t)
 
-    chisel = ViewChisel(view, container_mode=container_mode, on_table=take, slice_ns=slice_ns, max_rows=max_rows)
+    chisel = ViewChisel(view, container_mode=container_mode, on_table=take, slice_ns=slice_ns, max_rows=max_rows,
+                        fast=fast)
     err = io.StringIO()
     opts = RunOptions(reads=list(reads), filter_text=filter_text, chisel=chisel, container_mode=container_mode,
                       max_events=max_events, stderr=err, stdout=io.StringIO())
@@ -186,15 +191,41 @@ class _LiveHost(Chisel):
     category: ClassVar[str] = "Views"
     short_description: ClassVar[str] = "Live views"
     hidden: ClassVar[bool] = True
+    pairs_latency: ClassVar[bool] = True
 
-    def __init__(self, interval_ns: int, on_table: Callable[[ViewTable], None]) -> None:
+    def __init__(self, interval_ns: int, on_table: Callable[[ViewTable], None], fast: bool = True) -> None:
         self.tick_ns = interval_ns
         self.on_table = on_table
         self.lock = threading.Lock()
         self.agg: ViewAggregator | None = None
         self.tap: Tap | None = None
         self.last_tick = 0
+        self.fast = fast
+        # The current aggregator's record counter (None: every event as an Event, to add()).
+        self.count: Callable[[bytes, int], bool] | None = None
         super().__init__(ChiselContext(live=True))
+
+    def record_counter(self, state: State) -> Callable[[bytes, int], bool] | None:
+        """Records the run matched exactly go to the current view's counter while it has one and
+        no tap wants every event (then they come as Events). The run pairs latencies, so every
+        counter keeps the enter times."""
+        if not self.fast:
+            return None
+        self.state = state
+        self.rearm()
+
+        def count(buf: bytes, off: int) -> bool:
+            fn = self.count
+            return False if fn is None else fn(buf, off)
+
+        return count
+
+    def rearm(self) -> None:
+        """Pick the counter for the current aggregator and tap (call with the lock held, or
+        before the run)."""
+        agg, state = self.agg, self.state
+        self.count = None if agg is None or state is None or self.tap is not None \
+            else agg.record_counter(state, latency=True)
 
     def on_init(self) -> None:
         self.filter = None
@@ -229,10 +260,10 @@ class LiveViews:
 
     def __init__(self, *, on_table: Callable[[ViewTable], None], on_error: Callable[[KtraceError], None],
                  base_filter: str = "", interval_ms: int = 2000, snaplen: int = 80, container_mode: bool = False,
-                 max_events: int | None = None) -> None:
+                 max_events: int | None = None, fast: bool = True) -> None:
         self.container_mode = container_mode
         self.on_error = on_error
-        self.host = _LiveHost(interval_ms * 1_000_000, on_table)
+        self.host = _LiveHost(interval_ms * 1_000_000, on_table, fast)
         self.opts = RunOptions(filter_text=base_filter, chisel=self.host, snaplen=snaplen,
                                container_mode=container_mode, max_events=max_events, stderr=io.StringIO(),
                                stdout=io.StringIO())
@@ -249,6 +280,7 @@ class LiveViews:
         with self.host.lock:
             self.host.agg = agg
             self.host.last_tick = time.time_ns()
+            self.host.rearm()
 
     def set_tap(self, filter_text: str | None, kind: str = "dig", mode: str = "dotted") -> Tap | None:
         """Start collecting the lines of the events ``filter_text`` admits (None: stop)."""
@@ -258,6 +290,7 @@ class LiveViews:
             tap = Tap(compile_filter(text or "evt.num>0", FIELDS), EventLines(kind, mode, self.container_mode))
         with self.host.lock:
             self.host.tap = tap
+            self.host.rearm()
         return tap
 
     def start(self) -> None:
