@@ -622,6 +622,8 @@ class State:
         t = self.thread(ev.tid, ev.pid)
         bare = not t.comm
         for k, v in d.items():
+            if k == "start_ts" and t.start_ts:
+                continue  # its clone's return, as libsinsp's clone_ts: finer than /proc's clock ticks
             if k in Thread.FIELDS:
                 setattr(t, k, v)
         parent = self.threads.get(t.ptid) if bare and t.tid == t.pid else None
