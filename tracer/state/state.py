@@ -268,6 +268,8 @@ class State:
             parent.comm = _comm(ev)  # the caller (or the child, on its own return) first seen here
         if ev.ret == 0:
             # The child's own return: it exists already, unless its parent is in a container.
+            if new or not parent.start_ts:
+                parent.start_ts = ev.ts  # it starts here, as libsinsp's clone_ts of such a child
             if new and ev.tid == ev.pid:
                 self._ns_child(ev, parent)
             return
