@@ -17,8 +17,7 @@ for these differences, normalised here and only these:
 - fd.num and fd.name are compared on I/O events, the ones the chisels key on. On the others the
   two tools follow different rules: libsinsp names the fd a close exit just closed, gives -1 to
   openat's and accept's enters, does not take mmap's argument as an fd, takes sendfile's out_fd
-  as its fd (ktrace: none). An fd libsinsp holds without a name (a pipe's) prints empty, ktrace's
-  ``<NA>``.
+  as its fd (ktrace: none).
 - topscalls: sysdig counts its CPU samples (procinfo) as calls; ktrace does not (README, "Where
   ktrace differs"): that row is removed.
 - lsof: fds of a kind libscap 0.29 has no code for (ktrace's bpf, memfd and unknown) are written
@@ -165,8 +164,6 @@ def p_line(kline: str, sline: str) -> tuple[str, str]:
         k[6] = s[6] = "-"
     if kname not in IO_CALLS or kname == "sendfile":
         k[4] = k[5] = s[4] = s[5] = "-"
-    elif s[5] == "" and k[5] == "<NA>":
-        s[5] = "<NA>"
     return " ".join(k), " ".join(s)
 
 
