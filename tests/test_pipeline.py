@@ -72,7 +72,8 @@ def test_fd_name_of_an_fd_opened_earlier_in_the_same_batch() -> None:
     s.write(4, b"GET").close(3).read(3, b"", ret=-9)
     out = lines(s.batch(), state=state_from(tabs()), fmt="%evt.num %evt.type %fd.name",
                 filter="evt.dir=< and evt.type in (read, write)")
-    assert out == ["4 read /etc/passwd", "10 write 0.0.0.0:0->10.0.0.1:80", "14 read <NA>"]
+    # The read of the closed fd: an exit's unknown fd has an empty name, as libsinsp gives it.
+    assert out == ["4 read /etc/passwd", "10 write 0.0.0.0:0->10.0.0.1:80", "14 read "]
 
 
 def test_filter_on_fields_the_state_provides() -> None:
@@ -244,7 +245,7 @@ def test_fatfile_keeps_matching_state_records_visible() -> None:
 def test_without_fatfile_a_replay_lacks_the_context() -> None:
     batch = scenario().batch()
     kept = pipeline(state_from(tabs()), "evt.type=write", keep=True).feed(batch)
-    assert lines(kept, state=state_from(tabs()), fmt="%evt.type %fd.name") == ["write <NA>", "write <NA>"]
+    assert lines(kept, state=state_from(tabs()), fmt="%evt.type %fd.name") == ["write <NA>", "write "]
 
 
 def test_container_records_kept_whatever_the_filter() -> None:

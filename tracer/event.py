@@ -36,7 +36,7 @@ class RenderOptions:
 
     mode: str = "normal"  # normal | ascii | hex_ascii | hex | base64
     verbose: bool = False
-    max_buf: int = 80
+    max_buf: int = 80  # 0: no limit
 
 
 def s32(v: int) -> int:
@@ -246,8 +246,9 @@ def render_buffer(data: bytes, opts: RenderOptions) -> str:
     if opts.mode == "ascii":
         return "\n" + "".join(chr(b) if 32 <= b < 127 or b in (9, 10) else "." for b in data)
     text = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
-    if not opts.verbose and len(text) > opts.max_buf:
-        text = text[: opts.max_buf] + "..."
+    if not opts.verbose and opts.max_buf and len(text) > opts.max_buf:
+        # sysdig's cut: max_buf characters in all, the last three of them "..."
+        text = text[: opts.max_buf - 3] + "..." if opts.max_buf > 3 else text[: opts.max_buf]
     return text
 
 

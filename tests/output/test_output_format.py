@@ -184,7 +184,7 @@ def test_json_buffers_untruncated() -> None:
     out = lines(batch(), state=state_from(curl()), json_out=True, filter="evt.dir=<")
     assert json.loads(out[0])["evt.info"] == "res=300 data=" + "a" * 300 + " "
     text = lines(batch(), state=state_from(curl()), filter="evt.dir=<")
-    assert text[0].endswith("data=" + "a" * 80 + "... ")
+    assert text[0].endswith("data=" + "a" * 77 + "... ")
 
 
 def test_json_and_render_modes() -> None:

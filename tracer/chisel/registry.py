@@ -10,7 +10,7 @@ import pkgutil
 import re
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, Final
 
@@ -212,8 +212,9 @@ def load_chisel(name: str, rest: list[str], *, container_mode: bool, json_out: b
     """The configured chisel, and what is left of ``rest`` after its arguments (the filter)."""
     found = find_chisel(name, extra_dirs)
     values, remaining = parse_args(found.cls, list(rest))
-    ctx = ChiselContext(container_mode=container_mode, json_out=json_out, render=render, live=live, out=out,
-                        console=console)
+    # A chisel prints buffers whole: sysdig cuts them at 80 characters only when no chisel runs.
+    ctx = ChiselContext(container_mode=container_mode, json_out=json_out, render=replace(render, max_buf=0),
+                        live=live, out=out, console=console)
     try:
         chisel = found.cls(ctx, values)
     except KtraceError:

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from ..state.tables import Fd, Thread
 
 _FSTAT_ENTER: Final = R.syscall_evt(SYSCALL_NR["fstat"], R.DIR_ENTER)
+# Facts libsinsp learns from /proc and the capture's tables, never as an event its chisels see:
+# the tables are dumped at the first event after them (a .scap holds them as tables or
+# state-only events).
+_STATE_FACTS: Final = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONNECTED, R.EVT_ACCEPTED})
 
 
 class StateDumpChisel(Chisel):
@@ -24,14 +28,17 @@ class StateDumpChisel(Chisel):
     ``end_capture()``); ``dump`` makes the lines then, so later events cannot change them."""
 
     need_event: ClassVar[bool] = True  # no event: print sysdig's "empty capture" line instead
-    # The tables as of the first event of any kind, internal ones (CPU samples) included, as
-    # sysdig's chisels see every event.
+    # The tables as of the first event sysdig's chisels would see, internal ones (CPU samples,
+    # container events) included, with the state that event leaves, as libsinsp parses an event
+    # before its chisels see it.
     sees_internal: ClassVar[bool] = True
 
     def on_init(self) -> None:
         self.lines: list[str] | None = None
 
     def on_event(self, ev: Event) -> None:
+        if ev.evt in _STATE_FACTS:
+            return
         if self.lines is None:
             self.lines = self.dump(ev.state)
         self.done = True

@@ -298,7 +298,9 @@ S("nanosleep", "time", "", _RES, "", WAIT)
 S("futex", "ipc", "addr:hex@a0 op:int@a1 val:uint@a2", _RES, "", WAIT)
 
 # --- misc --------------------------------------------------------------------------------------
-S("sendfile", "io", "out_fd:fd@a0 in_fd:fd@a1 size:uint@a3", _RES, "", IO_WRITE)
+# Not I/O for the evt.is_io family: PPM's sendfile neither reads from nor writes to an fd
+# (no EF_READS_FROM_FD or EF_WRITES_TO_FD), so sysdig's filters and chisels pass it by.
+S("sendfile", "io", "out_fd:fd@a0 in_fd:fd@a1 size:uint@a3", _RES)
 S("splice", "io", "fd_in:fd@a0 fd_out:fd@a2 size:uint@a4 flags:hex@a5", _RES)
 S("ioctl", "io", f"{_FD} request:hex@a1 argument:hex@a2", _RES)
 S("ptrace", "process", "request:int@a0 pid:pid@a1", _RES)

@@ -110,8 +110,13 @@ def _fdattr(attr: str, empty: Any = "") -> Extract:
             if attr == "l4proto" and fd is not None and fd.is_server is None:
                 return None
         if fd is None:
+            if attr == "name" and ev.evt < R.EVT_BASE_OTHER and ev.evt & 1 and (n := ev.fd_num()) is not None \
+                    and n >= 0:
+                return ""  # libsinsp names an exit's unknown fd with an empty name
             return None
         v = getattr(fd, attr)
+        if attr == "name":
+            return v  # a known fd without a name (a pipe's) has an empty one, as in libsinsp
         return None if v == empty else v
 
     return f

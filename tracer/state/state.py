@@ -274,6 +274,8 @@ class State:
             parent.comm = _comm(ev)  # the caller (or the child, on its own return) first seen here
         if ev.ret == 0:
             # The child's own return: it exists already, unless its parent is in a container.
+            if new or not parent.start_ts:
+                parent.start_ts = ev.ts  # it starts here, as libsinsp's clone_ts of such a child
             if new and ev.tid == ev.pid:
                 self._ns_child(ev, parent)
             return
@@ -628,6 +630,8 @@ class State:
         t = self.thread(ev.tid, ev.pid)
         bare = not t.comm
         for k, v in d.items():
+            if k == "start_ts" and t.start_ts:
+                continue  # its clone's return, as libsinsp's clone_ts: finer than /proc's clock ticks
             if k in Thread.FIELDS:
                 setattr(t, k, v)
         parent = self.threads.get(t.ptid) if bare and t.tid == t.pid else None

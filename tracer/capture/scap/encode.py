@@ -25,8 +25,11 @@ EV_HEAD_LEN: Final = 26  # ts, tid, len, type, nparams: what an event's length c
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 
 # ktrace's fd.type names -> scap_fd_type (files as SCAP_FD_FILE_V2, which carries open flags).
+# Kinds libscap 0.29 has no code for (bpf, memfd, ones ktrace could not type) are written as
+# SCAP_FD_UNSUPPORTED, as its /proc scan lists such fds: libsinsp keeps them, typed <NA>.
 FD_KINDS: Final = {"file": 16, "directory": 2, "ipv4": 3, "ipv6": 4, "pipe": 7, "unix": 8, "event": 9,
-                   "signalfd": 11, "eventpoll": 12, "inotify": 13, "timerfd": 14, "netlink": 15}
+                   "signalfd": 11, "eventpoll": 12, "inotify": 13, "timerfd": 14, "netlink": 15,
+                   "bpf": 10, "memfd": 10, "unknown": 10}
 L4_CODES: Final = {name: code for code, name in B.L4PROTOS.items()}
 
 

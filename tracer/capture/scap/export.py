@@ -469,8 +469,11 @@ class Exporter:
         assert info is not None
         rec = Event(R.pack_record(ev.ts, ev.tid, ev.pid, R.syscall_evt(nr, 1)), 0, 0, self.state)
         params = self._process_exit(rec, info, {})
-        out = [E.event(ev.cpu, ev.ts, ev.tid, etype, params, _DF_STATE_ONLY)]
         t = self.state.threads.get(ev.tid)
+        # libsinsp starts a thread's clock (proc.duration) at the clone exit that makes it: at
+        # the thread's start, when ktrace knows it from /proc.
+        ts = t.start_ts if not known and t is not None and 0 < t.start_ts < ev.ts else ev.ts
+        out = [E.event(ev.cpu, ts, ev.tid, etype, params, _DF_STATE_ONLY)]
         if t is not None and t.uid >= 0:
             # An execve exit has no user, libsinsp takes a clone child's from its parent: told by
             # a setresuid/setresgid that succeeded.

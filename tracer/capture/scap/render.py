@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 _SIGNALS = {int(s): s.name for s in signal.Signals if not s.name.startswith("SIG_")}
 _WIDTH = {PT.INT8: 8, PT.INT16: 16, PT.INT32: 32, PT.INT64: 64, PT.UINT8: 8, PT.UINT16: 16, PT.UINT32: 32,
           PT.UINT64: 64}
-MAX_OUTPUT = 80  # sysdig's event output length without -v
 
 
 def ppm_info(ev: Event, opts: RenderOptions) -> str:
@@ -80,14 +79,9 @@ def _ip6(raw: bytes) -> str:
 
 
 def _buffer(raw: bytes, opts: RenderOptions) -> str:
-    if opts.mode != "normal":
-        from tracer.event import render_buffer
+    from tracer.event import render_buffer
 
-        return render_buffer(raw, opts)
-    text = "".join(chr(b) if 32 <= b < 127 else "." for b in raw)
-    if not opts.verbose and len(text) > MAX_OUTPUT:
-        text = text[:MAX_OUTPUT - 3] + "..."
-    return text
+    return render_buffer(raw, opts)
 
 
 def _fd(ev: Event, fd: int) -> tuple[str, str]:

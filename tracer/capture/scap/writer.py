@@ -33,6 +33,9 @@ from . import encode as E
 from .export import Exporter, cgroup_pairs, container_block
 
 SCAP_SUFFIXES: Final = (".scap", ".scap.gz")
+# PPM_CL_CLONE_THREAD | PPM_CL_CLONE_FILES: what libscap's /proc scan gives every thread that is
+# not its process's main one; libsinsp shares the main thread's fd table by CLONE_FILES.
+_PL_THREAD_FLAGS: Final = 0x2000 | 0x1
 
 
 def wants_scap(path: str, fmt: str | None) -> bool:
@@ -228,7 +231,8 @@ def scap_thread(t: Any) -> B.ScapThread:
     """ktrace's Thread as a process-list entry."""
     return B.ScapThread(
         tid=t.tid, pid=t.pid, ptid=t.ptid, sid=t.sid, vpgid=t.pid, comm=t.comm, exe=t.exe or t.comm,
-        exepath=t.exepath, args=list(t.args), cwd=t.cwd, fdlimit=t.fdlimit, uid=t.uid, gid=t.gid,
+        exepath=t.exepath, args=list(t.args), cwd=t.cwd, fdlimit=t.fdlimit,
+        flags=_PL_THREAD_FLAGS if t.tid != t.pid else 0, uid=t.uid, gid=t.gid,
         vmsize_kb=t.vmsize_kb, vmrss_kb=t.vmrss_kb, vtid=t.vtid if t.vtid >= 0 else t.tid,
         vpid=t.vpid if t.vpid >= 0 else t.pid, cgroups=cgroup_pairs(t.cgroups), root="/", loginuid=t.loginuid)
 
