@@ -9,17 +9,17 @@ from __future__ import annotations
 import os
 
 if os.environ.get("KTRACE_PUREPYTHON") == "1":
-    from ._pure import ring, scan
+    from ._pure import ring, scan, scap
 
     PURE = True
 else:
     try:
-        from ._ext import ring, scan  # type: ignore[no-redef,unused-ignore]
+        from ._ext import ring, scan, scap  # type: ignore[no-redef,unused-ignore]
 
         PURE = False
     except ImportError:
-        from ._pure import ring, scan
+        from ._pure import ring, scan, scap
 
         PURE = True
 
-__all__ = ["PURE", "ring", "scan"]
+__all__ = ["PURE", "ring", "scan", "scap"]
