@@ -76,7 +76,7 @@ def parse_event(body: bytes, block_type: int) -> PPMEvent:
     start = pos + hdr.size
     if nparams < 0:
         nparams = _infer_nparams(body, start, end, etype)
-    if nparams > (end - start) // lsize:
+    if nparams > (end - start) // lsize or nparams > 0xFFFF:
         raise ScapFormatError(f"event says {nparams} parameters in {end - start} bytes")
     lens = struct.unpack_from(f"<{nparams}{'I' if lsize == 4 else 'H'}", body, start)
     p = start + nparams * lsize
