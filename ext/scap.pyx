@@ -21,7 +21,8 @@ from libc.string cimport memchr, memcpy, memset
 
 from tracer.capture.scap.blocks import BLOCK_NAMES, EVENT_BLOCKS, FLAGGED_EVENTS, LARGE_EVENTS, ScapFormatError
 from tracer.capture.scap.events import parse_event
-from tracer.capture.scap.translate import fast_plan, flag_maps, int_types
+from tracer.capture.scap.table import PPM_EVENTS
+from tracer.capture.scap.translate import fast_plan, flag_maps, generic_codes, generic_plans, int_types
 
 cdef enum:
     MAX_FAST_PARAMS = 32  # parameters a plan may refer to
@@ -30,8 +31,13 @@ cdef enum:
     MAX_FLAG_PAIRS = 64
     HDR2 = 26  # ts, tid, len, type, nparams
 
+cdef enum:
+    SLOW = -1  # plan_t.evt: through Translator.record
+    GENERIC = -2  # plan_t.evt: a generic event, the syscall its first parameters say (gen_*)
+    MAX_SC = 1024  # PPM syscall codes
+
 cdef struct plan_t:
-    int32_t evt  # -1: through Translator.record
+    int32_t evt  # the ktrace event, or SLOW, GENERIC
     uint8_t hidden
     uint8_t large
     uint8_t exit_keeps
@@ -111,6 +117,10 @@ cdef class Decoder:
     cdef uint8_t bv2[NBLOCKS]
     cdef Py_ssize_t bcounts[NBLOCKS]
     cdef list order
+    cdef int16_t sc_nr[MAX_SC]  # PPM syscall code -> ktrace syscall number, -1: none
+    cdef int8_t gen_keep[2][NSYSCALLS]  # generic enter/exit: the exit keeps the segments (1, 0), -1: slow
+    cdef int gen_code_t  # the types of a generic event's parameters: PPM syscall code, native number
+    cdef int gen_native_t
     cdef char* out
     cdef Py_ssize_t used
     cdef Py_ssize_t cap
@@ -160,6 +170,19 @@ cdef class Decoder:
             self.bv2[j] = bt not in (0x204, 0x8010ABCD, 0x208)  # version-1 blocks: no parameter count
         for t in range(PPM_EVENT_MAX):
             self._load_plan(t, fast_plan(t))
+        codes = generic_codes()
+        assert len(codes) <= MAX_SC
+        for j in range(MAX_SC):
+            self.sc_nr[j] = codes[j] if j < len(codes) else -1
+        gen = PPM_EVENTS[0].params  # PPME_GENERIC_E; PPME_GENERIC_X has its first parameter
+        self.gen_code_t = gen[0].type
+        self.gen_native_t = gen[1].type
+        for d in range(2):
+            self.plans[d].evt = GENERIC
+            self.plans[d].ntable = len(PPM_EVENTS[d].params)
+            self.plans[d].large = "large_payload" in PPM_EVENTS[d].flags
+            for j, keep in enumerate(generic_plans(d)):
+                self.gen_keep[d][j] = -1 if keep is None else keep
 
     def __dealloc__(self):
         free(self.out)
@@ -358,6 +381,7 @@ cdef class Decoder:
         cdef int lsize, j, i, direction
         cdef int64_t ret = 0
         cdef plan_t* pl
+        cdef plan_t gp
         cdef Py_ssize_t poff[MAX_FAST_PARAMS]
         cdef Py_ssize_t plen[MAX_FAST_PARAMS]
         cdef uint64_t args[6]
@@ -410,6 +434,10 @@ cdef class Decoder:
             if p > end:
                 return 0  # Translator.record's parse says what is wrong
         rawlen = p - start
+        if pl.evt == GENERIC:
+            pl = self._generic(etype, &gp, body, nparams, poff, plen)
+            if pl == NULL:
+                return 0
         if nparams > pl.ntable:
             self.tr._skip("parameters newer than the event table")
 
@@ -480,7 +508,7 @@ cdef class Decoder:
                                    self._segbytes(&seg[0]), self._segbytes(&seg[1]), v)
         got = PyDict_GetItem(self.pids, tid_obj)
         pid = PyLong_AsUnsignedLongLong(<object>got & 0xFFFFFFFFFFFFFFFF) if got != NULL else tid
-        if pl.ids_p >= 0 and pl.ids_p < <int>nparams:
+        if pl.ids_p >= 0 and pl.ids_p < <int>nparams and pl.ids_t < <int>nparams:
             t64 = self.ival(pl.ids_tt, body + poff[pl.ids_t], plen[pl.ids_t])
             if t64 == tid and not (self.isigned[pl.ids_tt] and <int64_t>t64 < 0):
                 v = self.ival(pl.ids_pt, body + poff[pl.ids_p], plen[pl.ids_p])
@@ -530,6 +558,32 @@ cdef class Decoder:
         self.events += 1
         self.last_ts = ts
         return 1
+
+    cdef plan_t* _generic(self, int etype, plan_t* gp, const unsigned char* body, uint32_t nparams,
+                          Py_ssize_t* poff, Py_ssize_t* plen) noexcept:
+        """The plan of a generic event, as Translator.evt_id finds its syscall: the PPM code, else
+        the native number; NULL for one it does not name (the exit takes its enter's then)."""
+        cdef int d = etype & 1
+        cdef int nr = -1
+        cdef uint64_t code = 0
+        if nparams and self.plans[etype].ntable:
+            code = self.ival(self.gen_code_t, body + poff[0], plen[0])
+        if code < MAX_SC:
+            nr = self.sc_nr[code]
+        if nr < 0 and nparams > 1 and self.plans[etype].ntable > 1:
+            code = self.ival(self.gen_native_t, body + poff[1], plen[1])
+            nr = <int>code if code < NSYSCALLS else -1
+        if nr < 0 or self.gen_keep[d][nr] < 0:
+            return NULL
+        memset(gp, 0, sizeof(plan_t))
+        gp.evt = nr * 2 + d
+        gp.large = self.plans[etype].large
+        gp.ntable = self.plans[etype].ntable
+        gp.exit_keeps = self.gen_keep[d][nr]
+        gp.enter_fd = gp.ret = -1
+        gp.fd_reg = -1
+        gp.pair_i1 = gp.pair_i2 = gp.comm_i = gp.ids_t = gp.ids_p = -1
+        return gp
 
     cdef object _segbytes(self, seg_t* s):
         return PyBytes_FromStringAndSize(s.p, s.n) if s.n > 0 else b""

@@ -167,7 +167,7 @@ class Translator:
             elif evt == R.EVT_CONTAINER:
                 seg[0] = msgpack.packb(_container(info, params))
         pid = self.pids.get(tid, tid)
-        if plan.ids is not None and plan.ids[1] < nparams:
+        if plan.ids is not None and max(plan.ids) < nparams:
             ti, pi = plan.ids
             if int_value(info.params[ti], vals[ti]) == tid:
                 pid = self.pids[tid] = int_value(info.params[pi], vals[pi])
@@ -378,3 +378,23 @@ def fast_plan(etype: int) -> dict[str, object] | None:
         "ids": None if plan.ids is None else (plan.ids[0], int(ps[plan.ids[0]].type), plan.ids[1],
                                                int(ps[plan.ids[1]].type)),
     }
+
+
+def generic_plans(etype: int) -> list[bool | None]:
+    """For a generic PPM event type (``syscall``): per ktrace syscall number, whether its exit keeps
+    its enter's segments, or None where the plan would take parameters (then Translator.record
+    does it)."""
+    info = ppm_event(etype)
+    assert info is not None and info.name == "syscall"
+    out: list[bool | None] = []
+    for nr in range(R.NSYSCALLS):
+        plan = _Plan(info, R.syscall_evt(nr, info.direction))
+        simple = not (plan.regs or plan.segs or plan.pair or plan.comm or plan.ids or plan.ret
+                      or plan.enter_fd or plan.fd_reg >= 0 or plan.hidden)
+        out.append(plan.exit_keeps_segments if simple else None)
+    return out
+
+
+def generic_codes() -> list[int]:
+    """PPM syscall code -> ktrace syscall number, -1 where ktrace has none (evt_id's first rule)."""
+    return [SYSCALL_NR.get(name, -1) for name in PPM_SC]
