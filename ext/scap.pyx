@@ -417,7 +417,7 @@ cdef class Decoder:
         if length < HDR2 or pos + length > n or etype >= PPM_EVENT_MAX:
             return 0
         pl = &self.plans[etype]
-        if pl.evt < 0:
+        if pl.evt == SLOW:
             return 0
         lsize = 4 if (self.blarge[k] or pl.large) else 2
         start = pos + HDR2
@@ -435,7 +435,7 @@ cdef class Decoder:
                 return 0  # Translator.record's parse says what is wrong
         rawlen = p - start
         if pl.evt == GENERIC:
-            pl = self._generic(etype, &gp, body, nparams, poff, plen)
+            pl = self._generic(etype, &gp, body, nparams, poff, plen, tid)
             if pl == NULL:
                 return 0
         if nparams > pl.ntable:
@@ -560,9 +560,9 @@ cdef class Decoder:
         return 1
 
     cdef plan_t* _generic(self, int etype, plan_t* gp, const unsigned char* body, uint32_t nparams,
-                          Py_ssize_t* poff, Py_ssize_t* plen) noexcept:
+                          Py_ssize_t* poff, Py_ssize_t* plen, uint64_t tid):
         """The plan of a generic event, as Translator.evt_id finds its syscall: the PPM code, else
-        the native number; NULL for one it does not name (the exit takes its enter's then)."""
+        the native number, else (an exit) its enter's; NULL for one it does not name."""
         cdef int d = etype & 1
         cdef int nr = -1
         cdef uint64_t code = 0
@@ -573,6 +573,10 @@ cdef class Decoder:
         if nr < 0 and nparams > 1 and self.plans[etype].ntable > 1:
             code = self.ival(self.gen_native_t, body + poff[1], plen[1])
             nr = <int>code if code < NSYSCALLS else -1
+        if nr < 0 and d:
+            pend = self.enter.get(tid)
+            if pend is not None and pend[0] & 1 == 0 and pend[0] < 2 * NSYSCALLS:
+                nr = pend[0] >> 1
         if nr < 0 or self.gen_keep[d][nr] < 0:
             return NULL
         memset(gp, 0, sizeof(plan_t))
