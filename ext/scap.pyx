@@ -30,6 +30,7 @@ cdef enum:
     MAX_FLAG_TABLES = 8
     MAX_FLAG_PAIRS = 64
     HDR2 = 26  # ts, tid, len, type, nparams
+    HDR1 = 22  # version 1: no nparams
 
 cdef enum:
     SLOW = -1  # plan_t.evt: through Translator.record
@@ -382,6 +383,7 @@ cdef class Decoder:
         cdef int64_t ret = 0
         cdef plan_t* pl
         cdef plan_t gp
+        cdef Py_ssize_t hsize
         cdef Py_ssize_t poff[MAX_FAST_PARAMS]
         cdef Py_ssize_t plen[MAX_FAST_PARAMS]
         cdef uint64_t args[6]
@@ -399,7 +401,7 @@ cdef class Decoder:
         cdef int i2
         cdef tuple pa
         cdef object made
-        if n < 2 or not self.bv2[k]:
+        if n < 2:
             return 0
         cpu = ld16(body)
         if self.bflagged[k]:
@@ -407,21 +409,27 @@ cdef class Decoder:
                 return 0
             dflags = ld32(body + 2)
             pos = 6
-        if n - pos < HDR2:
+        hsize = HDR2 if self.bv2[k] else HDR1
+        if n - pos < hsize:
             return 0
         ts = ld64(body + pos)
         tid = ld64(body + pos + 8)
         length = ld32(body + pos + 16)
         etype = ld16(body + pos + 20)
-        nparams = ld32(body + pos + 22)
-        if length < HDR2 or pos + length > n or etype >= PPM_EVENT_MAX:
+        if length < hsize or pos + length > n or etype >= PPM_EVENT_MAX:
             return 0
         pl = &self.plans[etype]
         if pl.evt == SLOW:
             return 0
-        lsize = 4 if (self.blarge[k] or pl.large) else 2
-        start = pos + HDR2
+        start = pos + hsize
         end = pos + length
+        if self.bv2[k]:
+            nparams = ld32(body + pos + 22)
+        elif pl.large:
+            return 0
+        else:
+            nparams = self._infer_nparams(body, start, end, pl.ntable)
+        lsize = 4 if (self.blarge[k] or pl.large) else 2
         if nparams > <uint32_t>((end - start) // lsize) or nparams > 0xFFFF:
             return 0
         p = start + <Py_ssize_t>nparams * lsize
@@ -558,6 +566,22 @@ cdef class Decoder:
         self.events += 1
         self.last_ts = ts
         return 1
+
+    cdef uint32_t _infer_nparams(self, const unsigned char* body, Py_ssize_t start, Py_ssize_t end,
+                                 int top) noexcept:
+        """A version-1 event's parameter count: the largest, up to the table's, whose lengths fill
+        the event exactly (events._infer_nparams)."""
+        cdef int k, j
+        cdef Py_ssize_t total
+        for k in range(top, -1, -1):
+            if start + 2 * k > end:
+                continue
+            total = 0
+            for j in range(k):
+                total += ld16(body + start + 2 * j)
+            if start + 2 * k + total == end:
+                return k
+        return 0
 
     cdef plan_t* _generic(self, int etype, plan_t* gp, const unsigned char* body, uint32_t nparams,
                           Py_ssize_t* poff, Py_ssize_t* plen, uint64_t tid):

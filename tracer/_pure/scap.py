@@ -33,6 +33,8 @@ class Decoder:
         """Translate the whole event blocks of ``buf[pos:end]``; the position where it stopped."""
         self.error = None
         while self.count < self.limit and end - pos >= 12:
+            btype: int
+            total: int
             btype, total = BLOCK_HEAD.unpack_from(buf, pos)
             if btype not in EVENT_BLOCKS or total < 12 or total & 3 or total > end - pos:
                 break

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import IO, Any, Final
 
-from tracer.capture.reader import EventBlock, Item, TableBlock
 from tracer import engine
+from tracer.capture.reader import EventBlock, Item, TableBlock
 from tracer.errors import CaptureError
 
 from . import blocks as B
@@ -195,8 +195,8 @@ class ScapReader:
                 # The event blocks already read, walked in one go.
                 self._bpos = dec.run(self._buf, self._bpos, len(self._buf))
                 self.events = dec.events
-                for name, n in dec.take_counts():
-                    counts[name] = counts.get(name, 0) + n
+                for bname, n in dec.take_counts():
+                    counts[bname] = counts.get(bname, 0) + n
                 if dec.error is not None:
                     bad, btype, text = dec.error
                     self.damaged = True
