@@ -344,15 +344,15 @@ cdef class Decoder:
             pos += total
         return pos
 
-    def block(self, bytes body, int btype):
+    def block(self, bytes body, uint32_t btype):
         """Translate one event block's body. Raises ScapFormatError for a damaged event."""
         cdef int k = 0
-        while k < NBLOCKS and self.btypes[k] != <uint32_t>btype:
+        while k < NBLOCKS and self.btypes[k] != btype:
             k += 1
         if k == NBLOCKS or not self._fast(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), k):
             self._slow(body, btype)
 
-    def _slow(self, bytes body, int btype):
+    def _slow(self, bytes body, uint32_t btype):
         ev = parse_event(body, btype)
         rec = self.tr.record(ev)
         if rec is None:

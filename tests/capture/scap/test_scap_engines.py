@@ -112,7 +112,7 @@ def random_param(rng: random.Random, t: PT) -> bytes:
 
 def random_events(rng: random.Random, n: int) -> bytes:
     out = []
-    kinds = [B.EV_V2, B.EV_V2, B.EV_V2, B.EVF_V2, B.EV_V2_LARGE, B.EV, B.EVF]
+    kinds = [B.EV_V2, B.EV_V2, B.EV_V2, B.EVF_V2, B.EV_V2_LARGE, B.EVF_V2_LARGE, B.EV, B.EV_INT, B.EVF]
     types = [t for t in range(PPM_EVENT_MAX) if PPM_EVENTS[t] is not None]
     for k in range(n):
         t = rng.choice(types)
