@@ -29,8 +29,6 @@ cdef enum:
     NBLOCKS = 8  # event block types
     MAX_FLAG_TABLES = 8
     MAX_FLAG_PAIRS = 64
-    HDR2 = 26  # ts, tid, len, type, nparams
-    HDR1 = 22  # version 1: no nparams
 
 cdef enum:
     SLOW = -1  # plan_t.evt: through Translator.record
@@ -384,6 +382,7 @@ cdef class Decoder:
         cdef plan_t* pl
         cdef plan_t gp
         cdef Py_ssize_t hsize
+        cdef const ppm_event_header* eh
         cdef Py_ssize_t poff[MAX_FAST_PARAMS]
         cdef Py_ssize_t plen[MAX_FAST_PARAMS]
         cdef uint64_t args[6]
@@ -409,13 +408,14 @@ cdef class Decoder:
                 return 0
             dflags = ld32(body + 2)
             pos = 6
-        hsize = HDR2 if self.bv2[k] else HDR1
+        hsize = EVENT_HEADER_SIZE if self.bv2[k] else EVENT_HEADER_V1_SIZE
         if n - pos < hsize:
             return 0
-        ts = ld64(body + pos)
-        tid = ld64(body + pos + 8)
-        length = ld32(body + pos + 16)
-        etype = ld16(body + pos + 20)
+        eh = <const ppm_event_header*>(body + pos)
+        ts = eh.ts
+        tid = eh.tid
+        length = eh.length
+        etype = eh.type
         if length < hsize or pos + length > n or etype >= PPM_EVENT_MAX:
             return 0
         pl = &self.plans[etype]
@@ -424,7 +424,7 @@ cdef class Decoder:
         start = pos + hsize
         end = pos + length
         if self.bv2[k]:
-            nparams = ld32(body + pos + 22)
+            nparams = eh.nparams
         elif pl.large:
             return 0
         else:

@@ -15,8 +15,10 @@ from typing import Final
 from .blocks import FLAGGED_EVENTS, LARGE_EVENTS, ScapFormatError
 from .table import PPM_EVENT_MAX, PPM_EVENTS, PT, PParam
 
-_HDR2 = struct.Struct("<QQIHI")  # ts, tid, len, type, nparams
-_HDR1 = struct.Struct("<QQIH")
+EVENT_HEADER_FMT: Final = "<QQIHI"
+EVENT_HEADER_FIELDS: Final = ("ts", "tid", "length", "type", "nparams")  # version 1: no nparams
+_HDR2 = struct.Struct(EVENT_HEADER_FMT)
+_HDR1 = struct.Struct(EVENT_HEADER_FMT[:-1])
 _CPU = struct.Struct("<H")
 _FLAGS = struct.Struct("<I")
 
