@@ -75,10 +75,18 @@ def make_big(dst: Path, want: int) -> int:
     from tracer.capture.scap.table import PPM_EVENTS
 
     procinfo = next(e.id for e in PPM_EVENTS if e is not None and e.name == "procinfo")
-    events = [(t, b) for name in SOURCES for t, b in blocks(src / name) if t in EVENT_BLOCKS]
-    stamps = [struct.unpack_from("<Q", b, event_ts_offset(t))[0] for t, b in events]
+    events: list[tuple[int, bytes]] = []
+    stamps: list[int] = []  # each source's times from its first event, the sources one after another
+    t0 = start = 0
+    for name in SOURCES:
+        mine = [(t, b) for t, b in blocks(src / name) if t in EVENT_BLOCKS]
+        ts = [struct.unpack_from("<Q", b, event_ts_offset(t))[0] for t, b in mine]
+        t0 = t0 or min(ts)
+        events += mine
+        stamps += [start + x - min(ts) for x in ts]
+        start += max(ts) - min(ts) + 1_000_000
+    span = start
     kinds = [struct.unpack_from("<H", b, event_ts_offset(t) + 20)[0] for t, b in events]
-    t0, span = min(stamps), max(stamps) - min(stamps) + 1_000_000
     n = 0
     with open(dst, "wb") as f:
         f.write(head)
@@ -91,7 +99,7 @@ def make_big(dst: Path, want: int) -> int:
                 n += 1
                 blk = bytearray(b)
                 # Each source's events keep their order; the copies follow one another in time.
-                struct.pack_into("<Q", blk, event_ts_offset(t), t0 + copy * span + (ts - t0) % span)
+                struct.pack_into("<Q", blk, event_ts_offset(t), t0 + copy * span + ts)
                 out += blk
             f.write(out)
             copy += 1
