@@ -15,8 +15,10 @@ from typing import Final
 from .blocks import FLAGGED_EVENTS, LARGE_EVENTS, ScapFormatError
 from .table import PPM_EVENT_MAX, PPM_EVENTS, PT, PParam
 
-_HDR2 = struct.Struct("<QQIHI")  # ts, tid, len, type, nparams
-_HDR1 = struct.Struct("<QQIH")
+EVENT_HEADER_FMT: Final = "<QQIHI"
+EVENT_HEADER_FIELDS: Final = ("ts", "tid", "length", "type", "nparams")  # version 1: no nparams
+_HDR2 = struct.Struct(EVENT_HEADER_FMT)
+_HDR1 = struct.Struct(EVENT_HEADER_FMT[:-1])
 _CPU = struct.Struct("<H")
 _FLAGS = struct.Struct("<I")
 
@@ -76,7 +78,7 @@ def parse_event(body: bytes, block_type: int) -> PPMEvent:
     start = pos + hdr.size
     if nparams < 0:
         nparams = _infer_nparams(body, start, end, etype)
-    if nparams > (end - start) // lsize:
+    if nparams > (end - start) // lsize or nparams > 0xFFFF:
         raise ScapFormatError(f"event says {nparams} parameters in {end - start} bytes")
     lens = struct.unpack_from(f"<{nparams}{'I' if lsize == 4 else 'H'}", body, start)
     p = start + nparams * lsize

@@ -18,15 +18,16 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import IO, Any, Final
 
+from tracer import engine
 from tracer.capture.reader import EventBlock, Item, TableBlock
 from tracer.errors import CaptureError
 
 from . import blocks as B
-from .events import parse_event
 from .translate import Translator
 
 MAX_BLOCK: Final = 64 << 20
 EVENTS_PER_BLOCK: Final = 4096
+READ_SIZE: Final = 1 << 20  # bytes read from the file at a time
 GZIP_MAGIC: Final = b"\x1f\x8b"
 SCAP_MAGIC: Final = B.SHB.to_bytes(4, "little")
 
@@ -65,7 +66,10 @@ class ScapReader:
         except OSError as e:
             raise CaptureError(f"cannot read {self.path}: {e.strerror or e}") from None
         self._f: IO[bytes] = self._raw
-        self._pos = 0
+        self._buf = b""  # bytes read from the file (gunzipped), not yet all walked
+        self._bpos = 0  # where the next block starts in _buf
+        self._base = 0  # the file offset of _buf[0]
+        self._stream_cut = False  # the gzip stream ended without its end marker
         try:
             if self._raw.read(2) == GZIP_MAGIC:
                 self._f = gzip.GzipFile(fileobj=self._raw)  # type: ignore[assignment]
@@ -92,29 +96,60 @@ class ScapReader:
                                        "machine": {}}
 
     # --- the file --------------------------------------------------------------------------
+    @property
+    def _pos(self) -> int:
+        """The file offset (of the gunzipped stream) of the next block."""
+        return self._base + self._bpos
+
+    def _fill(self, n: int) -> bool:
+        """At least ``n`` bytes in _buf from _bpos, reading on in large pieces; False at the end of
+        the file before that. A gzip stream cut short raises _Cut once the bytes before the cut are
+        walked (read1 loses none of them)."""
+        have = len(self._buf) - self._bpos
+        if have >= n:
+            return True
+        parts = [self._buf[self._bpos:]]
+        want = max(n - have, READ_SIZE)
+        got = 0
+        while got < want and not self._stream_cut:
+            try:
+                more = self._f.read1(want - got)  # type: ignore[attr-defined]
+            except EOFError:
+                self._stream_cut = True
+                break
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        self._base += self._bpos
+        self._bpos = 0
+        self._buf = b"".join(parts)
+        if len(self._buf) >= n:
+            return True
+        if self._stream_cut:
+            raise _Cut()
+        return False
+
     def _read_block(self) -> tuple[int, bytes] | None:
         """(type, body) of the next block; None at a clean end of file. Raises ScapFormatError for
-        a block cut short or whose lengths cannot be right, EOFError/zlib.error for bad gzip."""
-        try:
-            head = self._f.read(8)
-            if not head:
+        a block cut short or whose lengths cannot be right, zlib.error for bad gzip."""
+        if not self._fill(8):
+            if len(self._buf) == self._bpos:
                 return None
-            if len(head) < 8:
-                raise _Cut()
-            btype, total = B.BLOCK_HEAD.unpack(head)
-            if total < 12 or total & 3 and btype != B.SHB:
-                raise B.ScapFormatError(f"block of type {btype:#x} says {total} bytes")
-            if total > MAX_BLOCK:
-                raise B.ScapFormatError(f"block of type {btype:#x} says {total} bytes, more than {MAX_BLOCK}")
-            rest = self._f.read(total - 8)
-        except EOFError:
-            raise _Cut() from None  # a gzip stream cut short
-        if len(rest) < total - 8:
             raise _Cut()
-        if int.from_bytes(rest[-4:], "little") != total:
+        btype, total = B.BLOCK_HEAD.unpack_from(self._buf, self._bpos)
+        if total < 12 or total & 3 and btype != B.SHB:
+            raise B.ScapFormatError(f"block of type {btype:#x} says {total} bytes")
+        if total > MAX_BLOCK:
+            raise B.ScapFormatError(f"block of type {btype:#x} says {total} bytes, more than {MAX_BLOCK}")
+        if not self._fill(total):
+            raise _Cut()
+        p = self._bpos
+        buf = self._buf
+        if int.from_bytes(buf[p + total - 4:p + total], "little") != total:
             raise B.ScapFormatError(f"block of type {btype:#x}: trailing length differs from {total}")
-        self._pos += total
-        return btype, rest[:-4]
+        self._bpos = p + total
+        return btype, buf[p + 8:p + total - 4]
 
     def close(self) -> None:
         for f in (self._f, self._raw):
@@ -141,8 +176,7 @@ class ScapReader:
     def __iter__(self) -> Iterator[Item]:
         """The items in file order (a scap file is read once, front to back)."""
         tr = Translator()
-        recs: list[bytes] = []
-        first_ts = last_ts = 0
+        dec = engine.scap.Decoder(tr, self.skipped, EVENTS_PER_BLOCK)
         threads: list[B.ScapThread] = []
         fds: dict[int, list[B.ScapFd]] = {}
         users: list[B.UserEntry] = []
@@ -151,15 +185,28 @@ class ScapReader:
         block_start = self._pos
         end_note = ""
         gz = " of the gunzipped stream" if self._f is not self._raw else ""  # notes' offsets
+        counts = self.block_counts
 
         def flush() -> EventBlock:
-            nonlocal recs, first_ts, last_ts
-            blk = EventBlock(b"".join(recs), len(recs), first_ts, last_ts, block_start)
-            recs = []
-            first_ts = last_ts = 0
-            return blk
+            return EventBlock(*dec.flush(), block_start)
 
         while True:
+            if tables_sent:
+                # The event blocks already read, walked in one go.
+                self._bpos = dec.run(self._buf, self._bpos, len(self._buf))
+                self.events = dec.events
+                for bname, n in dec.take_counts():
+                    counts[bname] = counts.get(bname, 0) + n
+                if dec.error is not None:
+                    bad, btype, text = dec.error
+                    self.damaged = True
+                    self._count(f"damaged {B.BLOCK_NAMES[btype]} block at byte {self._base + bad}{gz} ({text})")
+                if dec.count >= EVENTS_PER_BLOCK:
+                    yield flush()
+                    block_start = self._pos
+                    continue
+                if dec.error is not None:
+                    continue
             at = self._pos
             end_note = ""
             try:
@@ -179,24 +226,15 @@ class ScapReader:
             if name is None:
                 self._count(f"blocks of unknown type {btype:#x}")
                 continue
-            self.block_counts[name] = self.block_counts.get(name, 0) + 1
+            counts[name] = counts.get(name, 0) + 1
             try:
                 if btype in B.EVENT_BLOCKS:
                     if not tables_sent:
                         tables_sent = True
                         yield from self._tables(tr, threads, fds, users, groups)
-                    ev = parse_event(body, btype)
-                    rec = tr.record(ev)
-                    if rec is None:
-                        self._count(f"events of unknown type {ev.type}" if tr.last_unknown else "events")
-                        continue
-                    for r in rec:
-                        if not recs:
-                            first_ts = ev.ts
-                        recs.append(r)
-                    last_ts = ev.ts
-                    self.events += len(rec)
-                    if len(recs) >= EVENTS_PER_BLOCK:
+                    dec.block(body, btype)
+                    self.events = dec.events
+                    if dec.count >= EVENTS_PER_BLOCK:
                         yield flush()
                         block_start = self._pos
                 elif btype in (B.MI, B.MI_INT):
@@ -224,7 +262,7 @@ class ScapReader:
                 self._count(f"damaged {name} block at byte {at}{gz} ({e})")
         if not tables_sent:
             yield from self._tables(tr, threads, fds, users, groups)
-        if recs:
+        if dec.count:
             yield flush()
         for what, n in tr.skipped.items():
             self._count(what, n)

@@ -32,7 +32,9 @@ from .table import SYSCALLS as PPM_SC
 
 RF_PPM: Final = R.RF_PPM
 Params = dict[str, tuple[PParam, bytes]]  # an event's parameters by name
-_ANNEX = struct.Struct("<IHHB3x")  # annex size, PPM type, nparams, bytes per length
+ANNEX_FMT: Final = "<IHHB3x"
+ANNEX_FIELDS: Final = ("size", "type", "nparams", "lsize")  # annex size, PPM type, nparams, bytes per length
+_ANNEX = struct.Struct(ANNEX_FMT)
 _FIXED = struct.Struct(R.FIXED_FMT)
 
 # PPM event names that are a syscall ktrace knows under another name.
@@ -135,7 +137,7 @@ class Translator:
                     if plan.fd_reg >= 0:
                         args[plan.fd_reg] = pend[4]  # the fd libsinsp remembers from the enter (-1: none)
                 if plan.ret and nparams:
-                    ret = int_value(plan.ret, vals[0])
+                    ret = _s64(int_value(plan.ret, vals[0]))
             for reg, i, p in plan.regs:
                 if i < nparams:
                     args[reg] = _register(p, vals[i]) or 0
@@ -144,7 +146,8 @@ class Translator:
                     seg[k] = _segment(p, vals[i])
             if plan.pair is not None and plan.pair[1] < nparams:
                 i1, i2 = plan.pair
-                seg[0] = struct.pack("<2i", int_value(info.params[i1], vals[i1]), int_value(info.params[i2], vals[i2]))
+                seg[0] = struct.pack("<2I", int_value(info.params[i1], vals[i1]) & 0xFFFFFFFF,
+                                     int_value(info.params[i2], vals[i2]) & 0xFFFFFFFF)
             if plan.comm is not None and plan.comm[0] < nparams:
                 seg[plan.comm[1]] = vals[plan.comm[0]].split(b"\0", 1)[0]
             if not direction:
@@ -164,7 +167,7 @@ class Translator:
             elif evt == R.EVT_CONTAINER:
                 seg[0] = msgpack.packb(_container(info, params))
         pid = self.pids.get(tid, tid)
-        if plan.ids is not None and plan.ids[1] < nparams:
+        if plan.ids is not None and max(plan.ids) < nparams:
             ti, pi = plan.ids
             if int_value(info.params[ti], vals[ti]) == tid:
                 pid = self.pids[tid] = int_value(info.params[pi], vals[pi])
@@ -175,6 +178,12 @@ class Translator:
                            *(x & 0xFFFFFFFFFFFFFFFF for x in args), len(s0), len(s1), flags)
         annex = _ANNEX.pack(_ANNEX.size + len(ev.raw), ev.type, nparams, ev.lsize)
         return [b"".join((head, s0, s1, annex, ev.raw, b"\0" * (total - used)))]
+
+
+def _s64(v: int) -> int:
+    """A 64-bit value as the signed return value a record holds."""
+    v &= 0xFFFFFFFFFFFFFFFF
+    return v - (1 << 64) if v >> 63 else v
 
 def _register(p: PParam, raw: bytes) -> int | None:
     """A numeric PPM parameter as a register value; None for one that is not a number."""
@@ -195,7 +204,9 @@ def _segment(p: PParam, raw: bytes) -> bytes:
 
 
 def linux_sockaddr(raw: bytes) -> bytes:
-    """A PPM sockaddr as the Linux struct ktrace's records carry."""
+    """A PPM sockaddr as the Linux struct ktrace's records carry (a unix path's bytes as they are)."""
+    if raw[:1] == b"\x01":
+        return struct.pack("<H", 1) + raw[1:].split(b"\0", 1)[0] + b"\0"
     parts = sockaddr_parts(raw)
     if parts is None:
         return b""
@@ -208,7 +219,7 @@ def linux_sockaddr(raw: bytes) -> bytes:
     if fam == "ipv6":
         addr = socket.inet_pton(socket.AF_INET6, ip if ":" in ip else "::ffff:" + ip)
         return struct.pack("<H", 10) + port.to_bytes(2, "big") + b"\0" * 4 + addr + b"\0" * 4
-    return struct.pack("<H", 1) + ip.encode() + b"\0"
+    return b""
 
 
 def _container(info: PEvent, params: Params) -> dict[str, object]:
@@ -308,3 +319,82 @@ class _Plan:
         if direction and kinfo.name in ("execve", "execveat", "clone", "fork", "vfork", "clone3", "prctl") \
                 and "comm" in index:
             self.comm = (index["comm"], 1 if kinfo.name == "clone3" else 0)
+
+
+# --- what a compiled translator needs: the plans as plain numbers ----------------------------------
+SEG_RAW, SEG_STRZ, SEG_SOCKADDR = 0, 1, 2  # how a parameter becomes a segment (_segment)
+
+
+def int_types() -> dict[int, tuple[int, bool]]:
+    """Numeric parameter type -> (bytes, signed), as int_value reads it."""
+    return {int(t): (struct.calcsize(f), f[1].islower()) for t, f in INT_FORMATS.items()}
+
+
+def flag_maps() -> list[tuple[str, list[tuple[int, int]], bool]]:
+    """Each PPM flag table ktrace converts: (name, [(PPM bit, Linux bit)], access mode too), the pairs
+    to_linux_flags goes through."""
+    out = []
+    for ppm_table, ktable in FLAG_TABLES.items():
+        by_name = {name: bit for bit, name in KF.FLAGS.get(ktable, ())}
+        pairs = [(bit, by_name[name]) for name, bit in PPM_FLAGS.get(ppm_table, ()) if bit and name in by_name]
+        out.append((ppm_table, pairs, ppm_table == "file_flags"))
+    return out
+
+
+def fast_plan(etype: int) -> dict[str, object] | None:
+    """The plan of a PPM event type as numbers, for a syscall event whose ktrace event the type alone
+    decides; None for the others (unknown, generic, internal, no counterpart), which go through
+    Translator.record."""
+    info = ppm_event(etype)
+    if info is None or info.name == "syscall" or info.name in INTERNAL:
+        return None
+    nr = SYSCALL_NR.get(NAME_ALIASES.get(info.name, info.name))
+    if nr is None:
+        return None
+    evt = R.syscall_evt(nr, info.direction)
+    plan = _Plan(info, evt)
+    tables = [name for name, _pairs, _acc in flag_maps()]
+
+    def conv(p: PParam) -> int:
+        if p.table and p.type in (PT.FLAGS8, PT.FLAGS16, PT.FLAGS32) and p.table in tables:
+            return tables.index(p.table)
+        return -1
+
+    def seg_kind(p: PParam) -> int:
+        if p.type == PT.SOCKADDR:
+            return SEG_SOCKADDR
+        return SEG_STRZ if p.type in (PT.CHARBUF, PT.FSPATH, PT.FSRELPATH) else SEG_RAW
+
+    ps = info.params
+    return {
+        "evt": evt, "hidden": plan.hidden, "large": "large_payload" in info.flags, "ntable": len(ps),
+        "ret": int(plan.ret.type) if plan.ret is not None else -1, "fd_reg": plan.fd_reg,
+        "enter_fd": int(ps[0].type) if plan.enter_fd else -1, "exit_keeps": plan.exit_keeps_segments,
+        "regs": [(reg, i, int(p.type), conv(p)) for reg, i, p in plan.regs],
+        "segs": [(k, i, seg_kind(p)) for k, i, p in plan.segs],
+        "pair": None if plan.pair is None else (plan.pair[0], int(ps[plan.pair[0]].type), plan.pair[1],
+                                                 int(ps[plan.pair[1]].type)),
+        "comm": plan.comm,
+        "ids": None if plan.ids is None else (plan.ids[0], int(ps[plan.ids[0]].type), plan.ids[1],
+                                               int(ps[plan.ids[1]].type)),
+    }
+
+
+def generic_plans(etype: int) -> list[bool | None]:
+    """For a generic PPM event type (``syscall``): per ktrace syscall number, whether its exit keeps
+    its enter's segments, or None where the plan would take parameters (then Translator.record
+    does it)."""
+    info = ppm_event(etype)
+    assert info is not None and info.name == "syscall"
+    out: list[bool | None] = []
+    for nr in range(R.NSYSCALLS):
+        plan = _Plan(info, R.syscall_evt(nr, info.direction))
+        simple = not (plan.regs or plan.segs or plan.pair or plan.comm or plan.ids or plan.ret
+                      or plan.enter_fd or plan.fd_reg >= 0 or plan.hidden)
+        out.append(plan.exit_keeps_segments if simple else None)
+    return out
+
+
+def generic_codes() -> list[int]:
+    """PPM syscall code -> ktrace syscall number, -1 where ktrace has none (evt_id's first rule)."""
+    return [SYSCALL_NR.get(name, -1) for name in PPM_SC]
