@@ -37,7 +37,8 @@ _TS = struct.Struct("<Q")
 def make_capture(source: Path, dest: Path, events: int) -> int:
     """Write ``dest`` from ``source``'s blocks repeated, shifted in time, until ``events``."""
     sys.path.insert(0, str(REPO))
-    from tracer.capture import CaptureWriter, EventBlock, FileStart, TableBlock, blockcodec, read_captures
+    from tracer.capture import CaptureWriter, EventBlock, FileStart, TableBlock, blockcodec
+    from tracer.capture.files import read_captures
 
     blocks: list[EventBlock] = []
     tables: list[TableBlock] = []
@@ -132,10 +133,10 @@ def main() -> None:
         f.unlink()
     (Path(str(cap) + ".kidx")).unlink(missing_ok=True)
     p = str(cap)
-    scan = timed(f"from tracer.capture import read_captures\nfor _ in read_captures([{p!r}]): pass")
+    scan = timed(f"from tracer.capture.files import read_captures\nfor _ in read_captures([{p!r}]): pass")
     tl = timed(
         "from array import array\n"
-        "from tracer.capture import EventBlock, read_captures\n"
+        "from tracer.capture import EventBlock\nfrom tracer.capture.files import read_captures\n"
         "from tracer.engine import tally\n"
         "from tracer.inspect.index import CATEGORIES, MAX_BUCKETS, BUCKET_NS, category_table\n"
         "cats = category_table(); c = array('Q'); f = array('Q'); t0 = 0\n"
@@ -145,7 +146,7 @@ def main() -> None:
         "        tally.tally(it.raw, cats, t0, BUCKET_NS, len(CATEGORIES), MAX_BUCKETS - 1, c, f, set(), 8)\n")
     index = timed(f"from tracer.inspect.index import load_or_build\nload_or_build([{p!r}])")
     opened = open_time(cap, a.browser)
-    from tracer.capture import capinfo
+    from tracer.capture.capinfo import capinfo
 
     n = int(capinfo(p)["events"])
     print(f"capture: {n} events, {cap.stat().st_size / 1e6:.0f} MB ({a.source.name} repeated)")

@@ -740,25 +740,36 @@ cdef class Renderer:
             return self._py_value(v, None)
         return self._str(v)
 
-    cdef int _fd_field(self, int kind, Rec *r) except -1:
-        cdef int64_t n
+    cdef bint _fd_num(self, Rec *r, int64_t *n) noexcept:
+        """The fd the event is about (its fd argument, or the new fd it returned), if it has one."""
         cdef uint8_t reg
+        if r.evt >= EVT_BASE_OTHER:
+            return False
+        reg = (<const uint8_t *>PyBytes_AS_STRING(self.fd_regs))[r.evt]
+        if reg == FD_NONE:
+            return False
+        if reg == FD_RET:
+            n[0] = r.ret if r.ret < 0 else <int32_t>r.ret
+        else:
+            n[0] = <int32_t>r.args[reg]
+        return True
+
+    cdef int _fd_field(self, int kind, Rec *r) except -1:
+        cdef int64_t n = -1
         if kind == K_FDNUM:
-            if r.evt >= EVT_BASE_OTHER:
-                return self._na()
-            reg = (<const uint8_t *>PyBytes_AS_STRING(self.fd_regs))[r.evt]
-            if reg == FD_NONE:
-                return self._na()
-            if reg == FD_RET:
-                n = r.ret if r.ret < 0 else <int32_t>r.ret
-            else:
-                n = <int32_t>r.args[reg]
-            return self._puti(n)
+            return self._puti(n) if self._fd_num(r, &n) else self._na()
         fd = self._fd(r)
+        if kind == K_FDNAME:
+            # libsinsp's rule: a known fd without a name (a pipe's) has an empty one, and so has an
+            # exit's fd the state does not know.
+            if fd is not None:
+                return self._str(fd.name)
+            if r.evt & 1 and self._fd_num(r, &n) and n >= 0:
+                return self._str("")
+            return self._na()
         if fd is None:
             return self._na()
-        v = fd.name if kind == K_FDNAME else fd.type
-        return self._str(v if v != "" else None)
+        return self._str(fd.type if fd.type != "" else None)
 
     cdef int _py_field(self, _Piece p, Rec *r) except -1:
         """A field without a C renderer: the Formatter's own value, for this field only."""
@@ -941,6 +952,7 @@ cdef class Renderer:
     cdef int _seg_param(self, _Param s, Rec *r) except -1:
         cdef const uint8_t *p
         cdef Py_ssize_t n, k, limit
+        cdef bint cut
         cdef uint8_t c
         if s.src == SRC_S0:
             p = r.s0
@@ -953,15 +965,17 @@ cdef class Renderer:
                 return 0
             if self.normal_buf:
                 limit = n
-                if not self.verbose and n > self.max_buf:
-                    limit = self.max_buf
+                cut = not self.verbose and self.max_buf and n > self.max_buf
+                if cut:
+                    # sysdig's cut: max_buf characters in all, the last three of them "..."
+                    limit = self.max_buf - 3 if self.max_buf > 3 else self.max_buf
                 if self.pos + limit + 3 > self.cap:
                     self._grow(limit + 3)
                 for k in range(limit):
                     c = p[k]
                     self.buf[self.pos + k] = c if 32 <= c < 127 else 46
                 self.pos += limit
-                if limit < n:
+                if cut and self.max_buf > 3:
                     self._put(b"...", 3)
                 return 0
             if self.ascii_buf:

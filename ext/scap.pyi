@@ -1,5 +1,8 @@
 from tracer.capture.scap.translate import Translator
 
+__all__ = ["Decoder"]
+
+
 class Decoder:
     tr: Translator
     skipped: dict[str, int]

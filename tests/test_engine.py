@@ -19,13 +19,15 @@ from typing import Any
 import pytest
 
 from tracer import engine
+from tracer.capture.scap.translate import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 TWINS = sorted(p.stem for p in (ROOT / "ext").glob("*.pyx"))
 PURE_RUN = os.environ.get("KTRACE_PUREPYTHON") == "1"
 
 # Arguments that construct a class without a kernel (a Ring needs a BPF map: its class is read).
-SAMPLES: dict[str, tuple[Any, ...]] = {"Scanner": (b"", b""), "BatchError": ("message", 0), "Tally": (b"",)}
+SAMPLES: dict[str, tuple[Any, ...]] = {"Scanner": (b"", b""), "BatchError": ("message", 0), "Tally": (b"",),
+                                       "Decoder": (Translator(), {}, 1)}
 
 Param = tuple[str, str, bool]  # name, kind, has a default
 
@@ -95,7 +97,9 @@ def _init_params(cls: type, mod: ModuleType) -> list[Param]:
         pass
     src = (ROOT / "ext" / f"{mod.__name__.rsplit('.', 1)[1]}.pyx").read_text()
     body = src[src.index(f"cdef class {cls.__name__}"):]
-    m = re.search(r"def __c?init__\(self,?(.*?)\):", body, re.S)
+    # __init__ when there is one (a __cinit__ beside it may take anything, to allocate).
+    m = re.search(r"def __init__\(self,?(.*?)\):", body, re.S) \
+        or re.search(r"def __cinit__\(self,?(.*?)\):", body, re.S)
     assert m is not None, f"no constructor found for {cls.__name__}"
     out: list[Param] = []
     for item in filter(None, (i.strip() for i in m[1].split(","))):

@@ -229,7 +229,7 @@ def capinfo_cmd(path: str, json_out: bool) -> None:
     """What a capture holds: time span, events by type, drops, processes, containers, blocks."""
     import json
 
-    from .capture import capinfo, render_capinfo
+    from .capture.capinfo import capinfo, render_capinfo
     from .schema.events import event_name
 
     if not os.path.exists(path):

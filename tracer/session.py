@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from . import engine as _engine
-from .capture import CaptureWriter, EventBlock, RotatePolicy, StatsBlock, TableBlock, blockcodec, read_captures
+from .capture import CaptureWriter, EventBlock, RotatePolicy, StatsBlock, TableBlock, blockcodec
 from .capture import machine_info as _machine_info
+from .capture.files import read_captures
 from .capture.scap.writer import ScapWriter, wants_scap
 from .errors import KtraceError, UsageError
 from .event import Event, RenderOptions

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tracer.capture import capinfo, render_capinfo
 from tracer.capture import format as fmt
 from tracer.capture.blockcodec import CODEC_LZ4, CODEC_LZ4_64K, CODEC_NONE, CODEC_ZSTD, CODEC_ZSTD_T8
+from tracer.capture.capinfo import capinfo, render_capinfo
 from tracer.schema.record import syscall_evt
 
 NAMES = {

@@ -19,7 +19,6 @@ from tracer.capture import (
     StatsBlock,
     TableBlock,
     Upgrade,
-    read_captures,
 )
 from tracer.capture import format as fmt
 from tracer.capture.blockcodec import (
@@ -32,6 +31,7 @@ from tracer.capture.blockcodec import (
     decode_block,
     encode_block,
 )
+from tracer.capture.files import read_captures
 from tracer.errors import CaptureError
 
 

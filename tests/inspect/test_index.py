@@ -11,7 +11,8 @@ import pytest
 from inspectkit import CAPTURES, copy_captures, expected
 
 from tracer._pure import tally as pure_tally
-from tracer.capture import EventBlock, read_captures
+from tracer.capture import EventBlock
+from tracer.capture.files import read_captures
 from tracer.engine import tally
 from tracer.inspect.index import BUCKET_NS, CATEGORIES, FAILS, MAX_BUCKETS, build, category_table, load_or_build
 from tracer.inspect.summary import TILES, totals

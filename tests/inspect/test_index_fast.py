@@ -105,7 +105,8 @@ def test_fast_index_equals_the_reference_on_random_streams(tmp_path: Path, seed:
 def _counts(cap: str, impl: Any) -> tuple[list[int], list[int], list[int], list[int]]:
     """Index ``cap``'s tiles through ``impl.count``: its sums, distinct entries, the records whose
     plans it asked for and how far each call went."""
-    from tracer.capture import EventBlock, read_captures
+    from tracer.capture import EventBlock
+    from tracer.capture.files import read_captures
 
     state = State()
     asked: list[int] = []

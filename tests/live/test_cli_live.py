@@ -130,7 +130,7 @@ def test_a_signal_ends_the_run_with_exit_0_and_the_summary(tmp_path: Path, ticke
 def test_live_capture_is_lz4_and_a_rewrite_zstd(tmp_path: Path, ticker: Ticker) -> None:
     """Live -w stores its events with the fast codec; rewriting it offline (-r -w) with zstd; both
     replay to the same events."""
-    from tracer.capture import capinfo
+    from tracer.capture.capinfo import capinfo
 
     live, rewritten = tmp_path / "live.kcap", tmp_path / "zstd.kcap"
     kt = Ktrace(["-w", str(live), "-M", "2", "proc.name=kttick"], tmp_path / "l.out")

@@ -13,6 +13,8 @@ from tracer.capture.scap.blocks import BLOCK_HEAD, BLOCK_NAMES, EVENT_BLOCKS, Sc
 from tracer.capture.scap.events import parse_event
 from tracer.capture.scap.translate import Translator
 
+__all__ = ["Decoder"]
+
 
 class Decoder:
     """Translates event blocks into records for one file; ``flush`` hands them out."""

@@ -1,13 +1,12 @@
 """The .kcap capture format: a header, then checksummed blocks of records, tables and stats.
 
-``CaptureWriter`` writes (with sysdig-style rotation, ``RotatePolicy``), ``CaptureReader`` and
-``read_captures`` read and recover, ``capinfo`` summarises. The layout is in ``format``.
+``CaptureWriter`` writes (with sysdig-style rotation, ``RotatePolicy``), ``CaptureReader`` reads
+and recovers. ``files.read_captures`` reads files of either format (.kcap, sysdig's .scap) in
+sequence, ``capinfo`` summarises one. The layout is in ``format``.
 """
 
 from __future__ import annotations
 
-from tracer.capture.capinfo import capinfo, render_capinfo
-from tracer.capture.files import open_capture, read_captures
 from tracer.capture.format import FORMAT_MAJOR, FORMAT_MINOR, TABLE_KINDS, Upgrade, register_upgrade
 from tracer.capture.reader import (
     CaptureReader,
@@ -35,11 +34,7 @@ __all__ = [
     "StatsBlock",
     "TableBlock",
     "Upgrade",
-    "capinfo",
     "capture_name",
     "machine_info",
-    "open_capture",
-    "read_captures",
     "register_upgrade",
-    "render_capinfo",
 ]

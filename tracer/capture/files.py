@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tracer.capture.reader import CaptureReader, FileStart, Item
-from tracer.capture.scap import ScapReader, is_scap
+from tracer.capture.scap.reader import ScapReader, is_scap
 
 
 def read_captures(

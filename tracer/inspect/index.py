@@ -24,7 +24,8 @@ from typing import Any, Final
 
 import msgpack
 
-from ..capture import EventBlock, FileStart, TableBlock, read_captures
+from ..capture import EventBlock, FileStart, TableBlock
+from ..capture.files import read_captures
 from ..engine import tally as _tally
 from ..errors import CaptureError
 from ..pipeline import Pipeline, Selection

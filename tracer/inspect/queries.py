@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..capture import EventBlock, TableBlock, read_captures
+from ..capture import EventBlock, TableBlock
+from ..capture.files import read_captures
 from ..chisel import NET_IO, ChiselContext, load_chisel
 from ..event import Event, RenderOptions
 from ..filter.compiler import compile_filter

@@ -335,7 +335,7 @@ class SpectroPage(TextPage):
 
         def work() -> None:
             try:
-                from ..capture import capinfo
+                from ..capture.capinfo import capinfo
 
                 span = sum(int(capinfo(p).get("duration_s", 0) * 1e9) for p in reads)
                 step = max(min(slice_ns, span // 40), 1_000_000) if span else slice_ns

@@ -186,7 +186,7 @@ def record_counter(agg: ViewAggregator, state: State, *, latency: bool) -> Calla
         if reg == FD_NONE:
             fd = None
         else:
-            num = ret if reg == FD_RET else i32(buf, off + R.ARGS_OFF + 8 * reg)[0]
+            num = ret if reg == FD_RET else i32(buf, off + R.OFF_ARGS + 8 * reg)[0]
             table = fds.get(pid)
             fd = table.get(num) if table and 0 <= num <= 0x7FFFFFFF else None
         if version != state.version or agg.plans_epoch is not plans:

@@ -48,7 +48,7 @@ def _notes(err: io.StringIO) -> list[str]:
 
 def capture_drops(reads: Iterable[str]) -> int:
     """Events the probe lost while the captures were recorded (their stats blocks)."""
-    from ..capture import capinfo
+    from ..capture.capinfo import capinfo
 
     total = 0
     for path in reads:

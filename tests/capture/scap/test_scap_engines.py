@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from tracer import engine
 from tracer._pure import scap as pure
 from tracer.capture.reader import EventBlock, TableBlock
-from tracer.capture.scap import ScapReader, pxi
 from tracer.capture.scap import blocks as B
+from tracer.capture.scap import pxi
+from tracer.capture.scap.reader import ScapReader
 from tracer.capture.scap.table import PPM_EVENT_MAX, PPM_EVENTS, PT
 
 compiled = pytest.importorskip("tracer._ext.scap", reason="the compiled engine is not built")

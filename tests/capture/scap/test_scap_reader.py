@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import scapbytes as S
 
-from tracer.capture import EventBlock, FileStart, TableBlock, read_captures
-from tracer.capture.scap import ScapReader, is_scap
+from tracer.capture import EventBlock, FileStart, TableBlock
+from tracer.capture.files import read_captures
 from tracer.capture.scap import blocks as B
+from tracer.capture.scap.reader import ScapReader, is_scap
 from tracer.errors import CaptureError
 from tracer.schema import record as R
 from tracer.schema.events import SYSCALL_NR

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracer.capture.reader import EventBlock
-from tracer.capture.scap import ScapReader
 from tracer.capture.scap import blocks as B
+from tracer.capture.scap.reader import ScapReader
 from tracer.errors import CaptureError
 from tracer.event import Event, RenderOptions
 from tracer.schema import record as R

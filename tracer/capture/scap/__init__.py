@@ -1,11 +1,11 @@
 """sysdig's .scap format beside ktrace's own: the PPM event table (``table``), the blocks
-(``blocks``), and ``ScapReader``, which turns a scap file into the items a .kcap reader yields."""
+(``blocks``), and ``reader.ScapReader``, which turns a scap file into the items a .kcap reader
+yields. Importing the package gives tracer.event libsinsp's rules for the records read from one."""
 
 from __future__ import annotations
 
 from tracer.event import PpmRules, register_ppm_rules
 
-from .reader import ScapReader, is_scap
 from .render import ppm_info
 from .state import ensure_thread, ppm_fd, ppm_fd_num
 from .table import SCAP_TABLE_VERSION
@@ -13,4 +13,4 @@ from .translate import read_annex
 
 register_ppm_rules(PpmRules(read_annex, ensure_thread, ppm_fd_num, ppm_fd, ppm_info))
 
-__all__ = ["SCAP_TABLE_VERSION", "ScapReader", "is_scap"]
+__all__ = ["SCAP_TABLE_VERSION"]
