@@ -14,14 +14,14 @@ from .errors import EngineError
 PURE = os.environ.get("KTRACE_PUREPYTHON") == "1"
 
 if PURE:
-    from ._pure import proctally, ring, scan, tally
+    from ._pure import proctally, ring, scan, scapwrite, tally
 else:
     try:
-        from ._ext import proctally, ring, scan, tally  # type: ignore[no-redef,unused-ignore]
+        from ._ext import proctally, ring, scan, scapwrite, tally  # type: ignore[no-redef,unused-ignore]
     except ImportError as e:
         raise EngineError(
             f"the Cython engine is not built ({e}): build it (`pip install -e .`, or "
             "`python setup.py build_ext --inplace` in a checkout), or set KTRACE_PUREPYTHON=1 for the "
             "pure-Python engine") from e
 
-__all__ = ["PURE", "proctally", "ring", "scan", "tally"]
+__all__ = ["PURE", "proctally", "ring", "scan", "scapwrite", "tally"]

@@ -242,8 +242,15 @@ class Sink(Protocol):
 class Exporter:
     """Turns batches of ktrace records into PPM event blocks, keeping the state they need."""
 
-    def __init__(self, state: State | None = None) -> None:
+    def __init__(self, state: State | None = None, fast: bool = True) -> None:
         self.state = state if state is not None else State()
+        # The compiled recipes (recipe.py) write the events that need no state; ``fast=False``
+        # writes every event here, the reference the recipes are tested against.
+        self._plan: Any = None
+        if fast:
+            from .recipe import compile_plan
+
+            self._plan = compile_plan()
         self._held: Event | None = None  # an event waiting for the records that follow it
         self._peek: Event | None = None  # the exit of the enter being written, read ahead
         self._carry = b""  # a batch's tail from an enter whose exit it did not hold
@@ -253,6 +260,7 @@ class Exporter:
         self.told: set[int] = set()
         self._enter_fd: dict[int, int] = {}  # tid -> fd of its pending enter
         self.events = 0
+        self._fast_off = 0
         self.first_ts = 0
         self.last_ts = 0
         self._sources: dict[str, Callable[[Event, PParam, dict[str, Any]], Any]] = {
@@ -274,7 +282,11 @@ class Exporter:
             buf = carried + buf
             n = len(buf)
             self._carry = b""
+        plan = self._plan
         while off + R.REC_FIXED <= n:
+            if plan is not None and self._fast_run(plan, buf, off, out):
+                off = self._fast_off
+                continue
             length = int.from_bytes(buf[off + 20:off + 24], "little")
             if length < R.REC_FIXED or off + length > n:
                 break
@@ -313,6 +325,31 @@ class Exporter:
                 self._peek = None
         state.reap()
         return out
+
+    def _fast_run(self, plan: Any, buf: bytes, off: int, out: Sink) -> bool:
+        """Write the records from ``off`` that have a recipe, as many as follow each other;
+        whether there was one (``_fast_off`` is then the offset after them)."""
+        held = self._held
+        if held is not None:
+            evt = int.from_bytes(buf[off + R.OFF_EVT:off + R.OFF_EVT + 2], "little")
+            length = int.from_bytes(buf[off + R.OFF_LEN:off + R.OFF_LEN + 4], "little")
+            if evt >= len(plan.flags) or not plan.flags[evt] or off + length > len(buf):
+                return False
+            self._release(out)  # as for any record that is not the held event's follower
+        end, count, first, last, blocks = plan.run(buf, off, self._entered, self._enter_fd, self.state._pending)
+        if not count:
+            return False
+        self._fast_off = end
+        self.events += count
+        if not self.first_ts:
+            self.first_ts = first
+        self.last_ts = last
+        put = getattr(out, "append_run", None)
+        if put is not None:
+            put(blocks, count)
+        else:
+            out.extend(split_blocks(blocks))
+        return True
 
     def finish(self, out: Sink | None = None) -> Sink:
         if out is None:
@@ -508,6 +545,16 @@ class Exporter:
         if not isinstance(doc, dict) or "id" not in doc:
             return []
         return [container_block(doc, ev.ts)]
+
+
+def split_blocks(blocks: bytes) -> list[bytes]:
+    """Consecutive blocks, one by one (each holds its length after its type)."""
+    out, off = [], 0
+    while off < len(blocks):
+        total = int.from_bytes(blocks[off + 4:off + 8], "little")
+        out.append(blocks[off:off + total])
+        off += total
+    return out
 
 
 def container_json(doc: dict[str, Any]) -> bytes:
