@@ -274,3 +274,6 @@ cdef class Plan:
             count += 1
             off = nxt
         return off, count, first, last, PyBytes_FromStringAndSize(self.out, w)
+
+
+__all__ = ["Plan"]

@@ -25,7 +25,8 @@ TWINS = sorted(p.stem for p in (ROOT / "ext").glob("*.pyx"))
 PURE_RUN = os.environ.get("KTRACE_PUREPYTHON") == "1"
 
 # Arguments that construct a class without a kernel (a Ring needs a BPF map: its class is read).
-SAMPLES: dict[str, tuple[Any, ...]] = {"Scanner": (b"", b""), "BatchError": ("message", 0), "Tally": (b"",)}
+SAMPLES: dict[str, tuple[Any, ...]] = {"Scanner": (b"", b""), "BatchError": ("message", 0), "Tally": (b"",),
+           "Plan": ([], [], [], b"", b"", 0)}
 
 Param = tuple[str, str, bool]  # name, kind, has a default
 

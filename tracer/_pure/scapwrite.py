@@ -51,12 +51,12 @@ class Plan:
 
     def __init__(self, etypes: Sequence[int], ops: Sequence[Sequence[tuple[int, int, int, int]]], objs: list[Any],
                  flags: bytes, fd_regs: bytes, block_type: int) -> None:
-        self.etypes = list(etypes)
-        self.ops = [tuple(o) for o in ops]
-        self.objs = objs
         self.flags = bytes(flags)
-        self.fd_regs = bytes(fd_regs)
-        self.block_type = block_type
+        self._etypes = list(etypes)
+        self._ops = [tuple(o) for o in ops]
+        self._objs = objs
+        self._fd_regs = bytes(fd_regs)
+        self._block_type = block_type
 
     def run(self, buf: bytes, off: int, entered: dict[int, int], enter_fd: dict[int, int],
             pending: dict[int, tuple[int, bytes, bytes]]) -> tuple[int, int, int, int, bytes]:
@@ -65,7 +65,7 @@ class Plan:
         ``entered`` and ``enter_fd`` and the state's ``pending`` as the exporter would. Returns
         (offset after them, events, first ts, last ts, their blocks)."""
         n = len(buf)
-        flags, etypes, all_ops, objs, fd_regs = self.flags, self.etypes, self.ops, self.objs, self.fd_regs
+        flags, etypes, all_ops, objs, fd_regs = self.flags, self._etypes, self._ops, self._objs, self._fd_regs
         nevt = len(flags)
         out: list[bytes] = []
         count = first = last = 0
@@ -124,7 +124,7 @@ class Plan:
             size = sum(len(x) for x in params)
             body = 2 + _EV_FIXED + 2 * np_ + size  # cpu, then what the event's length counts
             total = 8 + body + (-body & 3) + 4
-            out.append(_EV.pack(self.block_type, total, cpu, ts, tid, _EV_FIXED + 2 * np_ + size, etypes[evt], np_))
+            out.append(_EV.pack(self._block_type, total, cpu, ts, tid, _EV_FIXED + 2 * np_ + size, etypes[evt], np_))
             out.append(struct.pack(f"<{np_}H", *(len(x) for x in params)))
             out.extend(params)
             out.append(_PAD[body & 3])
