@@ -24,6 +24,7 @@ cdef enum:
     OP_MEMO = 5
     OP_SEGCALL = 6
     OP_ENTERFD = 7
+    OP_TUPLE = 8
     X_NONE = 0
     X_S32 = 1
     X_U32 = 2
@@ -132,10 +133,11 @@ cdef class Plan:
         self.out, self.cap = p, cap
         return 0
 
-    def run(self, buf, Py_ssize_t off, dict entered, dict enter_fd, dict pending):
+    def run(self, buf, Py_ssize_t off, dict entered, dict enter_fd, dict pending, tuple_of):
         """The blocks of the records of ``buf`` from ``off`` on, as long as each has a recipe (and,
         for an exit, a whole next record that is not its thread info); keeps the exporter's
-        ``entered`` and ``enter_fd`` and the state's ``pending`` as the exporter would. Returns
+        ``entered`` and ``enter_fd`` and the state's ``pending`` as the exporter would; a socket tuple is
+        ``tuple_of(pid, fd)`` (fd -1: the event has none). Returns
         (offset after them, events, first ts, last ts, their blocks)."""
         cdef const uint8_t[::1] view = buf
         cdef Py_ssize_t n = view.shape[0]
@@ -231,6 +233,15 @@ cdef class Plan:
                 else:
                     if k == OP_CONST:
                         enc = self.objs[o.a]
+                    elif k == OP_TUPLE:
+                        reg = fdr[evt]
+                        if reg == FD_NONE:
+                            v = -1
+                        elif reg == FD_RET:
+                            v = xform(r.ret, X_FDRET)
+                        else:
+                            v = xform(<int64_t>r.args[reg], X_S32)
+                        enc = tuple_of(r.pid, v if v >= 0 else -1)
                     elif k == OP_MEMO:
                         memo = <object>PyTuple_GET_ITEM(self.objs[o.b], 0)
                         if o.a == SRC_RET:

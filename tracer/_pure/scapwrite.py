@@ -6,7 +6,7 @@ The recipes come from tracer/capture/scap/recipe.py, which documents the operati
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tracer.schema import record as R
@@ -20,7 +20,7 @@ _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 _FOLLOWERS = (R.EVT_THREADINFO, R.EVT_FDINFO)
 _SKIP = R.RF_HIDDEN | R.RF_PPM
 F_FAST, F_NEEDS_ENTER = 1, 2
-OP_INT, OP_CONST, OP_SEGSTR, OP_SEGBUF, OP_MEMO, OP_SEGCALL, OP_ENTERFD = range(1, 8)
+OP_INT, OP_CONST, OP_SEGSTR, OP_SEGBUF, OP_MEMO, OP_SEGCALL, OP_ENTERFD, OP_TUPLE = range(1, 9)
 X_NONE, X_S32, X_U32, X_MAX0, X_FDRET = range(5)
 SRC_RET = 6
 MEMO_MAX = 4096
@@ -59,10 +59,12 @@ class Plan:
         self._block_type = block_type
 
     def run(self, buf: bytes, off: int, entered: dict[int, int], enter_fd: dict[int, int],
-            pending: dict[int, tuple[int, bytes, bytes]]) -> tuple[int, int, int, int, bytes]:
+            pending: dict[int, tuple[int, bytes, bytes]],
+            tuple_of: Callable[[int, int], bytes]) -> tuple[int, int, int, int, bytes]:
         """The blocks of the records of ``buf`` from ``off`` on, as long as each has a recipe (and,
         for an exit, a whole next record that is not its thread info); keeps the exporter's
-        ``entered`` and ``enter_fd`` and the state's ``pending`` as the exporter would. Returns
+        ``entered`` and ``enter_fd`` and the state's ``pending`` as the exporter would; a socket tuple is
+        ``tuple_of(pid, fd)`` (fd -1: the event has none). Returns
         (offset after them, events, first ts, last ts, their blocks)."""
         n = len(buf)
         flags, etypes, all_ops, objs, fd_regs = self.flags, self._etypes, self._ops, self._objs, self._fd_regs
@@ -70,7 +72,7 @@ class Plan:
         out: list[bytes] = []
         count = first = last = 0
         while off + R.REC_FIXED <= n:
-            (ts, tid, _pid, evt, cpu, length, ret, a0, a1, a2, a3, a4, a5, l0, l1,
+            (ts, tid, pid, evt, cpu, length, ret, a0, a1, a2, a3, a4, a5, l0, l1,
              rflags) = _FIXED.unpack_from(buf, off)
             if length < R.REC_FIXED or off + length > n or evt >= nevt:
                 break
@@ -118,8 +120,12 @@ class Plan:
                     params.append(enc)
                 elif code == OP_SEGCALL:
                     params.append(objs[b](segs[a]))
-                else:  # OP_ENTERFD
+                elif code == OP_ENTERFD:
                     params.append((enter_fd.get(tid, -1) & _MASKS[width]).to_bytes(width, "little"))
+                else:  # OP_TUPLE
+                    reg = fd_regs[evt]
+                    fd = -1 if reg == FD_NONE else _xform(ret, X_FDRET) if reg == FD_RET else _s32(args[reg])
+                    params.append(tuple_of(pid, fd if fd >= 0 else -1))
             np_ = len(params)
             size = sum(len(x) for x in params)
             body = 2 + _EV_FIXED + 2 * np_ + size  # cpu, then what the event's length counts

@@ -14,6 +14,7 @@ written back as it was.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Callable, Iterable
@@ -165,6 +166,7 @@ def encode_value(p: PParam, v: Any) -> bytes:
     return bytes(v)
 
 
+@functools.lru_cache(maxsize=4096)  # open flags and modes repeat: an export asks for the same few
 def linux_to_ppm_flags(ppm_table: str, value: int) -> int:
     """The inverse of translate.to_linux_flags: Linux's bits as PPM's, by their shared names."""
     ktable = FLAG_TABLES.get(ppm_table)
@@ -336,7 +338,8 @@ class Exporter:
             if evt >= len(plan.flags) or not plan.flags[evt] or off + length > len(buf):
                 return False
             self._release(out)  # as for any record that is not the held event's follower
-        end, count, first, last, blocks = plan.run(buf, off, self._entered, self._enter_fd, self.state._pending)
+        end, count, first, last, blocks = plan.run(buf, off, self._entered, self._enter_fd, self.state._pending,
+                                                    self._tuple_of)
         if not count:
             return False
         self._fast_off = end
@@ -468,6 +471,10 @@ class Exporter:
 
     def _tuple(self, ev: Event, p: PParam, kv: dict[str, Any]) -> bytes:
         return fd_tuple(ev.fd)
+
+    def _tuple_of(self, pid: int, num: int) -> bytes:
+        """The recipes' socket tuple: ``_tuple`` of fd ``num`` (-1: none) of process ``pid``."""
+        return fd_tuple(self.state.fd(pid, num)) if num >= 0 else b""
 
     def _process_exit(self, ev: Event, info: PEvent, kv: dict[str, Any]) -> list[bytes]:
         """execve and clone exits: the process facts libsinsp builds its thread from."""

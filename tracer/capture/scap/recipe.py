@@ -18,6 +18,8 @@ The operations (OP_*, applied by tracer._ext.scapwrite and its twin):
     MEMO src i            objs[i] = (memo, fn): fn(value) for the register's value, remembered
     SEGCALL seg i         objs[i](segment)
     ENTERFD width         the fd of the thread's pending enter (Exporter._enter_fd), -1 if none
+    TUPLE                 the socket tuple of the event's fd (its FD_REGS register): the run's
+                          ``tuple_of(pid, fd)``, which asks the state (it is -1 for none)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from . import blocks as B
 from . import export as X
 from .table import PPM_EVENTS, PT, PParam
 
-OP_INT, OP_CONST, OP_SEGSTR, OP_SEGBUF, OP_MEMO, OP_SEGCALL, OP_ENTERFD = range(1, 8)
+OP_INT, OP_CONST, OP_SEGSTR, OP_SEGBUF, OP_MEMO, OP_SEGCALL, OP_ENTERFD, OP_TUPLE = range(1, 9)
 X_NONE, X_S32, X_U32, X_MAX0, X_FDRET = range(5)  # how a register's value is taken
 SRC_RET: Final = 6
 F_FAST, F_NEEDS_ENTER = 1, 2  # per event id: has a recipe; an exit whose missing enter is written first
@@ -125,8 +127,8 @@ class _Compiler:
         if p.name in ("tuple", "data") or (p.name == "res" and direction):
             if p.name == "res":
                 return self.int_op(p, SRC_RET, X_NONE)
-            if p.name == "tuple":
-                raise _NotCompiled  # the socket, from the state
+            if p.name == "tuple":  # the socket, from the state, which this event does not change
+                return (OP_TUPLE, 0, 0, 0)
             kp = kv.get("data")
             if kp is not None and kp.src in ("s0", "s1"):
                 if p.type in X._INT_STRUCTS or p.type in (PT.FDLIST, PT.DYN):
