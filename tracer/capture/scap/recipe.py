@@ -193,7 +193,9 @@ def compile_plan() -> scapwrite.Plan:
         etype = X.PPM_IDS.get((name, direction))
         if etype is None:
             code = X._PPM_SC_CODE.get(name, 0)
-            generic = [code.to_bytes(2, "little")] if direction else [code.to_bytes(2, "little"), nr.to_bytes(2, "little")]
+            generic = [code.to_bytes(2, "little")]
+            if not direction:
+                generic.append(nr.to_bytes(2, "little"))
             etypes[evt] = X.GENERIC_X if direction else X.GENERIC_E
             ops[evt] = [(OP_CONST, c.obj(v), 0, 0) for v in generic]
         else:
