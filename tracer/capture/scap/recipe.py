@@ -4,11 +4,11 @@ record's bytes alone, compiled once from the PPM table and ktrace's schema.
 ``Exporter.ppm_event`` decides each parameter's value record by record; for most events that
 decision depends only on the event id (which register, the return value, which segment, which
 flag table). Compiling it gives a list of operations per event id that the engine's ``scapwrite``
-module applies straight from record bytes to EV_V2 blocks. An event whose PPM event needs ktrace's
-state (a socket tuple, the facts of a process), the records that follow it, or a value only known
-at run time (a socket's protocol) gets no recipe and stays on ``Exporter``'s path, as does every
-event whose exit changes the state (opens, clones, execs, closes...): the state is kept by the
-events that change it, so those must go through it.
+module applies straight from record bytes to EV_V2 blocks, into one reused buffer. An event whose
+PPM event needs the facts of a process, the records that follow it, or a value only known at run
+time (a socket's protocol) gets no recipe and stays on ``Exporter``'s path, as does every event
+that changes the state (opens, clones, execs, closes...): the state is kept by the events that
+change it, so those must go through it. A socket tuple is the one thing a recipe asks of the state.
 
 The operations (OP_*, applied by tracer._ext.scapwrite and its twin):
     INT src xform width   a register (0-5) or the result (6), transformed, at width bytes
