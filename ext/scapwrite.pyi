@@ -12,7 +12,8 @@ class Plan:
                  flags: bytes, fd_regs: bytes, block_type: int) -> None: ...
     def run(self, buf: bytes, off: int, entered: dict[int, int], enter_fd: dict[int, int],
             pending: dict[int, tuple[int, bytes, bytes]],
-            tuple_of: Callable[[int, int], bytes]) -> tuple[int, int, int, int, bytes]:
+            tuple_of: Callable[[int, int], bytes],
+            apply: Callable[[bytes, int], None]) -> tuple[int, int, int, int, bytes]:
         """(offset after the records written, events, first ts, last ts, their EV_V2 blocks)."""
 
 __all__ = ["Plan"]

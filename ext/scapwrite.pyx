@@ -17,6 +17,7 @@ from libc.string cimport memchr, memcpy
 cdef enum:
     F_FAST = 1
     F_NEEDS_ENTER = 2
+    F_APPLY = 4
     OP_INT = 1
     OP_CONST = 2
     OP_SEGSTR = 3
@@ -133,11 +134,12 @@ cdef class Plan:
         self.out, self.cap = p, cap
         return 0
 
-    def run(self, buf, Py_ssize_t off, dict entered, dict enter_fd, dict pending, tuple_of):
+    def run(self, buf, Py_ssize_t off, dict entered, dict enter_fd, dict pending, tuple_of, apply):
         """The blocks of the records of ``buf`` from ``off`` on, as long as each has a recipe (and,
         for an exit, a whole next record that is not its thread info); keeps the exporter's
         ``entered`` and ``enter_fd`` and the state's ``pending`` as the exporter would; a socket tuple is
-        ``tuple_of(pid, fd)`` (fd -1: the event has none). Returns
+        ``tuple_of(pid, fd)`` (fd -1: the event has none); an event that changes the state is
+        ``apply(buf, offset)``'d before its parameters are made. Returns
         (offset after them, events, first ts, last ts, their blocks)."""
         cdef const uint8_t[::1] view = buf
         cdef Py_ssize_t n = view.shape[0]
@@ -204,6 +206,8 @@ cdef class Plan:
                 if r.l0 or r.l1:
                     pending[tid] = (evt, PyBytes_FromStringAndSize(<const char *>seg[0], r.l0),
                                     PyBytes_FromStringAndSize(<const char *>seg[1], r.l1))
+            if f & F_APPLY:
+                apply(buf, off)
             nops = self.count[evt]
             self.reserve(w + EV_HEAD + 2 * nops)
             ev_at = w

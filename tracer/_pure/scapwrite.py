@@ -19,7 +19,7 @@ _EV_FIXED = 26  # ts, tid, length, type, nparams: what an event's length counts 
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 _FOLLOWERS = (R.EVT_THREADINFO, R.EVT_FDINFO)
 _SKIP = R.RF_HIDDEN | R.RF_PPM
-F_FAST, F_NEEDS_ENTER = 1, 2
+F_FAST, F_NEEDS_ENTER, F_APPLY = 1, 2, 4
 OP_INT, OP_CONST, OP_SEGSTR, OP_SEGBUF, OP_MEMO, OP_SEGCALL, OP_ENTERFD, OP_TUPLE = range(1, 9)
 X_NONE, X_S32, X_U32, X_MAX0, X_FDRET = range(5)
 SRC_RET = 6
@@ -60,11 +60,13 @@ class Plan:
 
     def run(self, buf: bytes, off: int, entered: dict[int, int], enter_fd: dict[int, int],
             pending: dict[int, tuple[int, bytes, bytes]],
-            tuple_of: Callable[[int, int], bytes]) -> tuple[int, int, int, int, bytes]:
+            tuple_of: Callable[[int, int], bytes],
+            apply: Callable[[bytes, int], None]) -> tuple[int, int, int, int, bytes]:
         """The blocks of the records of ``buf`` from ``off`` on, as long as each has a recipe (and,
         for an exit, a whole next record that is not its thread info); keeps the exporter's
         ``entered`` and ``enter_fd`` and the state's ``pending`` as the exporter would; a socket tuple is
-        ``tuple_of(pid, fd)`` (fd -1: the event has none). Returns
+        ``tuple_of(pid, fd)`` (fd -1: the event has none); an event that changes the state is
+        ``apply(buf, offset)``'d before its parameters are made. Returns
         (offset after them, events, first ts, last ts, their blocks)."""
         n = len(buf)
         flags, etypes, all_ops, objs, fd_regs = self.flags, self._etypes, self._ops, self._objs, self._fd_regs
@@ -98,6 +100,8 @@ class Plan:
                 enter_fd[tid] = -1 if reg == FD_NONE else _xform(ret, X_FDRET) if reg == FD_RET else _s32(args[reg])
                 if l0 or l1:
                     pending[tid] = (evt, segs[0], segs[1])
+            if f & F_APPLY:
+                apply(buf, off)
             params: list[bytes] = []
             for code, a, b, width in all_ops[evt]:
                 if code == OP_INT:

@@ -339,7 +339,7 @@ class Exporter:
                 return False
             self._release(out)  # as for any record that is not the held event's follower
         end, count, first, last, blocks = plan.run(buf, off, self._entered, self._enter_fd, self.state._pending,
-                                                    self._tuple_of)
+                                                    self._tuple_of, self._apply_at)
         if not count:
             return False
         self._fast_off = end
@@ -471,6 +471,10 @@ class Exporter:
 
     def _tuple(self, ev: Event, p: PParam, kv: dict[str, Any]) -> bytes:
         return fd_tuple(ev.fd)
+
+    def _apply_at(self, buf: bytes, off: int) -> None:
+        """The recipes' way to have the state see a record that changes it."""
+        self.state.apply(Event(buf, off, 0, self.state))
 
     def _tuple_of(self, pid: int, num: int) -> bytes:
         """The recipes' socket tuple: ``_tuple`` of fd ``num`` (-1: none) of process ``pid``."""

@@ -5,10 +5,11 @@ record's bytes alone, compiled once from the PPM table and ktrace's schema.
 decision depends only on the event id (which register, the return value, which segment, which
 flag table). Compiling it gives a list of operations per event id that the engine's ``scapwrite``
 module applies straight from record bytes to EV_V2 blocks, into one reused buffer. An event whose
-PPM event needs the facts of a process, the records that follow it, or a value only known at run
-time (a socket's protocol) gets no recipe and stays on ``Exporter``'s path, as does every event
-that changes the state (opens, clones, execs, closes...): the state is kept by the events that
-change it, so those must go through it. A socket tuple is the one thing a recipe asks of the state.
+PPM event needs the facts of a process (clones, execs), the records that follow it (openat's enter
+holds its exit's path), or a value only known at run time (a socket's protocol) gets no recipe and
+stays on ``Exporter``'s path. An event that changes the state (an open's or a close's exit) keeps
+it current: the run has the exporter apply it, then writes it by recipe. A socket tuple is the one
+thing a recipe asks of the state.
 
 The operations (OP_*, applied by tracer._ext.scapwrite and its twin):
     INT src xform width   a register (0-5) or the result (6), transformed, at width bytes
@@ -41,7 +42,9 @@ from .table import PPM_EVENTS, PT, PParam
 OP_INT, OP_CONST, OP_SEGSTR, OP_SEGBUF, OP_MEMO, OP_SEGCALL, OP_ENTERFD, OP_TUPLE = range(1, 9)
 X_NONE, X_S32, X_U32, X_MAX0, X_FDRET = range(5)  # how a register's value is taken
 SRC_RET: Final = 6
-F_FAST, F_NEEDS_ENTER = 1, 2  # per event id: has a recipe; an exit whose missing enter is written first
+# Per event id: has a recipe; an exit whose missing enter is written first; changes the state
+# (the run has the exporter apply it before it is written).
+F_FAST, F_NEEDS_ENTER, F_APPLY = 1, 2, 4
 MEMO_MAX: Final = 4096  # values remembered per flags parameter
 
 Op = tuple[int, int, int, int]
@@ -166,9 +169,9 @@ class _Compiler:
 
 
 def _slow_events() -> frozenset[int]:
-    """Event ids that stay on Exporter's path: they change the state, read it, or wait for what
-    follows them."""
-    slow = set(State()._handlers) | set(CLONE_ENTERS) | set(X.ENTER_FROM_EXIT) | set(X._PROCESS_EXIT_EVTS)
+    """Event ids that stay on Exporter's path: they read a process's facts, keep what a clone's
+    child needs, or wait for the exit that follows them."""
+    slow = set(CLONE_ENTERS) | set(X.ENTER_FROM_EXIT) | set(X._PROCESS_EXIT_EVTS)
     for name in X._PROCESS_EXITS:
         slow.add(R.syscall_evt(SYSCALL_NR[name], 0))
     return frozenset(slow)
@@ -178,6 +181,7 @@ def _slow_events() -> frozenset[int]:
 def compile_plan() -> scapwrite.Plan:
     """The recipes of every syscall event id (internal events have none), as the engine's Plan."""
     slow = _slow_events()
+    changes = frozenset(State()._handlers)
     c = _Compiler()
     nevt = R.NSYSCALLS * 2
     etypes = [-1] * nevt
@@ -207,13 +211,9 @@ def compile_plan() -> scapwrite.Plan:
             except _NotCompiled:
                 continue
             etypes[evt] = etype
-        flags[evt] = F_FAST | (F_NEEDS_ENTER if direction and evt - 1 in X._FD_ENTERS else 0)
+        flags[evt] = F_FAST | (F_NEEDS_ENTER if direction and evt - 1 in X._FD_ENTERS else 0) \
+            | (F_APPLY if evt in changes else 0)
     return scapwrite.Plan(etypes, ops, c.objs, bytes(flags), FD_REGS[:nevt], B.EV_V2)
 
 
-def fast_ids() -> frozenset[int]:
-    """The event ids written by recipe."""
-    return frozenset(i for i, f in enumerate(compile_plan().flags) if f & F_FAST)
-
-
-__all__ = ["F_FAST", "F_NEEDS_ENTER", "MEMO_MAX", "compile_plan", "fast_ids"]
+__all__ = ["F_APPLY", "F_FAST", "F_NEEDS_ENTER", "MEMO_MAX", "compile_plan"]
