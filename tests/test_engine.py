@@ -27,7 +27,8 @@ PURE_RUN = os.environ.get("KTRACE_PUREPYTHON") == "1"
 
 # Arguments that construct a class without a kernel (a Ring needs a BPF map: its class is read).
 SAMPLES: dict[str, tuple[Any, ...]] = {"Scanner": (b"", b""), "BatchError": ("message", 0), "Tally": (b"",),
-                                       "Decoder": (Translator(), {}, 1)}
+                                       "Decoder": (Translator(), {}, 1),
+                                       "Plan": ([], [], [], b"", b"", 0)}
 
 Param = tuple[str, str, bool]  # name, kind, has a default
 

@@ -8,6 +8,7 @@ length again.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from collections.abc import Iterable, Sequence
@@ -75,6 +76,7 @@ def mi(hostname: str, cpus: int, memory: int, max_pid: int, boot_ts: int) -> byt
     return block(B.MI, struct.pack("<IQQ", cpus, memory, max_pid), name, struct.pack("<4Q", boot_ts, 0, 0, 0))
 
 
+@functools.lru_cache(maxsize=4096)  # an export names the same few addresses on every event
 def _packed_ip(ip: str, size: int) -> bytes:
     try:
         a = ipaddress.ip_address(ip)

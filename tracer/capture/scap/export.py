@@ -14,6 +14,7 @@ written back as it was.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Callable, Iterable
@@ -30,6 +31,7 @@ from tracer.state.state import State
 from tracer.state.tables import Fd, Thread
 
 from . import encode as E
+from .blocks import BLOCK_HEAD
 from .events import INT_FORMATS
 from .table import PPM_EVENTS, PPM_FLAGS, PT, PEvent, PParam
 from .table import SYSCALLS as PPM_SC
@@ -117,11 +119,11 @@ def _exit_after(buf: bytes, off: int, ev: Event, state: State) -> Event | None:
     """The next record of ``ev``'s thread in ``buf`` from ``off``, if it is ``ev``'s exit."""
     n = len(buf)
     while off + R.REC_FIXED <= n:
-        length = int.from_bytes(buf[off + 20:off + 24], "little")
+        length = int.from_bytes(buf[off + R.OFF_LEN:off + R.OFF_LEN + 4], "little")
         if length < R.REC_FIXED:
             return None
-        if int.from_bytes(buf[off + 8:off + 12], "little") == ev.tid:
-            if int.from_bytes(buf[off + 16:off + 18], "little") != ev.evt + 1:
+        if int.from_bytes(buf[off + R.OFF_TID:off + R.OFF_TID + 4], "little") == ev.tid:
+            if int.from_bytes(buf[off + R.OFF_EVT:off + R.OFF_EVT + 2], "little") != ev.evt + 1:
                 return None
             return Event(buf, off, 0, state)
         off += length
@@ -132,9 +134,9 @@ def _last_of_thread(buf: bytes, off: int, tid: int) -> bool:
     """Whether no record of ``tid`` follows ``off`` in ``buf``."""
     n = len(buf)
     while off + R.REC_FIXED <= n:
-        if int.from_bytes(buf[off + 8:off + 12], "little") == tid:
+        if int.from_bytes(buf[off + R.OFF_TID:off + R.OFF_TID + 4], "little") == tid:
             return False
-        length = int.from_bytes(buf[off + 20:off + 24], "little")
+        length = int.from_bytes(buf[off + R.OFF_LEN:off + R.OFF_LEN + 4], "little")
         if length < R.REC_FIXED:
             return True
         off += length
@@ -165,6 +167,7 @@ def encode_value(p: PParam, v: Any) -> bytes:
     return bytes(v)
 
 
+@functools.lru_cache(maxsize=4096)  # open flags and modes repeat: an export asks for the same few
 def linux_to_ppm_flags(ppm_table: str, value: int) -> int:
     """The inverse of translate.to_linux_flags: Linux's bits as PPM's, by their shared names."""
     ktable = FLAG_TABLES.get(ppm_table)
@@ -242,8 +245,15 @@ class Sink(Protocol):
 class Exporter:
     """Turns batches of ktrace records into PPM event blocks, keeping the state they need."""
 
-    def __init__(self, state: State | None = None) -> None:
+    def __init__(self, state: State | None = None, fast: bool = True) -> None:
         self.state = state if state is not None else State()
+        # The compiled recipes (recipe.py) write the events that need no state; ``fast=False``
+        # writes every event here, the reference the recipes are tested against.
+        self._plan: Any = None
+        if fast:
+            from .recipe import compile_plan
+
+            self._plan = compile_plan()
         self._held: Event | None = None  # an event waiting for the records that follow it
         self._peek: Event | None = None  # the exit of the enter being written, read ahead
         self._carry = b""  # a batch's tail from an enter whose exit it did not hold
@@ -253,6 +263,7 @@ class Exporter:
         self.told: set[int] = set()
         self._enter_fd: dict[int, int] = {}  # tid -> fd of its pending enter
         self.events = 0
+        self._fast_off = 0
         self.first_ts = 0
         self.last_ts = 0
         self._sources: dict[str, Callable[[Event, PParam, dict[str, Any]], Any]] = {
@@ -274,8 +285,12 @@ class Exporter:
             buf = carried + buf
             n = len(buf)
             self._carry = b""
+        plan = self._plan
         while off + R.REC_FIXED <= n:
-            length = int.from_bytes(buf[off + 20:off + 24], "little")
+            if plan is not None and self._fast_run(plan, buf, off, out):
+                off = self._fast_off
+                continue
+            length = int.from_bytes(buf[off + R.OFF_LEN:off + R.OFF_LEN + 4], "little")
             if length < R.REC_FIXED or off + length > n:
                 break
             ev = Event(buf, off, 0, state)
@@ -313,6 +328,32 @@ class Exporter:
                 self._peek = None
         state.reap()
         return out
+
+    def _fast_run(self, plan: Any, buf: bytes, off: int, out: Sink) -> bool:
+        """Write the records from ``off`` that have a recipe, as many as follow each other;
+        whether there was one (``_fast_off`` is then the offset after them)."""
+        held = self._held
+        if held is not None:
+            evt = int.from_bytes(buf[off + R.OFF_EVT:off + R.OFF_EVT + 2], "little")
+            length = int.from_bytes(buf[off + R.OFF_LEN:off + R.OFF_LEN + 4], "little")
+            if evt >= len(plan.flags) or not plan.flags[evt] or off + length > len(buf):
+                return False
+            self._release(out)  # as for any record that is not the held event's follower
+        end, count, first, last, blocks = plan.run(buf, off, self._entered, self._enter_fd, self.state._pending,
+                                                    self._tuple_of, self._apply_at)
+        if not count:
+            return False
+        self._fast_off = end
+        self.events += count
+        if not self.first_ts:
+            self.first_ts = first
+        self.last_ts = last
+        put = getattr(out, "append_run", None)
+        if put is not None:
+            put(blocks, count)
+        else:
+            out.extend(split_blocks(blocks))
+        return True
 
     def finish(self, out: Sink | None = None) -> Sink:
         if out is None:
@@ -432,6 +473,14 @@ class Exporter:
     def _tuple(self, ev: Event, p: PParam, kv: dict[str, Any]) -> bytes:
         return fd_tuple(ev.fd)
 
+    def _apply_at(self, buf: bytes, off: int) -> None:
+        """The recipes' way to have the state see a record that changes it."""
+        self.state.apply(Event(buf, off, 0, self.state))
+
+    def _tuple_of(self, pid: int, num: int) -> bytes:
+        """The recipes' socket tuple: ``_tuple`` of fd ``num`` (-1: none) of process ``pid``."""
+        return fd_tuple(self.state.fd(pid, num)) if num >= 0 else b""
+
     def _process_exit(self, ev: Event, info: PEvent, kv: dict[str, Any]) -> list[bytes]:
         """execve and clone exits: the process facts libsinsp builds its thread from."""
         t = self.state.threads.get(ev.tid) or Thread(ev.tid, ev.pid)
@@ -511,6 +560,16 @@ class Exporter:
         if not isinstance(doc, dict) or "id" not in doc:
             return []
         return [container_block(doc, ev.ts)]
+
+
+def split_blocks(blocks: bytes) -> list[bytes]:
+    """Consecutive blocks, one by one (each holds its length after its type)."""
+    out, off = [], 0
+    while off < len(blocks):
+        _btype, total = BLOCK_HEAD.unpack_from(blocks, off)
+        out.append(blocks[off:off + total])
+        off += total
+    return out
 
 
 def container_json(doc: dict[str, Any]) -> bytes:

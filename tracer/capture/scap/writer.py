@@ -199,6 +199,19 @@ class ScapWriter:
         for b in blocks:
             self.append(b)
 
+    def append_run(self, blocks: bytes, count: int) -> None:
+        """``count`` event blocks from the exporter's recipes: written at once when no rotation
+        rule needs to look at each."""
+        if self._policy is not None or self._finished or not self._prologue_done or self._out is None:
+            from .export import split_blocks
+
+            self.extend(split_blocks(blocks))
+            return
+        self._out.write(blocks)
+        self._counters["blocks"] += count
+        self._file_events += count
+        self._counters["events"] += count
+
     def append(self, b: bytes) -> None:
         """One block from the exporter (the state is as its event left it)."""
         if self._finished:

@@ -1,0 +1,294 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True
+"""Records to EV_V2 blocks by compiled recipe, in C: the hot loop of ``ktrace -w FILE.scap``.
+
+Twin: tracer/_pure/scapwrite.py (same names, signatures, bytes). The recipes come from
+tracer/capture/scap/recipe.py, which documents the operations.
+"""
+
+include "record.pxi"
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.ref cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memchr, memcpy
+
+cdef enum:
+    F_FAST = 1
+    F_NEEDS_ENTER = 2
+    F_APPLY = 4
+    OP_INT = 1
+    OP_CONST = 2
+    OP_SEGSTR = 3
+    OP_SEGBUF = 4
+    OP_MEMO = 5
+    OP_SEGCALL = 6
+    OP_ENTERFD = 7
+    OP_TUPLE = 8
+    X_NONE = 0
+    X_S32 = 1
+    X_U32 = 2
+    X_MAX0 = 3
+    X_FDRET = 4
+    SRC_RET = 6
+    MEMO_MAX = 4096
+    EV_FIXED = 26  # ts, tid, length, type, nparams: what an event's length counts beside its params
+    EV_HEAD = 36  # block type, total, cpu, then EV_FIXED
+    MAX_PARAMS = 64
+
+cdef struct op_t:
+    int code
+    int a
+    int b
+    int width
+
+cdef packed struct ev_head:
+    uint32_t btype
+    uint32_t total
+    uint16_t cpu
+    uint64_t ts
+    uint64_t tid
+    uint32_t length
+    uint16_t etype
+    uint32_t nparams
+
+
+cdef inline int64_t xform(int64_t v, int xf) nogil:
+    if xf == X_S32:
+        return <int32_t>v
+    if xf == X_U32:
+        return <uint32_t>v
+    if xf == X_MAX0:
+        return v if v > 0 else 0
+    if xf == X_FDRET:
+        return v if v < 0 else <int32_t>v
+    return v
+
+
+cdef class Plan:
+    """Per event id (syscalls, enter and exit), its PPM event type and the operations making its
+    parameters; ``flags`` per event id: 1 written by recipe, 2 an exit whose enter must be the
+    thread's last one written (else its missing enter is written first, by the exporter)."""
+
+    cdef readonly bytes flags
+    cdef bytes fd_regs
+    cdef list objs
+    cdef int nevt
+    cdef uint32_t block_type
+    cdef int *etypes
+    cdef int *start
+    cdef int *count
+    cdef op_t *ops
+    cdef char *out
+    cdef Py_ssize_t cap
+
+    def __init__(self, etypes, ops, list objs, bytes flags, bytes fd_regs, int block_type):
+        cdef int i, j, total = 0
+        self.nevt = len(flags)
+        if len(etypes) != self.nevt or len(ops) != self.nevt or len(fd_regs) < self.nevt:
+            raise ValueError("etypes, ops, flags and fd_regs must cover the same event ids")
+        self.flags, self.fd_regs, self.objs, self.block_type = flags, fd_regs, objs, block_type
+        for o in ops:
+            if len(o) > MAX_PARAMS:
+                raise ValueError("too many parameters")
+            total += len(o)
+        self.etypes = <int *>PyMem_Malloc(self.nevt * sizeof(int))
+        self.start = <int *>PyMem_Malloc(self.nevt * sizeof(int))
+        self.count = <int *>PyMem_Malloc(self.nevt * sizeof(int))
+        self.ops = <op_t *>PyMem_Malloc((total + 1) * sizeof(op_t))
+        self.cap = 1 << 16
+        self.out = <char *>PyMem_Malloc(self.cap)
+        if not (self.etypes and self.start and self.count and self.ops and self.out):
+            raise MemoryError()
+        j = 0
+        for i in range(self.nevt):
+            self.etypes[i] = etypes[i]
+            self.start[i] = j
+            self.count[i] = len(ops[i])
+            for code, a, b, width in ops[i]:
+                if code == OP_CONST and not isinstance(objs[a], bytes):
+                    raise ValueError("a constant must be bytes")
+                if code == OP_MEMO and not (isinstance(objs[b], tuple) and len(objs[b]) == 2):
+                    raise ValueError("a memo must be (dict, function)")
+                self.ops[j].code, self.ops[j].a, self.ops[j].b, self.ops[j].width = code, a, b, width
+                j += 1
+
+    def __dealloc__(self):
+        PyMem_Free(self.etypes)
+        PyMem_Free(self.start)
+        PyMem_Free(self.count)
+        PyMem_Free(self.ops)
+        PyMem_Free(self.out)
+
+    cdef int reserve(self, Py_ssize_t need) except -1:
+        cdef Py_ssize_t cap = self.cap
+        cdef char *p
+        if need <= cap:
+            return 0
+        while cap < need:
+            cap *= 2
+        p = <char *>PyMem_Realloc(self.out, cap)
+        if p == NULL:
+            raise MemoryError()
+        self.out, self.cap = p, cap
+        return 0
+
+    def run(self, buf, Py_ssize_t off, dict entered, dict enter_fd, dict pending, tuple_of, apply):
+        """The blocks of the records of ``buf`` from ``off`` on, as long as each has a recipe (and,
+        for an exit, a whole next record that is not its thread info); keeps the exporter's
+        ``entered`` and ``enter_fd`` and the state's ``pending`` as the exporter would; a socket tuple is
+        ``tuple_of(pid, fd)`` (fd -1: the event has none); an event that changes the state is
+        ``apply(buf, offset)``'d before its parameters are made. Returns
+        (offset after them, events, first ts, last ts, their blocks)."""
+        cdef const uint8_t[::1] view = buf
+        cdef Py_ssize_t n = view.shape[0]
+        cdef const uint8_t *base
+        cdef const rec_fixed *r
+        cdef const rec_head *h
+        cdef const uint8_t *seg[2]
+        cdef Py_ssize_t seglen[2]
+        cdef Py_ssize_t w = 0, nxt, ev_at, plen
+        cdef uint16_t lens[MAX_PARAMS]
+        cdef uint32_t length, total, body
+        cdef uint16_t evt
+        cdef uint8_t f, reg
+        cdef int i, k, nops
+        cdef int64_t v
+        cdef const op_t *o
+        cdef const char *src
+        cdef const void *nul
+        cdef uint64_t count = 0, first = 0, last = 0
+        cdef object tid, key, enc, memo
+        cdef bytes flags = self.flags
+        cdef const uint8_t *fl = <const uint8_t *>PyBytes_AS_STRING(flags)
+        cdef const uint8_t *fdr = <const uint8_t *>PyBytes_AS_STRING(self.fd_regs)
+        cdef ev_head *eh
+        if n == 0:
+            return off, 0, 0, 0, b""
+        base = &view[0]
+        while off + REC_FIXED <= n:
+            r = <const rec_fixed *>(base + off)
+            length = r.length
+            if length < REC_FIXED or off + length > n:
+                break
+            evt = r.evt
+            if evt >= self.nevt:
+                break
+            f = fl[evt]
+            if not (f & F_FAST) or (r.flags & (RF_HIDDEN | RF_PPM)) or <uint32_t>REC_FIXED + r.l0 + r.l1 > length:
+                break
+            nxt = off + length
+            tid = r.tid
+            if evt & 1:
+                if nxt + REC_FIXED > n:
+                    break  # the exporter holds the last exit for what may follow it
+                h = <const rec_head *>(base + nxt)
+                if h.length < REC_FIXED or nxt + h.length > n or \
+                        ((h.evt == EVT_THREADINFO or h.evt == EVT_FDINFO) and h.tid == r.tid):
+                    break
+                if f & F_NEEDS_ENTER and entered.get(tid, -1) != evt - 1:
+                    break
+                entered.pop(tid, None)
+            seg[0] = base + off + REC_FIXED
+            seglen[0] = r.l0
+            seg[1] = seg[0] + r.l0
+            seglen[1] = r.l1
+            if not evt & 1:
+                entered[tid] = evt
+                reg = fdr[evt]
+                if reg == FD_NONE:
+                    enter_fd[tid] = -1
+                elif reg == FD_RET:
+                    enter_fd[tid] = xform(r.ret, X_FDRET)
+                else:
+                    enter_fd[tid] = xform(<int64_t>r.args[reg], X_S32)
+                if r.l0 or r.l1:
+                    pending[tid] = (evt, PyBytes_FromStringAndSize(<const char *>seg[0], r.l0),
+                                    PyBytes_FromStringAndSize(<const char *>seg[1], r.l1))
+            if f & F_APPLY:
+                apply(buf, off)
+            nops = self.count[evt]
+            self.reserve(w + EV_HEAD + 2 * nops)
+            ev_at = w
+            w += EV_HEAD + 2 * nops
+            for i in range(nops):
+                o = &self.ops[self.start[evt] + i]
+                k = o.code
+                if k == OP_INT or k == OP_ENTERFD:
+                    if k == OP_ENTERFD:
+                        v = enter_fd.get(tid, -1)
+                    else:
+                        v = xform(r.ret if o.a == SRC_RET else <int64_t>r.args[o.a], o.b)
+                    self.reserve(w + 8)
+                    memcpy(self.out + w, &v, o.width)  # little-endian: the low bytes
+                    plen = o.width
+                elif k == OP_SEGSTR:
+                    nul = memchr(seg[o.a], 0, seglen[o.a])
+                    plen = (<const uint8_t *>nul - seg[o.a]) if nul != NULL else seglen[o.a]
+                    self.reserve(w + plen + 1)
+                    memcpy(self.out + w, seg[o.a], plen)
+                    self.out[w + plen] = 0
+                    plen += 1
+                elif k == OP_SEGBUF:
+                    plen = seglen[o.a]
+                    self.reserve(w + plen)
+                    memcpy(self.out + w, seg[o.a], plen)
+                else:
+                    if k == OP_CONST:
+                        enc = self.objs[o.a]
+                    elif k == OP_TUPLE:
+                        reg = fdr[evt]
+                        if reg == FD_NONE:
+                            v = -1
+                        elif reg == FD_RET:
+                            v = xform(r.ret, X_FDRET)
+                        else:
+                            v = xform(<int64_t>r.args[reg], X_S32)
+                        enc = tuple_of(r.pid, v if v >= 0 else -1)
+                    elif k == OP_MEMO:
+                        memo = <object>PyTuple_GET_ITEM(self.objs[o.b], 0)
+                        if o.a == SRC_RET:
+                            key = r.ret
+                        else:
+                            key = r.args[o.a]
+                        enc = memo.get(key)
+                        if enc is None:
+                            enc = (<object>PyTuple_GET_ITEM(self.objs[o.b], 1))(key)
+                            if len(memo) < MEMO_MAX:
+                                memo[key] = enc
+                    else:  # OP_SEGCALL
+                        enc = self.objs[o.b](PyBytes_FromStringAndSize(<const char *>seg[o.a], seglen[o.a]))
+                    src = PyBytes_AS_STRING(enc)
+                    plen = PyBytes_GET_SIZE(enc)
+                    self.reserve(w + plen)
+                    memcpy(self.out + w, src, plen)
+                lens[i] = <uint16_t>plen
+                w += plen
+            body = <uint32_t>(w - ev_at - 8)  # cpu, the event's fixed part, lengths, values
+            total = 8 + body + (-body & 3) + 4
+            self.reserve(ev_at + total)
+            while (w - ev_at) & 3:
+                self.out[w] = 0
+                w += 1
+            memcpy(self.out + w, &total, 4)
+            w += 4
+            eh = <ev_head *>(self.out + ev_at)
+            eh.btype = self.block_type
+            eh.total = total
+            eh.cpu = r.cpu
+            eh.ts = r.ts
+            eh.tid = r.tid
+            eh.length = body - 2
+            eh.etype = <uint16_t>self.etypes[evt]
+            eh.nparams = nops
+            memcpy(self.out + ev_at + EV_HEAD, lens, 2 * nops)
+            if count == 0:
+                first = r.ts
+            last = r.ts
+            count += 1
+            off = nxt
+        return off, count, first, last, PyBytes_FromStringAndSize(self.out, w)
+
+
+__all__ = ["Plan"]
