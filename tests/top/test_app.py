@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,24 @@ from tracer.session import RunOptions, run
 from tracer.top.app import TopApp, TopConfig
 from tracer.top.pages import SpectroPage, SpyPage
 from tracer.views import all_views, capture_table
+
+
+def pilot(coro: Awaitable[None]) -> None:
+    """Run the pilot's coroutine on an event loop of its own thread: a test elsewhere in the session
+    (playwright's sync API, say) may leave a loop running in this one."""
+    failure: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            asyncio.run(coro)  # type: ignore[arg-type]
+        except BaseException as e:  # noqa: BLE001 - handed to the test's thread
+            failure.append(e)
+
+    t = threading.Thread(target=main)
+    t.start()
+    t.join()
+    if failure:
+        raise failure[0]
 
 CAPS = Path(__file__).resolve().parents[2] / "captures"
 WEB, SHELL, CONTAINER, CPU, FAIL = (str(CAPS / n) for n in (
@@ -73,7 +93,7 @@ def test_each_view_renders_its_columns_and_numbers(view: str) -> None:
             assert shown == [[want.cell(r, i) for i in range(len(want.columns))] for r in rows]
             assert "Ctrl" not in app.query_one("#status", Static).render().plain  # (the status is words)
 
-    asyncio.run(go())
+    pilot(go())
 
 
 def test_numbers_on_screen_equal_the_chisels() -> None:
@@ -105,7 +125,7 @@ def test_numbers_on_screen_equal_the_chisels() -> None:
             for name, n in scalls.items():
                 assert got2[name] == pytest.approx(n / span, abs=0.006)
 
-    asyncio.run(go())
+    pilot(go())
 
 
 def test_drill_down_sets_the_filter_and_back_restores() -> None:
@@ -143,7 +163,7 @@ def test_drill_down_sets_the_filter_and_back_restores() -> None:
             await settle(app, pilot, 6)
             assert app.nav.view.id == "containers" and app.view_filter() == ""
 
-    asyncio.run(go())
+    pilot(go())
 
 
 def test_errors_to_procs_errors_and_syscalls_to_callers() -> None:
@@ -170,7 +190,7 @@ def test_errors_to_procs_errors_and_syscalls_to_callers() -> None:
             await settle(app, pilot, 2)
             assert app.nav.view.id == "incoming_connections" and app.view_filter() == f'fd.name="{conn}"'
 
-    asyncio.run(go())
+    pilot(go())
 
 
 def test_filter_box_rejects_a_bad_filter_with_a_caret() -> None:
@@ -202,7 +222,7 @@ def test_filter_box_rejects_a_bad_filter_with_a_caret() -> None:
             await pilot.pause(0.1)
             assert app.selected_row() is not None and app.selected_row().key == "rt_sigaction"  # type: ignore[union-attr]
 
-    asyncio.run(go())
+    pilot(go())
 
 
 def test_echo_dig_legend_help_spectrogram_pause() -> None:
@@ -258,7 +278,7 @@ def test_echo_dig_legend_help_spectrogram_pause() -> None:
             await pilot.press("q")
         assert app.return_code in (0, None)
 
-    asyncio.run(go())
+    pilot(go())
 
 
 def test_small_terminal_80x24() -> None:
@@ -271,4 +291,4 @@ def test_small_terminal_80x24() -> None:
             await pilot.press("ctrl+c")
         assert app.error is None
 
-    asyncio.run(go())
+    pilot(go())

@@ -245,15 +245,11 @@ class Sink(Protocol):
 class Exporter:
     """Turns batches of ktrace records into PPM event blocks, keeping the state they need."""
 
-    def __init__(self, state: State | None = None, fast: bool = True) -> None:
+    def __init__(self, state: State | None = None, plan: Any = None) -> None:
         self.state = state if state is not None else State()
-        # The compiled recipes (recipe.py) write the events that need no state; ``fast=False``
-        # writes every event here, the reference the recipes are tested against.
-        self._plan: Any = None
-        if fast:
-            from .recipe import compile_plan
-
-            self._plan = compile_plan()
+        # ``plan``: the compiled recipes (recipe.compile_plan), which write the events that need no
+        # state; without it every event is written here, the reference the recipes are tested against.
+        self._plan: Any = plan
         self._held: Event | None = None  # an event waiting for the records that follow it
         self._peek: Event | None = None  # the exit of the enter being written, read ahead
         self._carry = b""  # a batch's tail from an enter whose exit it did not hold

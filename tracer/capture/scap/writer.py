@@ -31,6 +31,7 @@ from tracer.state.state import State
 from . import blocks as B
 from . import encode as E
 from .export import Exporter, cgroup_pairs, container_block
+from .recipe import compile_plan
 
 SCAP_SUFFIXES: Final = (".scap", ".scap.gz")
 # PPM_CL_CLONE_THREAD | PPM_CL_CLONE_FILES: what libscap's /proc scan gives every thread that is
@@ -68,7 +69,7 @@ class ScapWriter:
         self._policy = rotate if rotate is not None and rotate.rotates else None
         self._rot = Rotation(os.fspath(path), self._policy, time.time())
         self._compress = compress
-        self.exporter = Exporter(State())
+        self.exporter = Exporter(State(), compile_plan())
         self._counters: dict[str, Any] = {"events": 0, "blocks": 0, "bytes": 0, "files": 0,
                                           "dropped_after_finish": 0}
         self._files: list[str] = []
