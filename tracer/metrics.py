@@ -43,6 +43,7 @@ from prometheus_client.registry import Collector
 from . import __version__
 from .engine import proctally as _tally
 from .errors import KtraceError, UsageError
+from .na import NA
 from .schema import record as R
 from .schema.events import event_info
 from .state.state import State
@@ -53,7 +54,6 @@ IDLE_EVICT_S = 120.0  # a chosen key idle this long gives its series up
 EWMA_TAU_S = 60.0  # the activity that decides which keys get a series: about the last minute
 REPLACE_FACTOR = 2.0  # a key takes a full table's least active slot only when this much busier
 OTHER = "<other>"
-NA = "<NA>"
 BPF_ENABLE_STATS = 32
 _NR_BPF = {"x86_64": 321, "aarch64": 280}
 

@@ -20,7 +20,7 @@ import msgpack
 from .engine import scan as _scan
 from .event import Event
 from .schema import record as R
-from .schema.events import FD_REGS, INTERNAL_EVENTS, SYSCALLS, event_ids
+from .schema.events import FD_REGS, INTERNAL_EVENTS, event_ids
 from .schema.record import (
     RUN_BYTES_SHIFT,
     RUN_COUNT_MASK,
@@ -417,6 +417,3 @@ _U64 = struct.Struct("<Q")
 _KEPT_UNFILTERED = frozenset({R.EVT_CONTAINER, R.EVT_CONNECTED, R.EVT_ACCEPTED})
 _FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONTAINER})
 
-
-def syscall_exit_ids() -> frozenset[int]:
-    return frozenset(R.syscall_evt(i.nr, 1) for i in SYSCALLS if i is not None)

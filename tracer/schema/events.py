@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from .record import (
+    DIR_ENTER,
+    DIR_EXIT,
     EVT_ACCEPTED,
     EVT_BASE_OTHER,
     EVT_CONNECTED,
@@ -37,6 +39,7 @@ from .record import (
     EVT_SWITCH,
     EVT_THREADINFO,
     NSYSCALLS,
+    syscall_evt,
 )
 from .syscalls_x86_64 import SYSCALLS_X86_64
 from .types import CK, PT
@@ -341,8 +344,6 @@ OTHER_EVENTS: Final[dict[int, EventInfo]] = {
     EVT_DROPS: EventInfo("drops", "internal"),
 }
 INTERNAL_EVENTS: Final = frozenset(e for e, i in OTHER_EVENTS.items() if i.category == "internal")
-# Events whose line sysdig prints with the '>' direction though they are single records.
-SINGLE_ENTER_EVENTS: Final = frozenset(OTHER_EVENTS)
 
 
 def event_info(evt: int) -> EventInfo | None:
@@ -362,7 +363,7 @@ def event_ids(name: str) -> list[int]:
     """All event ids (enter and exit) of an event type name, for evt.type filters and pushdown."""
     nr = SYSCALL_NR.get(name)
     if nr is not None:
-        return [nr * 2, nr * 2 + 1]
+        return [syscall_evt(nr, DIR_ENTER), syscall_evt(nr, DIR_EXIT)]
     return [e for e, i in OTHER_EVENTS.items() if i.name == name]
 
 
@@ -393,7 +394,7 @@ def _fd_sources() -> bytes:
         for direction in (0, 1):
             src = _fd_source(info, direction)
             if src:
-                regs[info.nr * 2 + direction] = FD_RET if src == "ret" else int(src[1])
+                regs[syscall_evt(info.nr, direction)] = FD_RET if src == "ret" else int(src[1])
     return bytes(regs)
 
 

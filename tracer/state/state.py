@@ -25,7 +25,7 @@ from .tables import Fd, Group, Thread, User
 _NR = SYSCALL_NR
 O_DIRECTORY = 0o200000
 O_CLOEXEC = 0o2000000
-_CLOSES = frozenset({SYSCALL_NR["close"] * 2 + 1})
+_CLOSES = frozenset({R.syscall_evt(SYSCALL_NR["close"], R.DIR_EXIT)})
 CLONE_THREAD = 0x10000
 CLONE_PARENT = 0x8000
 CLONE_NEWPID = 0x20000000

@@ -37,7 +37,8 @@ from .spec import Column, ViewSpec
 if TYPE_CHECKING:
     from ..state.state import State
 
-NA: Final = "<NA>"
+from ..na import NA
+
 LIST_ROWS_LIVE: Final = 10_000  # a live list view keeps this many rows (the newest)
 # Spectrogram buckets: 4 per decade of latency, from 1 ns to 10^10 ns (10 s) and above.
 SPECTRO_PER_DECADE: Final = 4
