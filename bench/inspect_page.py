@@ -1,7 +1,7 @@
 """`ktrace inspect` on a big capture: indexing rate, and the time to open the overview after it.
 
     .venv/bin/python bench/inspect_page.py [--events 10000000] [--source captures/01-webserver.kcap]
-                                      [--dir /tmp/ktrace-bench-inspect] [--browser]
+                                      [--dir /tmp/ktrace-bench-inspect] [--browser] [--rounds 7]
 
 The capture is made from a real one: the source's EVENTS blocks written again and again, each
 copy's timestamps shifted past the previous copy's end, until --events (10 M by default); state
@@ -14,7 +14,9 @@ Figures (one process each, cold: a fresh python):
   open        after indexing: from starting `ktrace inspect` (cached index) until the page's
               data is served: /api/info, /api/timeline and /api/overview answered; with --browser,
               until headless chromium shows the overview (body[data-ready=1])
-Events/s = events in the capture / wall time. The machine is shared: figures vary between runs.
+Events/s = events in the capture / wall time, and per CPU second of the process (user + system),
+which other load on a shared machine disturbs less. index and open are measured --rounds times,
+alternately (a fresh index each round), and reported as medians with their range.
 """
 
 from __future__ import annotations
@@ -22,12 +24,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import statistics
 import struct
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_line  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -76,12 +84,15 @@ def make_capture(source: Path, dest: Path, events: int) -> int:
     return written
 
 
-def timed(code: str) -> float:
-    """Wall time of a fresh python running ``code`` (with the repository on its path)."""
+def timed(code: str) -> tuple[float, float]:
+    """Wall time and CPU time of a fresh python running ``code`` (the repository on its path)."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
     subprocess.run([PYTHON, "-c", code], check=True, env=env)
-    return time.monotonic() - t
+    wall = time.monotonic() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def open_time(cap: Path, browser: bool) -> float:
@@ -122,16 +133,15 @@ def main() -> None:
     ap.add_argument("--source", type=Path, default=REPO / "captures" / "01-webserver.kcap")
     ap.add_argument("--dir", type=Path, default=Path("/tmp/ktrace-bench-inspect"))
     ap.add_argument("--browser", action="store_true", help="time the overview in headless chromium too")
+    ap.add_argument("--rounds", type=int, default=7, help="index and open this many times (default %(default)s)")
     a = ap.parse_args()
+    print(machine_line())
     a.dir.mkdir(parents=True, exist_ok=True)
     cap = a.dir / f"big-{a.events}.kcap"
     if not cap.exists():
         t = time.monotonic()
         n = make_capture(a.source, cap, a.events)
         print(f"made {cap} ({n} events, {cap.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - t:.1f} s")
-    for f in a.dir.glob("*.kidx"):
-        f.unlink()
-    (Path(str(cap) + ".kidx")).unlink(missing_ok=True)
     p = str(cap)
     scan = timed(f"from tracer.capture.files import read_captures\nfor _ in read_captures([{p!r}]): pass")
     tl = timed(
@@ -144,16 +154,30 @@ def main() -> None:
         "    if isinstance(it, EventBlock) and it.count:\n"
         "        t0 = t0 or it.first_ts\n"
         "        tally.tally(it.raw, cats, t0, BUCKET_NS, len(CATEGORIES), MAX_BUCKETS - 1, c, f, set(), 8)\n")
-    index = timed(f"from tracer.inspect.index import load_or_build\nload_or_build([{p!r}])")
-    opened = open_time(cap, a.browser)
+    index: list[tuple[float, float]] = []
+    opened: list[float] = []
+    for r in range(a.rounds):
+        for step in ("index", "open") if r % 2 == 0 else ("open", "index"):
+            if step == "index":
+                for f in a.dir.glob("*.kidx"):
+                    f.unlink()
+                (Path(str(cap) + ".kidx")).unlink(missing_ok=True)
+                index.append(timed(f"from tracer.inspect.index import load_or_build\nload_or_build([{p!r}])"))
+            else:
+                opened.append(open_time(cap, a.browser))  # (the index of the round before, cached)
     from tracer.capture.capinfo import capinfo
 
     n = int(capinfo(p)["events"])
     print(f"capture: {n} events, {cap.stat().st_size / 1e6:.0f} MB ({a.source.name} repeated)")
-    for name, dt in (("scan", scan), ("timeline", tl), ("index", index)):
-        print(f"{name:<10} {dt:7.2f} s  {n / dt / 1e6:6.2f} M events/s")
+    for name, (dt, cpu) in (("scan", scan), ("timeline", tl)):
+        print(f"{name:<10} {dt:7.2f} s  {n / dt / 1e6:6.2f} M events/s  {n / cpu / 1e6:6.2f} M events/CPU-s")
+    walls, cpus = [w for w, _ in index], [c for _, c in index]
+    print(f"{'index':<10} {statistics.median(walls):7.2f} s  {n / statistics.median(walls) / 1e6:6.2f} M events/s  "
+          f"{n / statistics.median(cpus) / 1e6:6.2f} M events/CPU-s  (median of {len(index)}; "
+          f"{n / max(walls) / 1e6:.2f}-{n / min(walls) / 1e6:.2f} M events/s)")
     what = "browser shows the overview" if a.browser else "info + timeline + overview served"
-    print(f"{'open':<10} {opened:7.2f} s  ({what}, index cached)")
+    print(f"{'open':<10} {statistics.median(opened):7.2f} s  (median of {len(opened)}, "
+          f"{min(opened):.2f}-{max(opened):.2f} s; {what}, index cached)")
 
 
 if __name__ == "__main__":

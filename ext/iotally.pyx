@@ -14,6 +14,7 @@ __all__ = ["count"]
 
 cdef enum:
     EXACT_MATCH = SEL_MATCH | SEL_EXACT
+    FAST_STATE = SEL_STATE | SEL_FAST
 DEF KIND_IO = 1
 DEF KIND_RET = 2
 DEF OP_SUM = 0
@@ -25,7 +26,7 @@ DEF SLOT_BITS = 8
 
 def count(const uint8_t[:] kinds, const uint8_t[:] regs, dict fds, uint64_t t0, uint64_t bucket_ns,
           uint64_t last_bucket, uint32_t nslots, dict plans, plan_of, array.array sums, set distinct,
-          batch, array.array sel, Py_ssize_t i):
+          batch, array.array sel, Py_ssize_t i, apply):
     """Count the exact matches of ``sel`` (a scanner's selection) from entry ``i`` on (the
     arguments before ``batch`` are the counter's: bound once, with functools.partial), stopping at
     the first entry that is not one, or whose event has no ``kinds`` entry (KIND_IO: an I/O exit
@@ -38,7 +39,9 @@ def count(const uint8_t[:] kinds, const uint8_t[:] regs, dict fds, uint64_t t0, 
     ``key << 16 | slot << 2 | op`` entries: OP_SUM adds the result and OP_COUNT 1 to
     ``sums[bucket * nslots + slot]`` (grown, zero-filled, as needed); OP_DISTINCT adds
     ``bucket << 44 | slot << 36 | key`` to ``distinct``. The bucket is ``(ts - t0) // bucket_ns``,
-    at most ``last_bucket``."""
+    at most ``last_bucket``. An fd event the scanner left to its turn (SEL_STATE | SEL_FAST) is
+    passed to ``apply(batch, offset)`` on the way, or stops the walk when ``apply`` is None.
+    Returns (where it stopped, the matches it counted)."""
     cdef const uint8_t[:] view = batch
     cdef const uint8_t *base
     cdef uint64_t *s = <uint64_t *>sel.data.as_voidptr
@@ -52,16 +55,24 @@ def count(const uint8_t[:] kinds, const uint8_t[:] regs, dict fds, uint64_t t0, 
     cdef int32_t num
     cdef uint8_t kind, reg
     cdef tuple plan
+    cdef Py_ssize_t matched = 0
     if view.shape[0] == 0:
-        return i
+        return i, 0
     base = &view[0]
-    while i + 2 < nsel and s[i + 2] == EXACT_MATCH:
+    while i + 2 < nsel:
         off = <Py_ssize_t>s[i + 1]
+        if s[i + 2] == FAST_STATE and apply is not None:
+            apply(batch, off)
+            i += 3
+            continue
+        if s[i + 2] != EXACT_MATCH:
+            break
         memcpy(&evt, base + off + OFF_EVT, 2)
         kind = kinds[evt] if evt < nkinds else 0
         if not kind:
-            return i
+            break
         i += 3
+        matched += 1
         memcpy(&flags, base + off + OFF_FLAGS, 4)
         if flags & RF_HIDDEN:
             continue
@@ -111,4 +122,4 @@ def count(const uint8_t[:] kinds, const uint8_t[:] regs, dict fds, uint64_t t0, 
                 array.resize(sums, need)
                 memset(sums.data.as_ulonglongs + have, 0, (need - have) * 8)
             sums.data.as_ulonglongs[bucket * nslots + slot] += <uint64_t>ret if entry & 3 == OP_SUM else 1
-    return i
+    return i, matched

@@ -9,8 +9,11 @@ second look in Python. Everything else is counted and skipped in C, never becomi
 The commonest state events (close and the opens: ``fast_mask``) are applied right here, without an
 Event, unless an earlier record of the batch waits for Python, which will read the state as of its
 own time: after a filter candidate or a deferred fd event of a process, that process's fd events
-wait their turn (selected with SEL_FAST, for ``Scanner.apply``); after any other state event,
-every one does. An fd event makes only that fd's cached fd_check answer unsure, not the process's.
+wait their turn (selected with SEL_FAST, for ``Scanner.apply``); after any other state event
+but a syscall enter (only remembered for its exit), every one does. An fd event makes only that
+fd's cached fd_check answer unsure, not the process's. A waiting fd event that is also an exact
+match needing no state (passable) is selected twice: its state part with SEL_FAST, its match on
+its own.
 """
 
 from cpython.array cimport array, resize_smart
@@ -27,6 +30,7 @@ __all__ = ["BatchError", "Scanner"]
 
 cdef enum:
     MATCHED = SEL_MATCH | SEL_EXACT  # an exact match: no second look needed
+    SPLIT = SEL_STATE | SEL_FAST | MATCHED  # _fast_path: a passable match whose fd event must wait
     O_CREAT_WRONLY_TRUNC = 0o1101
 
 
@@ -53,6 +57,11 @@ cdef inline int32_t _fast_fd(const uint8_t *rec, uint8_t code) noexcept:
     cdef int32_t fd
     memcpy(&fd, rec + (OFF_ARGS if code == FAST_CLOSE else OFF_RET), 4)
     return fd
+
+
+cdef inline bint _enter(uint16_t evt) noexcept:
+    """A syscall enter: the state only remembers it for its exit (State.note_enter)."""
+    return evt < EVT_BASE_OTHER and not evt & 1
 
 
 cdef inline uint64_t _fd_key(uint32_t pid, int32_t fd) noexcept:
@@ -197,6 +206,12 @@ cdef class Scanner:
                 passable = runnable or (why & MATCHED == MATCHED and h.evt < nslmask and slmask[h.evt])
                 if code and why & SEL_STATE:
                     why = self._fast_path(off, &h, code, fdkey, why, passable)
+                    if why == SPLIT:
+                        # Its state part waits its turn; its match, which needs no state, is
+                        # taken on its own (a second entry for the same record).
+                        self._hold(self._pbase + off, &h, code, SEL_STATE | SEL_FAST, passable)
+                        self._select(n, off, &h, SEL_STATE | SEL_FAST, False)
+                        why = MATCHED
                 if why and self._nfmask:
                     self._hold(self._pbase + off, &h, code, why, passable)
                 if why:
@@ -325,7 +340,9 @@ cdef class Scanner:
             self.fast_applied += 1
             return why & MATCHED  # a matched one is still counted or copied
         self._dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
-        return why | SEL_FAST if why == SEL_STATE else why
+        if why == SEL_STATE:
+            return why | SEL_FAST
+        return SPLIT if why == SEL_STATE | MATCHED and passable else why
 
     cdef int _apply_now(self, Py_ssize_t off, const rec_head *h, uint8_t code, uint64_t fdkey) except -1:
         """Apply an fd event, or keep an open pending: applied when anything may look (a callback, a
@@ -352,8 +369,13 @@ cdef class Scanner:
         cdef uint8_t reg
         cdef int32_t fd
         if why & SEL_STATE and not code:
-            self._blocked = True
-        elif why == MATCHED and passable:
+            if not _enter(h.evt):
+                self._blocked = True
+                return 0
+            why &= ~SEL_STATE  # an enter is only remembered for its exit: what may wait is its match
+            if not why:
+                return 0
+        if why == MATCHED and passable:
             pass
         elif why == MATCHED and self.exact_fd_only:
             # An exact match whose consumer reads only its own fd (and thread): only that fd must

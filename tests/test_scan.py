@@ -535,6 +535,46 @@ def test_engines_agree_on_the_fast_path(batches: list[list[tuple[int, int, int, 
     assert outs[0] == outs[1]
 
 
+def test_an_enter_holds_back_no_fd_event() -> None:
+    """A clone's enter is only remembered for its exit: the fd events after it are applied at once
+    (its exit, which makes a thread, still holds back every one after it)."""
+    s = Synth(pid=50).syscall("clone", (0x11,), exit=False).close(3).open("/b", 5).syscall("getpid", ret=50)
+    s.syscall("clone", (0x11,), ret=61, enter=False).close(4)
+    batch = s.batch()
+    for mod in _engines():
+        st_ = FdTables()
+        sc = _fast_scanner(mod, mask(), st_, None)
+        sel, _ = sc.scan(batch)
+        assert [(Event(batch, off, 0, State()).type, why) for _, off, why in triples(sel)] == [
+            ("clone", SEL_STATE), ("clone", SEL_STATE), ("close", SEL_STATE | R.SEL_FAST)], mod
+        assert st_.fds[50] == {4: "keep", 5: b"/b"}
+
+
+def test_a_waiting_fd_event_needing_no_state_is_selected_twice() -> None:
+    """A close that is also an exact match counted without the state (stateless_mask), behind a
+    read of the same fd: its state part waits its turn (SEL_FAST), its match goes on its own (the
+    consumer counts it without an Event)."""
+    read_x, close_x = R.syscall_evt(0, 1), R.syscall_evt(3, 1)
+    s = Synth(pid=50).read(3, b"x").close(3).close(4)
+    batch = s.batch()
+    offs = offsets(batch)
+    F = SEL_STATE | R.SEL_FAST
+    for mod in _engines():
+        st_ = FdTables()
+        sc = _fast_scanner(mod, mask(read_x, close_x), st_)
+        sc.exact_fd_only = True
+        sc.stateless_mask = mask(close_x)
+        sel, _ = sc.scan(batch)
+        # (each call is an enter and an exit record: the exits are 1, 3 and 5)
+        # (and a deferred fd event holds back its process's later ones: close(4) too)
+        assert triples(sel) == [(1, offs[1], M), (3, offs[3], F), (3, offs[3], M), (5, offs[5], F),
+                                (5, offs[5], M)], mod
+        assert st_.fds[50] == {3: "old", 4: "keep"}
+        sc.apply(batch, offs[3])
+        sc.apply(batch, offs[5])
+        assert st_.fds[50] == {}
+
+
 def test_an_open_closed_unseen_never_reaches_python() -> None:
     """An open kept pending is forgotten with its close (the old entry goes, as the close says);
     anything that may look (a callback, a selected record, the batch's end) applies it first."""
@@ -597,11 +637,12 @@ fast_record_st = st.tuples(
 
 @settings(max_examples=300, deadline=None)
 @given(recs=st.lists(fast_record_st, max_size=30), matched=st.sets(st.sampled_from(FAST_RUN_EVTS), max_size=4),
-       tids=tid_answers_st, fds=fd_answers_st, runs=st.booleans(), fd_only=st.booleans(), cut=st.integers(0, 30))
+       tids=tid_answers_st, fds=fd_answers_st, runs=st.booleans(), fd_only=st.booleans(), cut=st.integers(0, 30),
+       stateless=st.sets(st.sampled_from(FAST_RUN_EVTS), max_size=3))
 def test_engines_agree_on_the_fast_path_and_runs(recs: list[Any], matched: set[int],
                                                  tids: dict[int, bool | None] | None,
                                                  fds: dict[tuple[int, int], bool | None] | None, runs: bool,
-                                                 fd_only: bool, cut: int) -> None:
+                                                 fd_only: bool, cut: int, stateless: set[int]) -> None:
     """Fd events applied by the scanner, pending opens, runs and what waits for what: the same
     selection, the same state changes, and the checks asked the same questions of the same state."""
     from tracer.pipeline import FAST_MASK, STATE_EVENTS, _mask
@@ -627,6 +668,7 @@ def test_engines_agree_on_the_fast_path_and_runs(recs: list[Any], matched: set[i
                          fcheck if fds is not None else None, FD_REGS, FAST_MASK, st_)
         sc.runs_below = R.EVT_BASE_OTHER if runs else 0
         sc.exact_fd_only = fd_only
+        sc.stateless_mask = _mask(stateless)
         out: list[Any] = []
         for b in batches:
             try:

@@ -127,7 +127,8 @@ class Pipeline:
                  enricher: Enricher | None = None, keep: bool = False,
                  admit_internal: frozenset[int] = frozenset(),
                  on_record: Callable[[bytes, int], bool | None] | None = None,
-                 on_records: Callable[[bytes, Any, int], int] | None = None,
+                 on_records: Callable[[bytes, Any, int, Callable[[bytes, int], None] | None], tuple[int, int]]
+                 | None = None,
                  renderer: SpanRenderer | None = None) -> None:
         self.state = state
         self.admit_internal = admit_internal
@@ -137,8 +138,10 @@ class Pipeline:
         # counter (TableChisel.record_counter), which ignores what it does not count, or a view's
         # (ViewAggregator.record_counter), which returns False for a record it wants as an Event.
         self.on_record = on_record
-        # Takes a run of them, in C: ``on_records(batch, selection, i)`` consumes the exact matches
-        # from entry i on and returns the first entry it left (to on_record, when i).
+        # Takes a run of them, in C: ``on_records(batch, selection, i, apply)`` consumes the exact
+        # matches from entry i on, and the fd events left to their turn with ``apply`` (None: it
+        # stops at them), and returns the first entry it left (to on_record, when i) and the
+        # matches it took.
         self.on_records = on_records if on_record is not None else None
         self.show_internal = show_internal
         self.fatfile = fatfile
@@ -211,6 +214,7 @@ class Pipeline:
         count_only = self.exact and self.on_event is None and not self.keep and not self.latency
         on_record = self.on_record if self.exact else None
         on_records = self.on_records if self.exact else None
+        fast_apply = self.scanner.apply if self.scanner.fast_on else None
         renderer = self.renderer
         filtered = self.predicate is not None
         i, nsel = 0, len(sel)
@@ -229,9 +233,10 @@ class Pipeline:
                 self._take_run(b, idx, off, why)
             elif why == SEL_MATCH | SEL_EXACT and count_only:
                 self.matched += 1
-            elif why == SEL_MATCH | SEL_EXACT and on_records is not None and (j := on_records(batch, sel, i)) > i:
-                self.matched += (j - i) // 3
-                i = j
+            elif why == SEL_MATCH | SEL_EXACT and on_records is not None \
+                    and (taken := on_records(batch, sel, i, fast_apply))[0] > i:
+                self.matched += taken[1]
+                i = taken[0]
                 continue
             elif why == SEL_MATCH | SEL_EXACT and on_record is not None and on_record(batch, off) is not False:
                 self.matched += 1  # (False: the consumer wants this one as an Event)

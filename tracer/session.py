@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from . import engine as _engine
-from .capture import CaptureWriter, EventBlock, RotatePolicy, StatsBlock, TableBlock, blockcodec
+from .capture import CaptureWriter, EventBlock, FileStart, RotatePolicy, StatsBlock, TableBlock, blockcodec
 from .capture import machine_info as _machine_info
 from .capture.files import read_captures
 from .capture.scap.writer import ScapWriter, wants_scap
@@ -306,6 +306,7 @@ class Runner:
         return 0
 
     _last_ts = 0
+    capture_drops = 0  # reading captures: the events their probes lost while they were recorded
     abort = False  # a second signal: stop processing the backlog
     _stopped_at = 0.0  # monotonic time of the first signal
     stopped_dropped = 0  # records captured but not printed: the stop came first (STOP_GRACE_S)
@@ -323,7 +324,10 @@ class Runner:
     def _run_files(self) -> dict[str, int]:
         stats: Counter[str] = Counter()
         notes: list[str] = []
+        file_drops: list[int] = []  # per file: what its last stats block says the probe lost
         for item in read_captures(self.opts.reads, on_note=notes.append):
+            if isinstance(item, FileStart):
+                file_drops.append(0)
             if isinstance(item, EventBlock):
                 kept = self.pipeline.feed(item.raw)
                 self._last_ts = item.last_ts or self._last_ts
@@ -337,10 +341,13 @@ class Runner:
                     self.writer.write_table(item.kind, item.rows)
             elif isinstance(item, StatsBlock):
                 stats = Counter(_flat_stats(item.stats))  # cumulative: the last block wins
+                if file_drops:
+                    file_drops[-1] = sum(v for k, v in stats.items() if k.startswith("drops_"))
             elif self.writer is None and self.opts.write is not None:
                 self._open_writer(self._meta(False))
         for note in notes:
             print(f"ktrace: {note}", file=self.opts.stderr)
+        self.capture_drops = sum(file_drops)
         return dict(stats)
 
     def _run_live(self) -> dict[str, int]:

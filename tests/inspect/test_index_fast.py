@@ -8,6 +8,7 @@ import errno
 import os
 import random
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +120,13 @@ def _counts(cap: str, impl: Any) -> tuple[list[int], list[int], list[int], list[
         asked.append(off)
         return fast._plan(batch, off)
 
-    def on_records(batch: bytes, sel: array[int], i: int) -> int:
-        j = impl.count(fast.kinds, fast.regs, state.fds, summary.t0, summary.bucket_ns, summary.last_bucket,
-                       len(summary.counters), fast.plans, plan_of, fast.sums, fast.distinct, batch, sel, i)
+    def on_records(batch: bytes, sel: array[int], i: int,
+                   apply: Callable[[bytes, int], None] | None) -> tuple[int, int]:
+        j, k = impl.count(fast.kinds, fast.regs, state.fds, summary.t0, summary.bucket_ns, summary.last_bucket,
+                          len(summary.counters), fast.plans, plan_of, fast.sums, fast.distinct, batch, sel, i, apply)
         stops.append(j - i)
-        return int(j)
+        stops.append(k)
+        return int(j), int(k)
 
     pipeline = Pipeline(state, selection=Selection(summary.evts, exact=True), on_event=fast.on_event,
                         on_record=summary.record_counter(state), on_records=on_records)

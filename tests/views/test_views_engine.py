@@ -285,3 +285,24 @@ def test_json_slice_shape() -> None:
     assert doc["info"]["filterTemplate"] == "(proc.name=ktfail) and (evt.res=%key)"
     assert [c["name"] for c in doc["info"]["legend"]] == ["COUNT", "ERROR"]
     assert doc["data"][0]["d"][0] == max(r.values[0] for r in t.rows)
+
+
+def test_capture_table_shows_what_each_capture_lost(tmp_path: Path) -> None:
+    """The drops of a view over captures: each file's last stats block (cumulative), summed over
+    the files, as `ktrace capinfo` reads them."""
+    from tracer.capture import CaptureWriter
+    from tracer.capture.capinfo import capinfo
+    from tracer.testing import Synth
+
+    paths = []
+    for k, drops in enumerate(({"ring": 3, "filter": 1}, {"ring": 5})):
+        path = tmp_path / f"{k}.kcap"
+        with CaptureWriter(path, {"live": True, "command": ["test"]}) as w:
+            b = Synth(pid=40 + k).open("/etc/hosts", 3).batch()
+            w.write_events(b, 2, 1, 2)
+            w.write_stats({"events": 2, "drops": {"ring": 1}})
+            w.write_stats({"events": 2, "drops": drops})
+        paths.append(str(path))
+    want = sum(sum(capinfo(p)["drops"].values()) for p in paths)
+    assert want == 9
+    assert capture_table(VIEWS["procs"], paths).drops == want

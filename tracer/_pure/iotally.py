@@ -9,11 +9,12 @@ from typing import Any
 
 from ..schema import record as R
 from ..schema.events import FD_RET
-from ..schema.record import OFF_ARGS, OFF_FLAGS, REC_NARGS, RF_HIDDEN, SEL_EXACT, SEL_MATCH
+from ..schema.record import OFF_ARGS, OFF_FLAGS, REC_NARGS, RF_HIDDEN, SEL_EXACT, SEL_FAST, SEL_MATCH, SEL_STATE
 
 __all__ = ["count"]
 
 EXACT_MATCH = SEL_MATCH | SEL_EXACT
+FAST_STATE = SEL_STATE | SEL_FAST
 KIND_IO = 1
 KIND_RET = 2
 OP_SUM, OP_COUNT, OP_DISTINCT = 0, 1, 2
@@ -24,7 +25,8 @@ _I32 = struct.Struct("<i")
 
 def count(kinds: bytes, regs: bytes, fds: dict[int, dict[int, Any]], t0: int, bucket_ns: int, last_bucket: int,
           nslots: int, plans: dict[tuple[Any, ...], tuple[int, ...]], plan_of: Callable[[bytes, int], tuple[int, ...]],
-          sums: array[int], distinct: set[int], batch: bytes, sel: array[int], i: int) -> int:
+          sums: array[int], distinct: set[int], batch: bytes, sel: array[int], i: int,
+          apply: Callable[[bytes, int], None] | None) -> tuple[int, int]:
     """Count the exact matches of ``sel`` (a scanner's selection) from entry ``i`` on (the
     arguments before ``batch`` are the counter's: bound once, with functools.partial), stopping at
     the first entry that is not one, or whose event has no ``kinds`` entry (KIND_IO: an I/O exit
@@ -37,15 +39,25 @@ def count(kinds: bytes, regs: bytes, fds: dict[int, dict[int, Any]], t0: int, bu
     ``key << 16 | slot << 2 | op`` entries: OP_SUM adds the result and OP_COUNT 1 to
     ``sums[bucket * nslots + slot]`` (grown, zero-filled, as needed); OP_DISTINCT adds
     ``bucket << 44 | slot << 36 | key`` to ``distinct``. The bucket is ``(ts - t0) // bucket_ns``,
-    at most ``last_bucket``."""
+    at most ``last_bucket``. An fd event the scanner left to its turn (SEL_STATE | SEL_FAST) is
+    passed to ``apply(batch, offset)`` on the way, or stops the walk when ``apply`` is None.
+    Returns (where it stopped, the matches it counted)."""
     nsel = len(sel)
-    while i + 2 < nsel and sel[i + 2] == EXACT_MATCH:
+    matched = 0
+    while i + 2 < nsel:
         off = sel[i + 1]
+        if sel[i + 2] == FAST_STATE and apply is not None:
+            apply(batch, off)
+            i += 3
+            continue
+        if sel[i + 2] != EXACT_MATCH:
+            break
         ts, _tid, pid, evt, _cpu, _len, ret = _HEAD.unpack_from(batch, off)
         kind = kinds[evt] if evt < len(kinds) else 0
         if not kind:
-            return i
+            break
         i += 3
+        matched += 1
         if batch[off + OFF_FLAGS] & RF_HIDDEN:
             continue
         key: tuple[Any, ...]
@@ -78,4 +90,4 @@ def count(kinds: bytes, regs: bytes, fds: dict[int, dict[int, Any]], t0: int, bu
             if need > len(sums):
                 sums.extend([0] * (need - len(sums)))
             sums[bucket * nslots + slot] += ret if op == OP_SUM else 1
-    return i
+    return i, matched

@@ -10,8 +10,11 @@ second look in Python. Everything else is counted and skipped without becoming a
 The commonest state events (close and the opens: ``fast_mask``) are applied right here, without an
 Event, unless an earlier record of the batch waits for Python, which will read the state as of its
 own time: after a filter candidate or a deferred fd event of a process, that process's fd events
-wait their turn (selected with SEL_FAST, for ``Scanner.apply``); after any other state event,
-every one does. An fd event makes only that fd's cached fd_check answer unsure, not the process's.
+wait their turn (selected with SEL_FAST, for ``Scanner.apply``); after any other state event
+but a syscall enter (only remembered for its exit), every one does. An fd event makes only that
+fd's cached fd_check answer unsure, not the process's. A waiting fd event that is also an exact
+match needing no state (passable) is selected twice: its state part with SEL_FAST, its match on
+its own.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Protocol
 
 from ..schema.events import FD_NONE, FD_RET
 from ..schema.record import (
+    EVT_BASE_OTHER,
     FAST_CLOSE,
     FAST_OPEN_A1,
     FAST_OPEN_A2,
@@ -48,6 +52,7 @@ from ..schema.record import (
 __all__ = ["BatchError", "Scanner"]
 
 _MATCHED = SEL_MATCH | SEL_EXACT  # an exact match: no second look needed
+_SPLIT = SEL_STATE | SEL_FAST | _MATCHED  # _fast_path: a passable match whose fd event must wait
 _O_CREAT_WRONLY_TRUNC = 0o1101
 
 _HEAD = struct.Struct(HEAD_FMT)
@@ -167,6 +172,12 @@ class Scanner:
                                         and bool(self.stateless_mask[evt]))
                 if code and why & SEL_STATE:
                     why = self._fast_path(off, tid, pid, length, code, fdkey, why, passable)
+                    if why == _SPLIT:
+                        # Its state part waits its turn; its match, which needs no state, is
+                        # taken on its own (a second entry for the same record).
+                        self._hold(off, pid, evt, code, SEL_STATE | SEL_FAST, passable)
+                        self._select(n, off, tid, length, SEL_STATE | SEL_FAST, False)
+                        why = _MATCHED
                 if why and self._nfmask:
                     self._hold(off, pid, evt, code, why, passable)
                 if why:
@@ -274,7 +285,9 @@ class Scanner:
             self.fast_applied += 1
             return why & _MATCHED  # a matched one is still counted or copied
         self._dirty_fds.add(fdkey)  # Python applies it in stream order; until then the fd is unsure
-        return why | SEL_FAST if why == SEL_STATE else why
+        if why == SEL_STATE:
+            return why | SEL_FAST
+        return _SPLIT if why == SEL_STATE | _MATCHED and passable else why
 
     def _apply_now(self, off: int, tid: int, pid: int, length: int, code: int, fdkey: tuple[int, int]) -> None:
         """Apply an fd event, or keep an open pending: applied when anything may look (a callback, a
@@ -299,8 +312,13 @@ class Scanner:
         touch their own process's table only; others (clone, exec, thread info...) may read or
         drop any process's: nothing may pass them."""
         if why & SEL_STATE and not code:
-            self._blocked = True
-        elif why == _MATCHED and passable:
+            if not _enter(evt):
+                self._blocked = True
+                return
+            why &= ~SEL_STATE  # an enter is only remembered for its exit: what may wait is its match
+            if not why:
+                return
+        if why == _MATCHED and passable:
             pass
         elif why == _MATCHED and self.exact_fd_only:
             # An exact match whose consumer reads only its own fd (and thread): only that fd must
@@ -384,6 +402,11 @@ class Scanner:
         if length < REC_FIXED or off + length > len(batch) or evt >= len(self._fmask) or not self._fmask[evt]:
             raise ValueError("not a fast-path record")
         self._apply_fast(batch, off, pid, tid, length, self._fmask[evt])
+
+
+def _enter(evt: int) -> bool:
+    """A syscall enter: the state only remembers it for its exit (State.note_enter)."""
+    return evt < EVT_BASE_OTHER and not evt & 1
 
 
 def _absolute_open(batch: bytes, off: int, length: int) -> bool:

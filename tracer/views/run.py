@@ -9,7 +9,7 @@ import io
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -46,20 +46,6 @@ def _notes(err: io.StringIO) -> list[str]:
     return [line.removeprefix("ktrace: ") for line in err.getvalue().splitlines() if line.strip()]
 
 
-def capture_drops(reads: Iterable[str]) -> int:
-    """Events the probe lost while the captures were recorded (their stats blocks)."""
-    from ..capture.capinfo import capinfo
-
-    total = 0
-    for path in reads:
-        try:
-            drops = capinfo(path).get("drops", 0)
-        except (KtraceError, OSError, ValueError):
-            continue
-        total += sum(drops.values()) if isinstance(drops, dict) else int(drops or 0)
-    return total
-
-
 def capture_tables(view: ViewSpec, reads: list[str], *, filter_text: str = "", container_mode: bool = False,
                    slice_ns: int = 0, max_events: int | None = None, max_rows: int | None = None,
                    on_table: Callable[[ViewTable], None] | None = None, fast: bool = True) -> list[ViewTable]:
@@ -79,10 +65,11 @@ def capture_tables(view: ViewSpec, reads: list[str], *, filter_text: str = "", c
     err = io.StringIO()
     opts = RunOptions(reads=list(reads), filter_text=filter_text, chisel=chisel, container_mode=container_mode,
                       max_events=max_events, stderr=err, stdout=io.StringIO())
-    runner_for(opts, internal_events([chisel.agg])).run()
+    runner = runner_for(opts, internal_events([chisel.agg]))
+    runner.run()
     if tables:
         tables[-1].notes = _notes(err)
-        tables[-1].drops = capture_drops(reads)
+        tables[-1].drops = runner.capture_drops
     return tables
 
 
