@@ -34,6 +34,10 @@ from .schema.record import (
 from .state.state import State
 from .state.tables import Thread
 
+# A consumer of runs of exact matches (Pipeline's ``on_records``): (batch, selection, first entry,
+# the scanner's fast apply or None) -> (the entry it stopped at, the matches it took).
+RecordRuns = Callable[[bytes, Any, int, Callable[[bytes, int], None] | None], tuple[int, int]]
+
 
 class Predicate(Protocol):
     def match(self, ev: Event) -> bool: ...
@@ -127,8 +131,7 @@ class Pipeline:
                  enricher: Enricher | None = None, keep: bool = False,
                  admit_internal: frozenset[int] = frozenset(),
                  on_record: Callable[[bytes, int], bool | None] | None = None,
-                 on_records: Callable[[bytes, Any, int, Callable[[bytes, int], None] | None], tuple[int, int]]
-                 | None = None,
+                 on_records: RecordRuns | None = None,
                  renderer: SpanRenderer | None = None) -> None:
         self.state = state
         self.admit_internal = admit_internal

@@ -188,8 +188,10 @@ class Runner:
         counter = getattr(chisel, "record_counter", None)
         on_record = counter(self.state) if counter is not None and opts.max_events is None and not opts.summary \
             and opts.write is None and (not needs_latency or getattr(chisel, "pairs_latency", False)) else None
+        runs = getattr(chisel, "record_runs", None)
+        on_records = runs() if runs is not None and on_record is not None else None
         self.pipeline = Pipeline(
-            self.state, predicate=self.predicate, on_record=on_record,
+            self.state, predicate=self.predicate, on_record=on_record, on_records=on_records,
             selection=Selection(wanted_events(self.pushdown), thread_check(self.pushdown, self.state),
                                 fd_check(self.pushdown, self.state), exact=all(exact(p.ast) for p in parts)),
             on_event=on_event, show_internal=opts.show_internal, fatfile=opts.fatfile,

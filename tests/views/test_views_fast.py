@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,24 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     seen: Counter[str] = Counter()
     real = fast.record_counter
 
-    def counting(agg: ViewAggregator, state: Any, *, latency: bool) -> Callable[[bytes, int], bool]:
-        count = real(agg, state, latency=latency)
+    class Counting:
+        """The engine's counter, telling ``seen`` what it counted, one by one or in runs."""
 
-        def wrapped(buf: bytes, off: int) -> bool:
-            ok = count(buf, off)
-            seen[agg.view.id] += bool(ok)
-            return ok
+        def __init__(self, inner: Any, vid: str) -> None:
+            self.inner, self.vid = inner, vid
 
-        return wrapped
+        def count(self, buf: bytes, off: int) -> bool:
+            ok = self.inner.count(buf, off)
+            seen[self.vid] += bool(ok)
+            return bool(ok)
+
+        def count_run(self, batch: bytes, sel: Any, i: int, apply: Any) -> tuple[int, int]:
+            j, k = self.inner.count_run(batch, sel, i, apply)
+            seen[self.vid] += k
+            return j, k
+
+    def counting(agg: ViewAggregator, state: Any, *, latency: bool, on_slice: Any = None) -> Counting:
+        return Counting(real(agg, state, latency=latency, on_slice=on_slice), agg.view.id)
 
     monkeypatch.setattr(fast, "record_counter", counting)
     return seen
@@ -111,10 +119,10 @@ def test_a_tap_sends_every_record_as_an_event() -> None:
     live.set_view(all_views()["procs"].view)
     live.opts.reads = [WEB]
     runner = runner_for(live.opts, frozenset({R.EVT_PROCINFO}))
-    assert live.host.count is not None  # armed by the session's record_counter
+    assert live.host.counter is not None  # armed by the session's record_counter
     tap = live.set_tap("evt.dir=<", "dig")
-    assert live.host.count is None and tap is not None
+    assert live.host.counter is None and tap is not None
     runner.run()
     assert len(tap.buffer) > 10_000 and all(" < " in line for line in tap.buffer)
     live.set_tap(None)
-    assert live.host.count is not None
+    assert live.host.counter is not None

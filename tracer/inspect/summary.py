@@ -28,6 +28,7 @@ from ..schema.fields import FIELDS
 from ..schema.record import EVT_BASE_OTHER, EVT_MAX, OFF_FLAGS, RF_HIDDEN
 
 if TYPE_CHECKING:
+    from ..pipeline import RecordRuns
     from ..state.state import State
 
 
@@ -364,7 +365,7 @@ class RecordTally:
         self.stateless = bytes(k == KIND_RET for k in kinds)
         self.regs = bytes(FD_REGS[e] if e < EVT_BASE_OTHER else 255 for e in range(EVT_MAX))
 
-    def on_records(self) -> Callable[[bytes, array[int], int, Callable[[bytes, int], None] | None], tuple[int, int]]:
+    def on_records(self) -> RecordRuns:
         """The pipeline's ``on_records``: ``iotally.count`` with this counter's arguments bound."""
         s = self.summary
         return functools.partial(iotally.count, self.kinds, self.regs, self.state.fds, s.t0, s.bucket_ns,

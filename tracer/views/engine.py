@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +34,8 @@ from ..schema.fields import FIELDS, FieldDef
 from .spec import Column, ViewSpec
 
 if TYPE_CHECKING:
+    from ..engine import viewtally
+    from ..pipeline import RecordRuns
     from ..state.state import State
 
 from ..na import NA
@@ -268,15 +269,16 @@ class ViewAggregator:
     def new_row(self) -> list[Any]:
         return [*(_new(a) for a in self.aggs), None]
 
-    def record_counter(self, state: State, *, latency: bool) -> Callable[[bytes, int], bool] | None:
-        """The fast path: ``count(buf, off)`` adding a syscall's record as ``add`` would add
-        its Event (False: refused, make it an Event), or None when the view's fields do not allow
-        it (see ``tracer.views.fast``)."""
+    def record_counter(self, state: State, *, latency: bool,
+                       on_slice: Callable[[int], int] | None = None) -> viewtally.ViewCounter | None:
+        """The fast path: a counter whose ``count(buf, off)`` adds a syscall's record as ``add``
+        would add its Event (False: refused, make it an Event) and ``count_run`` a run of them, or
+        None when the view's fields do not allow it (see ``tracer.views.fast``)."""
         from .fast import fast_path_possible, record_counter
 
         if not fast_path_possible(self):
             return None
-        return record_counter(self, state, latency=latency)
+        return record_counter(self, state, latency=latency, on_slice=on_slice)
 
     def _extractor(self, name: str) -> Extractor:
         found = resolve_field(name)
@@ -451,23 +453,24 @@ class ViewChisel(Chisel):
             self.next_slice += self.slice_ns
 
     def record_counter(self, state: State) -> Callable[[bytes, int], bool] | None:
-        """The session hands exactly matched records here (see ``ViewAggregator.record_counter``);
-        the run pairs latencies only when the view reads them, and then so does the counter."""
-        if not self.fast:
-            return None
-        count = self.agg.record_counter(state, latency=self.agg.needs_latency)
-        if count is None or not self.slice_ns:
-            return count
-        fast_count = count
-        ts_at = _TS.unpack_from
+        """The session hands exactly matched records here (see ``ViewAggregator.record_counter``),
+        and runs of them to ``record_runs``; the run pairs latencies only when the view reads them,
+        and then so does the counter."""
+        self.counter = None
+        if self.fast:
+            self.counter = self.agg.record_counter(state, latency=self.agg.needs_latency,
+                                                   on_slice=self._next_slice if self.slice_ns else None)
+        return self.counter.count if self.counter is not None else None
 
-        def sliced(buf: bytes, off: int) -> bool:
-            ts = ts_at(buf, off)[0]
-            if ts >= self.next_slice:
-                self._to_slice(ts)
-            return fast_count(buf, off)
+    def record_runs(self) -> RecordRuns | None:
+        """The pipeline's ``on_records``: the counter's ``count_run``."""
+        return self.counter.count_run if self.counter is not None else None
 
-        return sliced
+    counter: viewtally.ViewCounter | None = None
+
+    def _next_slice(self, ts: int) -> int:
+        self._to_slice(ts)
+        return self.next_slice
 
     def on_interval(self, ts_ns: int) -> None:
         self.on_table(self.agg.take(ts_ns, self.last_tick or None))
@@ -478,7 +481,6 @@ class ViewChisel(Chisel):
         self.on_table(self.agg.take(max(ts_ns, start or 0), start))
 
 
-_TS: Final = struct.Struct("<Q")
 
 
 def internal_events(aggs: Iterable[ViewAggregator]) -> frozenset[int]:

@@ -16,13 +16,12 @@ disagree on) are refused: the counter returns False and the pipeline makes an Ev
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from ..engine import viewtally
 from ..event import Event
-from ..schema import record as R
-from ..schema.events import FD_NONE, FD_REGS, FD_RET
+from ..schema.events import FD_REGS
 from ..schema.fields import FIELDS
 
 if TYPE_CHECKING:
@@ -52,16 +51,6 @@ LATENCY: Final = "evt.latency"
 CACHEABLE: Final = (_EVENT_FIELDS | _THREAD_FIELDS | _FD_FIELDS
                     | frozenset(f.name for f in FIELDS.rows if f.raw or f.by_event is not None))
 
-_HEAD: Final = struct.Struct("<QIIHHIq")  # ts tid pid evt cpu len ret
-_I32: Final = struct.Struct("<i")
-_FLAGS: Final = R.OFF_FLAGS
-_BASE_OTHER: Final = R.EVT_BASE_OTHER
-_MAX_PLANS: Final = 65536
-
-# What a column adds, per record of a plan.
-ADD, ADD_RET, ADD_LATENCY = 0, 1, 2
-
-
 def fast_path_possible(agg: ViewAggregator) -> bool:
     """Whether every field the aggregator reads can be planned (see the module docstring)."""
     if agg.kind != "table" or agg.key_field in BYTES_FIELDS or agg.key_field == LATENCY:
@@ -76,48 +65,24 @@ def fast_path_possible(agg: ViewAggregator) -> bool:
     return set(agg.filter_fields) <= CACHEABLE and agg.key_field in CACHEABLE
 
 
-class Plan:
-    """What one (event id, return class, thread, fd) does to the table: nothing (``acc`` None),
-    or additions to the row ``acc``: ``adds`` (column, value), ``ret_adds`` (columns adding the
-    return value), ``lat`` (column, aggregation) adding the latency, ``avgs`` (column, value),
-    and ``lasts`` (column, value) rewritten when another plan wrote the row last."""
-
-    __slots__ = ("passed", "acc", "adds", "ret_adds", "lat", "avgs", "lasts", "fd", "thread")
-
-    def __init__(self, fd: Any, thread: Any) -> None:
-        self.fd, self.thread = fd, thread
-        self.passed = False  # the view's filter (and the user's) admits the event
-        self.acc: list[Any] | None = None
-        self.adds: tuple[tuple[int, Any], ...] = ()
-        self.ret_adds: tuple[int, ...] = ()
-        self.lat: tuple[tuple[int, str], ...] = ()
-        self.avgs: tuple[tuple[int, Any], ...] = ()
-        self.lasts: tuple[tuple[int, Any], ...] = ()
+_REFUSE: Final = viewtally.REFUSE  # hand the record to the slow path
+_LAT: Final = {"sum": viewtally.LAT_SUM, "time_avg": viewtally.LAT_SUM, "max": viewtally.LAT_MAX,
+               "avg": viewtally.LAT_AVG}
 
 
-_REFUSE: Final = Plan(None, None)  # sentinel: hand the record to the slow path
+def record_counter(agg: ViewAggregator, state: State, *, latency: bool,
+                   on_slice: Callable[[int], int] | None = None) -> viewtally.ViewCounter:
+    """The engine's counter (``viewtally.ViewCounter``) for the records of a syscall the pipeline
+    matched exactly: ``count(buf, off)`` one by one, ``count_run`` a run of the selection in C; a
+    refused record goes to ``agg.add`` as an Event. ``latency``: the run pairs exits with enters
+    (evt.latency), so the counter keeps the state's enter times as the pipeline would.
+    ``on_slice``: see ViewCounter. The plans are made here, from one Event each."""
 
-
-def record_counter(agg: ViewAggregator, state: State, *, latency: bool) -> Callable[[bytes, int], bool]:
-    """``count(buf, off)`` for the records of a syscall the pipeline matched exactly; False
-    refuses a record (the pipeline then makes an Event of it for ``agg.add``). ``latency``: the
-    run pairs exits with enters (evt.latency), so the counter keeps the state's enter times as the
-    pipeline would."""
-    head = _HEAD.unpack_from
-    i32 = _I32.unpack_from
-    regs = FD_REGS
-    threads = state.threads
-    fds = state.fds
-    enter_ts = state._enter_ts
-    plans: dict[tuple[int, int, int, int], Plan] = {}
-    version = -1
-    width = len(agg.aggs)
-
-    def make_plan(buf: bytes, off: int, fd: Any, thread: Any, ret: int) -> Plan:
+    def make_plan(buf: bytes, off: int, fd: Any, thread: Any, ret: int) -> viewtally.ViewPlan:
         ev = Event(buf, off, 0, state)
         if ev.thread is not thread or ev.fd is not fd:
             return _REFUSE
-        plan = Plan(fd, thread)
+        plan = viewtally.ViewPlan(fd, thread)
         if agg.match is not None and not agg.match(ev):
             return plan
         plan.passed = True
@@ -128,7 +93,11 @@ def record_counter(agg: ViewAggregator, state: State, *, latency: bool) -> Calla
         if acc is None:
             acc = agg.rows[key] = agg.new_row()
         plan.acc = acc
-        adds, ret_adds, lat, avgs, lasts = [], [], [], [], []
+        adds: list[tuple[int, Any]] = []
+        ret_adds: list[int] = []
+        lat: list[tuple[int, int]] = []
+        avgs: list[tuple[int, Any]] = []
+        lasts: list[tuple[int, Any]] = []
         for i, fn in enumerate(agg.col_fns):
             a = agg.aggs[i]
             if a == "cpu":
@@ -139,7 +108,7 @@ def record_counter(agg: ViewAggregator, state: State, *, latency: bool) -> Calla
             name = agg.columns[i].field
             if name == LATENCY:
                 if ev.direction and ev.is_syscall and a in ("sum", "time_avg", "avg", "max"):
-                    lat.append((i, a))
+                    lat.append((i, _LAT[a]))
                 elif a in ("sum", "time_avg", "max"):
                     _fold(acc, i, a, 0)  # an enter: latency 0, as the field gives
                 else:
@@ -158,9 +127,9 @@ def record_counter(agg: ViewAggregator, state: State, *, latency: bool) -> Calla
                 if v != ret:
                     return _REFUSE
                 if a == "avg":
-                    lat.append((i, "avg_ret"))
+                    lat.append((i, viewtally.RET_AVG))
                 elif a == "max":
-                    lat.append((i, "max_ret"))
+                    lat.append((i, viewtally.RET_MAX))
                 else:
                     ret_adds.append(i)
             elif a in ("sum", "time_avg"):
@@ -174,68 +143,7 @@ def record_counter(agg: ViewAggregator, state: State, *, latency: bool) -> Calla
         plan.avgs, plan.lasts = tuple(avgs), tuple(lasts)
         return plan
 
-    def count(buf: bytes, off: int) -> bool:
-        nonlocal version, plans
-        ts, tid, pid, evt, _cpu, _len, ret = head(buf, off)
-        if evt >= _BASE_OTHER or buf[off + _FLAGS] & R.RF_HIDDEN:
-            return False
-        if latency and not evt & 1:
-            enter_ts[tid] = ts
-        thread = threads.get(tid)
-        reg = regs[evt]
-        if reg == FD_NONE:
-            fd = None
-        else:
-            num = ret if reg == FD_RET else i32(buf, off + R.OFF_ARGS + 8 * reg)[0]
-            table = fds.get(pid)
-            fd = table.get(num) if table and 0 <= num <= 0x7FFFFFFF else None
-        if version != state.version or agg.plans_epoch is not plans:
-            plans = agg.plans_epoch
-            plans.clear()
-            version = state.version
-        slot = (evt, ret if ret <= 0 else 1, tid, id(fd))
-        plan = plans.get(slot)
-        if plan is None or plan.fd is not fd or plan.thread is not thread:
-            plan = make_plan(buf, off, fd, thread, ret)
-            if len(plans) > _MAX_PLANS:
-                plans.clear()
-            plans[slot] = plan
-        if plan is _REFUSE:
-            return False  # (an exit's enter time stays for the pipeline to pair)
-        lat_ns = 0
-        if latency and evt & 1:
-            t0 = enter_ts.pop(tid, 0)
-            lat_ns = ts - t0 if t0 else 0
-        if not plan.passed:
-            return True
-        if not agg.start_ns:
-            agg.start_ns = ts
-        agg.events += 1
-        acc = plan.acc
-        if acc is None:
-            return True
-        for i, v in plan.adds:
-            acc[i] += v
-        for i in plan.ret_adds:
-            acc[i] += ret
-        for i, a in plan.lat:
-            if a == "avg_ret":
-                acc[i][0] += ret
-                acc[i][1] += 1
-            elif a == "max_ret":
-                _fold(acc, i, "max", ret)
-            else:
-                _fold(acc, i, a, lat_ns)
-        for i, v in plan.avgs:
-            acc[i][0] += v
-            acc[i][1] += 1
-        if acc[width] is not plan:
-            for i, v in plan.lasts:
-                acc[i] = v
-            acc[width] = plan
-        return True
-
-    return count
+    return viewtally.ViewCounter(agg, state, make_plan, FD_REGS, latency, on_slice)
 
 
 def _fold(acc: list[Any], i: int, agg: str, v: Any) -> None:

@@ -25,6 +25,8 @@ from .engine import ViewAggregator, ViewChisel, ViewTable, combine_filters, inte
 from .spec import ViewSpec
 
 if TYPE_CHECKING:
+    from ..engine import viewtally
+    from ..pipeline import RecordRuns
     from ..state.state import State
 
 ECHO_FILTER: Final = "evt.is_io=true and evt.dir=< and evt.rawres>0"
@@ -189,7 +191,7 @@ class _LiveHost(Chisel):
         self.last_tick = 0
         self.fast = fast
         # The current aggregator's record counter (None: every event as an Event, to add()).
-        self.count: Callable[[bytes, int], bool] | None = None
+        self.counter: viewtally.ViewCounter | None = None
         super().__init__(ChiselContext(live=True))
 
     def record_counter(self, state: State) -> Callable[[bytes, int], bool] | None:
@@ -202,16 +204,27 @@ class _LiveHost(Chisel):
         self.rearm()
 
         def count(buf: bytes, off: int) -> bool:
-            fn = self.count
-            return False if fn is None else fn(buf, off)
+            counter = self.counter
+            return False if counter is None else counter.count(buf, off)
 
         return count
+
+    def record_runs(self) -> RecordRuns | None:
+        """The pipeline's ``on_records``: runs of exact matches to the current counter."""
+        if not self.fast:
+            return None
+
+        def runs(batch: bytes, sel: Any, i: int, apply: Callable[[bytes, int], None] | None) -> tuple[int, int]:
+            counter = self.counter
+            return (i, 0) if counter is None else counter.count_run(batch, sel, i, apply)
+
+        return runs
 
     def rearm(self) -> None:
         """Pick the counter for the current aggregator and tap (call with the lock held, or
         before the run)."""
         agg, state = self.agg, self.state
-        self.count = None if agg is None or state is None or self.tap is not None \
+        self.counter = None if agg is None or state is None or self.tap is not None \
             else agg.record_counter(state, latency=True)
 
     def on_init(self) -> None:
