@@ -158,8 +158,10 @@ class Pipeline:
         if on_event is None and predicate is None:
             match = set()
         # The scanner applies the commonest fd events itself, unless every state event must reach
-        # Python: -F keeps them all in the capture, evt.latency pairs every exit with its enter.
-        fast = None if fatfile or latency else state
+        # Python: -F keeps them all in the capture. (With evt.latency too: the enter of an exit
+        # that may match is selected with it, and such an exit is never applied in C, so what
+        # pairs an exit with its enter sees every pair it needs.)
+        fast = None if fatfile else state
         self.scanner = _scan.Scanner(_mask(STATE_EVENTS), _mask(match), sel.tid_check, sel.fd_check, FD_REGS,
                                      FAST_MASK, fast)
         self.scanner.exact_fd_only = on_record is not None and sel.exact

@@ -38,8 +38,10 @@ Timestamps start at :data:`T0` unless told otherwise.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
+import random
 import socket as _socket
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -582,6 +584,70 @@ def write_capture(path: str | os.PathLike[str], *batches: bytes, tabs: Mapping[s
             if n:
                 w.write_events(b, n, first, last)
     return Path(path)
+
+
+_RANDOM_PATHS: Final = ("/etc/passwd", "/etc/app.conf", "/var/log/app.log", "/usr/lib/x.so", "/tmp/data", "rel/file")
+_RANDOM_PEERS: Final = (("10.0.0.1", 80), ("10.0.0.2", 443), ("10.0.0.3", 22), ("10.0.0.4", 9999),
+                        ("10.0.0.5", 6379))
+
+
+def random_capture(path: str | os.PathLike[str], seed: int, steps: int = 1500) -> Path:
+    """Processes opening, reading, writing and closing files and sockets (servers and clients),
+    with failures, dups, execs and clones, over several tenths of a second; some records hidden."""
+    rnd = random.Random(seed)
+    s = Synth(pid=100)
+    batches: list[bytes] = []
+    pids = [100, 200, 300]
+    for _ in range(steps):
+        pid = rnd.choice(pids)
+        v = s.on(pid, pid)
+        fd = rnd.randrange(3, 9)
+        op = rnd.random()
+        if op < 0.12:
+            p = rnd.choice(_RANDOM_PATHS)
+            v.open(p, fd if rnd.random() < 0.85 else -errno.ENOENT, flags=rnd.choice((os.O_RDONLY, os.O_WRONLY)),
+                   dirfd=-100 if rnd.random() < 0.5 else None)
+        elif op < 0.2:
+            v.close(fd)
+        elif op < 0.28:
+            v.socket(fd)
+            v.connect(fd, rnd.choice(_RANDOM_PEERS), ret=0 if rnd.random() < 0.8 else -errno.ECONNREFUSED)
+        elif op < 0.34:
+            v.accept(3, fd if rnd.random() < 0.9 else -errno.EAGAIN, rnd.choice(_RANDOM_PEERS), flags=0)
+        elif op < 0.6:
+            v.read(fd, b"x" * rnd.randrange(1, 50), ret=rnd.choice((None, None, None, 0, -errno.EBADF)))
+        elif op < 0.85:
+            v.write(fd, b"y" * rnd.randrange(1, 50), ret=rnd.choice((None, None, None, 0, -errno.EPIPE)))
+        elif op < 0.88:
+            v.sendto(fd, b"z" * rnd.randrange(1, 20), rnd.choice(_RANDOM_PEERS))
+        elif op < 0.9:
+            v.dup2(fd, rnd.randrange(3, 9))
+        elif op < 0.92:
+            v.syscall("unlink", seg0=b"/tmp/data", ret=rnd.choice((0, -errno.ENOENT)))
+        elif op < 0.93:
+            v.execve("/bin/cat", comm="cat")
+        elif op < 0.94:
+            child = rnd.randrange(400, 10000)
+            v.clone(child)
+            pids.append(child)
+        elif op < 0.95:
+            v.syscall("kill", (1, 9), ret=0)
+        else:
+            s.sleep(rnd.randrange(1, 60_000_000))
+        if rnd.random() < 0.05:
+            batches.append(s.batch())
+    batches.append(s.batch())
+    hidden = []
+    for b in batches:
+        raw = bytearray(b)
+        off = 0
+        while off < len(raw):
+            if rnd.random() < 0.03:
+                flags = int.from_bytes(raw[off + R.OFF_FLAGS:off + R.OFF_FLAGS + 4], "little") | R.RF_HIDDEN
+                raw[off + R.OFF_FLAGS:off + R.OFF_FLAGS + 4] = flags.to_bytes(4, "little")
+            off += int.from_bytes(raw[off + R.OFF_LEN:off + R.OFF_LEN + 4], "little")
+        hidden.append(bytes(raw))
+    return write_capture(path, *hidden)
 
 
 STREAM_OPS = ("open", "openrel", "close", "read", "write", "socket", "connect", "pipe", "exec", "clone", "thread",

@@ -7,6 +7,7 @@ paired by the run)."""
 from __future__ import annotations
 
 import io
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 import tracer.views.fast as fast
 from tracer.schema import record as R
 from tracer.session import RunOptions, run
+from tracer.testing import random_capture
 from tracer.views import LiveViews, ViewAggregator, ViewSpec, all_views, capture_tables
 from tracer.views.run import runner_for
 
@@ -126,3 +128,30 @@ def test_a_tap_sends_every_record_as_an_event() -> None:
     assert len(tap.buffer) > 10_000 and all(" < " in line for line in tap.buffer)
     live.set_tap(None)
     assert live.host.counter is not None
+
+
+def _counters() -> list[Any]:
+    """The views' counter modules to compare: the pure twin, and the Cython one unless this run
+    is the pure engine's."""
+    import importlib
+
+    mods = [importlib.import_module("tracer._pure.viewtally")]
+    if not os.environ.get("KTRACE_PUREPYTHON"):
+        mods.append(importlib.import_module("tracer._ext.viewtally"))
+    return mods
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_both_counters_equal_the_slow_path_on_random_streams(tmp_path: Path, seed: int,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random streams (files and sockets, failures, dups, execs, clones, hidden records) through
+    each engine's ViewCounter give the slow path's tables: the Cython one folds a run by key and
+    pairs enters in C, the pure one adds record by record."""
+    cap = str(random_capture(tmp_path / "r.kcap", seed))
+    for vid in TABLES:
+        view = all_views()[vid].view
+        want = (slices(view, cap, False, slice_ns=50_000_000), live_table(view, cap, False, False, ""))
+        for mod in _counters():
+            monkeypatch.setattr(fast, "viewtally", mod)
+            got = (slices(view, cap, True, slice_ns=50_000_000), live_table(view, cap, True, False, ""))
+            assert got == want, (vid, mod.__name__)

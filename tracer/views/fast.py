@@ -65,7 +65,6 @@ def fast_path_possible(agg: ViewAggregator) -> bool:
     return set(agg.filter_fields) <= CACHEABLE and agg.key_field in CACHEABLE
 
 
-_REFUSE: Final = viewtally.REFUSE  # hand the record to the slow path
 _LAT: Final = {"sum": viewtally.LAT_SUM, "time_avg": viewtally.LAT_SUM, "max": viewtally.LAT_MAX,
                "avg": viewtally.LAT_AVG}
 
@@ -81,7 +80,7 @@ def record_counter(agg: ViewAggregator, state: State, *, latency: bool,
     def make_plan(buf: bytes, off: int, fd: Any, thread: Any, ret: int) -> viewtally.ViewPlan:
         ev = Event(buf, off, 0, state)
         if ev.thread is not thread or ev.fd is not fd:
-            return _REFUSE
+            return viewtally.REFUSE  # hand the record to the slow path
         plan = viewtally.ViewPlan(fd, thread)
         if agg.match is not None and not agg.match(ev):
             return plan
@@ -125,7 +124,7 @@ def record_counter(agg: ViewAggregator, state: State, *, latency: bool,
                 continue
             elif name in BYTES_FIELDS and v and a in ("sum", "time_avg", "avg", "max"):
                 if v != ret:
-                    return _REFUSE
+                    return viewtally.REFUSE  # hand the record to the slow path
                 if a == "avg":
                     lat.append((i, viewtally.RET_AVG))
                 elif a == "max":
