@@ -1,9 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """A table view's counts of the records a scanner matched, in C: ``ktrace top``'s fast path.
 
-What a plan is, and when it holds, is told in tracer/views/fast.py, which makes the plans. Here a
-record costs its head, a thread and fd lookup, a look in a small cache of the last plans (by
-event id, return class, thread and fd) and the plan's additions.
+What a plan is, and when it holds, is told in tracer/views/fast.py, which makes the plans. Here
+the records of a run are folded by key (thread, event, return class, fd) in C, with their enter
+times, and each key's sums are added to the rows by its plan once (see ``count_run``).
 
 Twin: tracer/_pure/viewtally.py (same names, signatures, results).
 """
@@ -21,7 +21,6 @@ __all__ = ["LAT_AVG", "LAT_MAX", "LAT_SUM", "MAX_PLANS", "ViewPlan", "REFUSE", "
 cdef enum:
     EXACT_MATCH = SEL_MATCH | SEL_EXACT
     FAST_STATE = SEL_STATE | SEL_FAST
-    CACHE = 64  # plans remembered by slot, besides the plans dict (a power of two)
     NKEYS = 512  # a run's distinct (thread, event, return class, fd) at once (a power of two)
     NTIDS = 512  # a run's threads with an enter time (a power of two)
     ENTER_PENDING = 1  # the thread's enter time, not paired yet
@@ -124,10 +123,6 @@ cdef class ViewCounter:
     cdef dict plans
     cdef object version
     cdef public uint64_t next_slice
-    # The cache: slot keys, and the plans (a list: it holds the references).
-    cdef uint64_t key_a[CACHE]
-    cdef uint64_t key_b[CACHE]
-    cdef list cached
     # A run folded by key (count_run): the sums, their plans (a list: the references), which are used.
     cdef KeySum sums[NKEYS]
     cdef list sum_plans
@@ -151,7 +146,6 @@ cdef class ViewCounter:
         self.plans = {}
         self.version = None
         self.next_slice = 0
-        self.cached = [None] * CACHE
         self.sum_plans = [None] * NKEYS
         self.nused = 0
         self.nenters = 0
@@ -165,123 +159,22 @@ cdef class ViewCounter:
             self.plans = self.agg.plans_epoch
             self.plans.clear()
             self.version = self.state.version
-            self._forget()
         return 0
-
-    cdef inline void _forget(self) noexcept:
-        cdef Py_ssize_t k
-        for k in range(CACHE):
-            self.key_a[k] = 0xFFFFFFFFFFFFFFFF
-            self.key_b[k] = 0
-
-    cdef int _one(self, const uint8_t *base, Py_ssize_t off, object buf) except -1:
-        """Count the record at ``off``: 1, or 0 when refused."""
-        cdef uint64_t ts
-        cdef uint32_t tid, pid, flags
-        cdef uint16_t evt
-        cdef int64_t ret
-        cdef int32_t num
-        cdef uint8_t reg
-        cdef int64_t rclass
-        cdef uint64_t ka, kb, lat_ns
-        cdef Py_ssize_t slot
-        cdef ViewPlan plan
-        cdef list acc
-        cdef tuple entry
-        cdef object found, t0
-        cdef int how
-        cdef bint cacheable
-        memcpy(&ts, base + off + OFF_TS, 8)
-        memcpy(&tid, base + off + OFF_TID, 4)
-        memcpy(&pid, base + off + OFF_PID, 4)
-        memcpy(&evt, base + off + OFF_EVT, 2)
-        memcpy(&flags, base + off + OFF_FLAGS, 4)
-        memcpy(&ret, base + off + OFF_RET, 8)
-        if self.on_slice is not None and ts >= self.next_slice:
-            self.next_slice = self.on_slice(ts)
-            self._current()
-        if evt >= EVT_BASE_OTHER or flags & RF_HIDDEN:
-            return 0
-        if self.latency and not evt & 1:
-            self.enter_ts[tid] = ts
-        thread = self.threads.get(tid)
-        reg = (<const uint8_t *><char *>self.regs)[evt]
-        fd = None
-        if reg != FD_NONE:
-            if reg == FD_RET:
-                num = <int32_t>ret
-                if ret < 0 or ret > 0x7FFFFFFF:
-                    num = -1
-            else:
-                memcpy(&num, base + off + OFF_ARGS + 8 * reg, 4)
-            if num >= 0:
-                table = self.fds.get(pid)
-                if table:
-                    fd = table.get(num)
-        rclass = ret if ret <= 0 else 1
-        # The cache's key: event id, thread and return class (failure codes fit 16 bits), and the
-        # fd object (a plan holds it: its address is no other fd's while the plan lives).
-        cacheable = rclass >= -0x8000
-        ka = (<uint64_t>evt << 48) | (<uint64_t>tid << 16) | ((<uint64_t>rclass) & 0xFFFF)
-        kb = <uint64_t><size_t><void *>fd
-        slot = <Py_ssize_t>(((ka * 0x9E3779B97F4A7C15ULL) ^ kb) * 0x9E3779B97F4A7C15ULL >> 58) & (CACHE - 1)
-        found = self.cached[slot]
-        if cacheable and self.key_a[slot] == ka and self.key_b[slot] == kb and found is not None \
-                and (<ViewPlan>found).thread is thread and (<ViewPlan>found).fd is fd:
-            plan = <ViewPlan>found
-        else:
-            key = (evt, rclass, tid, id(fd))
-            found = self.plans.get(key)
-            if found is None or (<ViewPlan>found).fd is not fd or (<ViewPlan>found).thread is not thread:
-                found = self.make_plan(buf, off, fd, thread, ret)
-                if len(self.plans) > MAX_PLANS:
-                    self.plans.clear()
-                    self._forget()
-                self.plans[key] = found
-            plan = <ViewPlan>found
-            if cacheable:
-                self.cached[slot] = plan
-                self.key_a[slot] = ka
-                self.key_b[slot] = kb
-        if plan is REFUSE:
-            return 0  # (an exit's enter time stays for the pipeline to pair)
-        lat_ns = 0
-        if self.latency and evt & 1:
-            t0 = self.enter_ts.pop(tid, 0)
-            lat_ns = ts - <uint64_t>t0 if t0 else 0
-        if not plan.passed:
-            return 1
-        agg = self.agg
-        if not agg.start_ns:
-            agg.start_ns = ts
-        agg.events += 1
-        if plan.acc is None:
-            return 1
-        acc = <list>plan.acc
-        for entry in plan.adds:
-            acc[entry[0]] = acc[entry[0]] + entry[1]
-        if plan.ret_adds:
-            for i in plan.ret_adds:
-                acc[i] = acc[i] + ret
-        for entry in plan.lat:
-            how = entry[1]
-            _fold(acc, entry[0], how, ret if how == RET_AVG or how == RET_MAX else lat_ns)
-        for entry in plan.avgs:
-            _fold(acc, entry[0], LAT_AVG, entry[1])
-        if acc[self.width] is not plan:
-            for entry in plan.lasts:
-                acc[entry[0]] = entry[1]
-            acc[self.width] = plan
-        return 1
 
     def count(self, buf, Py_ssize_t off):
         """Count one record of a syscall the pipeline matched exactly; False refuses it (the
         pipeline then makes an Event of it for ``agg.add``)."""
         cdef const uint8_t[:] view = buf
+        cdef int r
         if off < 0 or off + REC_FIXED > view.shape[0]:
             raise ValueError("no record at this offset")
         self._current()
-        return self._one(&view[0], off, buf) == 1
+        try:
+            r = self._take(&view[0], off, buf)
+        finally:
+            self._fold_out()
+            self._hand_enters()
+        return r == 1
 
     def count_run(self, batch, array.array sel, Py_ssize_t i, apply):
         """The pipeline's ``on_records``: count the exact matches of ``sel`` (a scanner's selection)
@@ -366,7 +259,7 @@ cdef class ViewCounter:
             if self.nused >= NKEYS // 2:
                 self._fold_out()
                 return self._take(base, off, buf)
-            plan = self._plan_of(base, off, buf, evt, tid, pid, num, ret)
+            plan = self._plan_of(buf, off, evt, tid, pid, num, ret)
             if plan is REFUSE:
                 return 0
             ks.used = True
@@ -395,9 +288,10 @@ cdef class ViewCounter:
         ks.last = self.seq
         return 1
 
-    cdef object _plan_of(self, const uint8_t *base, Py_ssize_t off, object buf, uint16_t evt, uint32_t tid,
-                         uint32_t pid, int32_t num, int64_t ret):
-        """The plan of a record (made when missing), as ``_one`` finds it."""
+    cdef object _plan_of(self, object buf, Py_ssize_t off, uint16_t evt, uint32_t tid, uint32_t pid, int32_t num,
+                         int64_t ret):
+        """The plan of a record: kept by (event, return class, thread, fd) for as long as they are
+        the same objects, made when missing."""
         thread = self.threads.get(tid)
         fd = None
         if num >= 0:
@@ -410,7 +304,6 @@ cdef class ViewCounter:
             found = self.make_plan(buf, off, fd, thread, ret)
             if len(self.plans) > MAX_PLANS:
                 self.plans.clear()
-                self._forget()
             self.plans[key] = found
         return found
 

@@ -2,8 +2,8 @@
 
 What a plan is, and when it holds, is told in tracer/views/fast.py, which makes the plans. Here a
 record costs its head, a thread and fd lookup, a look in the plans (by event id, return class,
-thread and fd) and the plan's additions. (The Cython module also keeps a small cache in front of
-the plans dict: same plans, same results.)
+thread and fd) and the plan's additions. (The Cython module folds a run's records by key first
+and adds each key's sums once: the same rows, as its tests check.)
 """
 
 from __future__ import annotations
