@@ -111,6 +111,8 @@ cdef class Scanner:
     cdef set _dirty_fds  # (pid << 32 | fd) of fd events waiting for Python
     cdef set _waiting_pids  # processes with a filter candidate waiting for Python
     cdef set _waiting_fds  # (pid << 32 | fd) read by exact matches waiting for Python
+    cdef uint64_t _added[16]  # fd keys put in _waiting_fds lately (a set add per record costs)
+    cdef uint32_t _added_ok  # which of them are set
     cdef bint _blocked  # a state event waits for Python: no more fast ones this batch
     cdef bint _have_last  # the last thread check's answer (any tid is possible: no sentinel)
     cdef uint32_t _last_tid
@@ -234,6 +236,7 @@ cdef class Scanner:
         self._dirty_fds = set()
         self._waiting_pids = set()
         self._waiting_fds = set()
+        self._added_ok = 0
         self._blocked = False
         self._have_last = False
         self._run_open = False
@@ -383,12 +386,22 @@ cdef class Scanner:
             reg = (<const uint8_t *><char *>self._regs)[h.evt]
             if reg < REC_NARGS:
                 memcpy(&fd, rec + OFF_ARGS + 8 * reg, 4)
-                self._waiting_fds.add(_fd_key(h.pid, fd))
+                self._wait_for(_fd_key(h.pid, fd))
             elif reg == FD_RET:
                 memcpy(&fd, rec + OFF_RET, 4)
-                self._waiting_fds.add(_fd_key(h.pid, fd))
+                self._wait_for(_fd_key(h.pid, fd))
         else:
             self._waiting_pids.add(h.pid)
+        return 0
+
+    cdef inline int _wait_for(self, uint64_t fdkey) except -1:
+        """Add an fd key to _waiting_fds, unless it went in lately (nothing leaves the set during
+        a batch)."""
+        cdef Py_ssize_t k = <Py_ssize_t>(((fdkey * 0x9E3779B97F4A7C15ULL) >> 60) & 15)
+        if not (self._added_ok >> k) & 1 or self._added[k] != fdkey:
+            self._waiting_fds.add(fdkey)
+            self._added[k] = fdkey
+            self._added_ok |= 1u << k
         return 0
 
     cdef inline int _select(self, uint64_t n, Py_ssize_t off, const rec_head *h, int why, bint runnable) except -1:
