@@ -38,6 +38,8 @@ cdef enum:
     FAST_OPEN_A2 = 3
     FAST_OPEN_SEG1 = 4
     FAST_CREAT = 5
+    FAST_DUP = 6
+    FAST_DUP3 = 7
     NSYSCALLS = 512
     EVT_BASE_OTHER = 1024
     EVT_PROCEXIT = 1024

@@ -6,14 +6,14 @@ its event id is in the match mask and, when checks are set, its thread and its f
 SEL_EXACT says every check gave a definite answer, so a filter made only of such checks needs no
 second look in Python. Everything else is counted and skipped in C, never becoming a Python object.
 
-The commonest state events (close and the opens: ``fast_mask``) are applied right here, without an
-Event, unless an earlier record of the batch waits for Python, which will read the state as of its
-own time: after a filter candidate or a deferred fd event of a process, that process's fd events
-wait their turn (selected with SEL_FAST, for ``Scanner.apply``); after any other state event
+The commonest state events (close, the opens and the dups: ``fast_mask``) are applied right here,
+without an Event, unless an earlier record of the batch waits for Python, which will read the state
+as of its own time: after a filter candidate or a deferred fd event of a process, that process's fd
+events wait their turn (selected with SEL_FAST, for ``Scanner.apply``); after any other state event
 but a syscall enter (only remembered for its exit), every one does. An fd event makes only that
 fd's cached fd_check answer unsure, not the process's. A waiting fd event that is also an exact
-match needing no state (passable) is selected twice: its state part with SEL_FAST, its match on
-its own.
+match needing no state (passable) is selected twice: its state part with SEL_FAST, its match on its
+own.
 """
 
 from cpython.array cimport array, resize_smart
@@ -32,6 +32,7 @@ cdef enum:
     MATCHED = SEL_MATCH | SEL_EXACT  # an exact match: no second look needed
     SPLIT = SEL_STATE | SEL_FAST | MATCHED  # _fast_path: a passable match whose fd event must wait
     O_CREAT_WRONLY_TRUNC = 0o1101
+    O_CLOEXEC = 0o2000000
 
 
 class BatchError(ValueError):
@@ -53,7 +54,7 @@ cdef inline bint _absolute_open(const uint8_t *rec, uint32_t length) noexcept:
 
 
 cdef inline int32_t _fast_fd(const uint8_t *rec, uint8_t code) noexcept:
-    """The fd a fast-mask event changes: close's argument, or the fd an open returned."""
+    """The fd a fast-mask event changes: close's argument, or the fd an open or a dup returned."""
     cdef int32_t fd
     memcpy(&fd, rec + (OFF_ARGS if code == FAST_CLOSE else OFF_RET), 4)
     return fd
@@ -339,6 +340,8 @@ cdef class Scanner:
         if (why == SEL_STATE or (why == SEL_STATE | MATCHED and passable)) and not self._blocked \
                 and (not self._waiting_pids or h.pid not in self._waiting_pids) \
                 and (not self._waiting_fds or fdkey not in self._waiting_fds):
+            # (A dup also reads its source fd: a change of that fd waiting for Python has put its
+            # process in _waiting_pids.)
             self._apply_now(off, h, code, fdkey)
             self.fast_applied += 1
             return why & MATCHED  # a matched one is still counted or copied
@@ -451,7 +454,12 @@ cdef class Scanner:
                     table.pop(_fast_fd(rec, code), None)
             return 0
         if ret < 0 or ret > 0x7FFFFFFF:
-            return 0  # a failed open changes nothing
+            return 0  # a failed open or dup changes nothing
+        if code >= FAST_DUP:
+            if code == FAST_DUP3:
+                memcpy(&flags, rec + OFF_ARGS + 16, 8)
+            self._fast.dup_raw(pid, _fast_fd(rec, FAST_CLOSE), <int>ret, bool(flags & O_CLOEXEC))
+            return 0
         memcpy(&l0, rec + OFF_L0, 2)
         memcpy(&l1, rec + OFF_L1, 2)
         if REC_FIXED + <uint32_t>l0 + l1 > length:

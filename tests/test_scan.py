@@ -445,6 +445,12 @@ class FdTables:
         self.opened.append((pid, tid, num, path, flags, dirfd))
         self.fds.setdefault(pid, {})[num] = path
 
+    def dup_raw(self, pid: int, old: int, new: int, cloexec: bool) -> None:
+        self.opened.append((pid, -1, new, b"dup", int(cloexec), old))
+        table = self.fds.get(pid)
+        if table is not None and old in table:
+            table[new] = table[old]
+
 
 def _fast_scanner(mod: ModuleType, mmask: bytes, st_: FdTables, fcheck: Any = None) -> Any:
     from tracer.pipeline import FAST_MASK, STATE_EVENTS, _mask
@@ -535,6 +541,29 @@ def test_engines_agree_on_the_fast_path(batches: list[list[tuple[int, int, int, 
     assert outs[0] == outs[1]
 
 
+def test_dups_are_applied_at_once_unless_their_process_waits() -> None:
+    """A dup copies its source fd at once; behind a filter candidate of its process (and the
+    deferred close of its source) it waits its turn like the other fd events."""
+    read_x = R.syscall_evt(0, 1)
+    s = Synth(pid=50).dup2(4, 7).syscall("dup3", (4, 8, os.O_CLOEXEC), ret=8)
+    s.on(60).read(3, b"x").close(3).dup2(3, 9)
+    batch = s.batch()
+    F = SEL_STATE | R.SEL_FAST
+    for mod in _engines():
+        st_ = FdTables()
+        st_.fds[60] = {3: "three"}
+        sc = _fast_scanner(mod, mask(read_x), st_)
+        sel, _ = sc.scan(batch)
+        assert [(Event(batch, off, 0, State()).type, why) for _, off, why in triples(sel)] == [
+            ("read", M), ("close", F), ("dup2", F)], mod
+        assert st_.fds[50] == {3: "old", 4: "keep", 7: "keep", 8: "keep"}
+        assert [o[4] for o in st_.opened] == [0, 1]  # dup3's O_CLOEXEC
+        for _, off, why in triples(sel):
+            if why == F:
+                sc.apply(batch, off)
+        assert st_.fds[60] == {}  # closed, then a dup of nothing: no fd 9
+
+
 def test_an_enter_holds_back_no_fd_event() -> None:
     """A clone's enter is only remembered for its exit: the fd events after it are applied at once
     (its exit, which makes a thread, still holds back every one after it)."""
@@ -621,7 +650,8 @@ def test_run_constants_follow_the_record_layout() -> None:
                        ("run", offs[4], offs[4], 1, len(recs[4]))], mod
 
 
-FAST_EVTS = [R.syscall_evt(n, 1) for n in (3, 2, 257, 437, 85)]  # close, open, openat, openat2, creat exits
+FAST_EVTS = [R.syscall_evt(n, 1) for n in (3, 2, 257, 437, 85, 33, 292)]  # close, open, openat, openat2, creat,
+#                                                                         dup2, dup3 exits
 FAST_RUN_EVTS = [*FAST_EVTS, R.syscall_evt(0, 1), R.syscall_evt(56, 1), R.syscall_evt(56, 0), R.EVT_THREADINFO,
                  R.EVT_FDINFO, E_A]  # and a read, a clone, internal records, a plain event
 fast_record_st = st.tuples(

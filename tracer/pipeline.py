@@ -90,12 +90,13 @@ STATE_EVENTS = state_events()
 
 
 def fast_mask() -> bytes:
-    """The scanner's fast-path code for each event id (0: none): the exits of close and the opens.
-    They never reach Python's Pipeline loop, so live mode must have nothing to add after them
-    (LiveEnricher.after: exec, clone, socket and bind events only)."""
+    """The scanner's fast-path code for each event id (0: none): the exits of close, the opens
+    and the dups. They never reach Python's Pipeline loop, so live mode must have nothing to add
+    after them (LiveEnricher.after: exec, clone, socket and bind events only)."""
     m = bytearray(R.EVT_MAX)
     codes = {"close": R.FAST_CLOSE, "open": R.FAST_OPEN_A1, "openat": R.FAST_OPEN_A2,
-             "openat2": R.FAST_OPEN_SEG1, "creat": R.FAST_CREAT}
+             "openat2": R.FAST_OPEN_SEG1, "creat": R.FAST_CREAT, "dup": R.FAST_DUP, "dup2": R.FAST_DUP,
+             "dup3": R.FAST_DUP3}
     for name, code in codes.items():
         m[event_ids(name)[1]] = code
     return bytes(m)

@@ -7,14 +7,14 @@ SEL_EXACT says every check gave a definite answer, so a filter made only of such
 second look in Python. Everything else is counted and skipped without becoming a Python object
 (in the Cython engine).
 
-The commonest state events (close and the opens: ``fast_mask``) are applied right here, without an
-Event, unless an earlier record of the batch waits for Python, which will read the state as of its
-own time: after a filter candidate or a deferred fd event of a process, that process's fd events
-wait their turn (selected with SEL_FAST, for ``Scanner.apply``); after any other state event
+The commonest state events (close, the opens and the dups: ``fast_mask``) are applied right here,
+without an Event, unless an earlier record of the batch waits for Python, which will read the state
+as of its own time: after a filter candidate or a deferred fd event of a process, that process's fd
+events wait their turn (selected with SEL_FAST, for ``Scanner.apply``); after any other state event
 but a syscall enter (only remembered for its exit), every one does. An fd event makes only that
 fd's cached fd_check answer unsure, not the process's. A waiting fd event that is also an exact
-match needing no state (passable) is selected twice: its state part with SEL_FAST, its match on
-its own.
+match needing no state (passable) is selected twice: its state part with SEL_FAST, its match on its
+own.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from ..schema.events import FD_NONE, FD_RET
 from ..schema.record import (
     EVT_BASE_OTHER,
     FAST_CLOSE,
+    FAST_DUP,
+    FAST_DUP3,
     FAST_OPEN_A1,
     FAST_OPEN_A2,
     FAST_OPEN_SEG1,
@@ -54,6 +56,7 @@ __all__ = ["BatchError", "Scanner"]
 _MATCHED = SEL_MATCH | SEL_EXACT  # an exact match: no second look needed
 _SPLIT = SEL_STATE | SEL_FAST | _MATCHED  # _fast_path: a passable match whose fd event must wait
 _O_CREAT_WRONLY_TRUNC = 0o1101
+_O_CLOEXEC = 0o2000000
 
 _HEAD = struct.Struct(HEAD_FMT)
 _ARG = struct.Struct("<q")
@@ -281,6 +284,8 @@ class Scanner:
         of ``why``."""
         if (why == SEL_STATE or (why == SEL_STATE | _MATCHED and passable)) and not self._blocked \
                 and pid not in self._waiting_pids and fdkey not in self._waiting_fds:
+            # (A dup also reads its source fd: a change of that fd waiting for Python has put its
+            # process in _waiting_pids.)
             self._apply_now(off, tid, pid, length, code, fdkey)
             self.fast_applied += 1
             return why & _MATCHED  # a matched one is still counted or copied
@@ -357,7 +362,11 @@ class Scanner:
                     table.pop(_fast_fd(batch, off, code), None)
             return
         if ret < 0 or ret > 0x7FFFFFFF:
-            return  # a failed open changes nothing
+            return  # a failed open or dup changes nothing
+        if code >= FAST_DUP:
+            cloexec = code == FAST_DUP3 and bool(_U64.unpack_from(batch, off + OFF_ARGS + 16)[0] & _O_CLOEXEC)
+            self._fast.dup_raw(pid, _i32(batch, off + OFF_ARGS), ret, cloexec)
+            return
         l0, l1 = _LENS.unpack_from(batch, off + OFF_L0)
         if REC_FIXED + l0 + l1 > length:
             l0 = l1 = 0
@@ -417,7 +426,7 @@ def _absolute_open(batch: bytes, off: int, length: int) -> bool:
 
 
 def _fast_fd(batch: bytes, off: int, code: int) -> int:
-    """The fd a fast-mask event changes: close's argument, or the fd an open returned."""
+    """The fd a fast-mask event changes: close's argument, or the fd an open or a dup returned."""
     return _i32(batch, off + (OFF_ARGS if code == FAST_CLOSE else OFF_RET))
 
 

@@ -77,6 +77,8 @@ FAST_OPEN_A1: Final = 2  # open-like returning an fd; path in segment 0, flags i
 FAST_OPEN_A2: Final = 3  # flags in arg2 (openat)
 FAST_OPEN_SEG1: Final = 4  # flags in segment 1's first 8 bytes (openat2's open_how)
 FAST_CREAT: Final = 5  # flags O_CREAT|O_WRONLY|O_TRUNC
+FAST_DUP: Final = 6  # dup, dup2: arg0 copied to the fd returned, close-on-exec off
+FAST_DUP3: Final = 7  # close-on-exec from arg2's O_CLOEXEC
 
 # Event ids. Syscalls occupy [0, 2 * NSYSCALLS); the rest follow.
 NSYSCALLS: Final = 512

@@ -539,24 +539,26 @@ class State:
             if table:
                 table.pop(s32(ev.args[0]), None)
 
-    def _dup_to(self, ev: Event, old: int, new: int, cloexec: bool) -> None:
-        src = self.fd(ev.pid, old)
+    def dup_raw(self, pid: int, old: int, new: int, cloexec: bool) -> None:
+        """``new`` becomes a copy of ``old`` (dup, dup2, dup3, fcntl F_DUPFD): what a dup exit
+        does, also straight from its record (the scanner's fast path)."""
+        src = self.fd(pid, old)
         if src is None:
             return
         copy = src.copy()
         copy.num = new
         copy.flags = (copy.flags & ~O_CLOEXEC) | (O_CLOEXEC if cloexec else 0)
-        self._add_fd(ev.pid, copy)
+        self._add_fd(pid, copy)
 
     def _on_dup(self, ev: Event) -> None:
         if ev.ret >= 0:
             cloexec = ev.evt == _exit("dup3") and bool(ev.args[2] & O_CLOEXEC)
-            self._dup_to(ev, s32(ev.args[0]), ev.ret, cloexec)
+            self.dup_raw(ev.pid, s32(ev.args[0]), ev.ret, cloexec)
 
     def _on_fcntl(self, ev: Event) -> None:
         cmd = ev.args[1] & 0xFFFFFFFF
         if ev.ret >= 0 and cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC
-            self._dup_to(ev, s32(ev.args[0]), ev.ret, cmd == 1030)
+            self.dup_raw(ev.pid, s32(ev.args[0]), ev.ret, cmd == 1030)
         elif ev.ret == 0 and cmd == 2:  # F_SETFD
             fd = self.fd(ev.pid, s32(ev.args[0]))
             if fd is not None:
