@@ -135,7 +135,8 @@ cdef class Scanner:
         self._fds = {}
         self.first_ts = 0
         self.last_ts = 0
-        # ``fast``: the state (its ``fds`` dict and ``open_raw(pid, tid, num, path, flags, dirfd)``).
+        # ``fast``: the state (its ``fds`` dict, ``open_raw(pid, tid, num, path, flags, dirfd)`` and
+        # ``dup_raw(pid, old, new, cloexec)``).
         self._fmask = bytes(fast_mask) if fast_mask is not None and fast is not None else b""
         self._fast = fast
         self._fast_fds = fast.fds if fast is not None else {}  # kept in place by the state
