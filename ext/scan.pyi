@@ -11,6 +11,7 @@ class _FastState(Protocol):
 
     fds: dict[int, dict[int, Any]]
     def open_raw(self, pid: int, tid: int, num: int, path: bytes, flags: int, dirfd: int | None) -> None: ...
+    def dup_raw(self, pid: int, old: int, new: int, cloexec: bool) -> None: ...
 
 class BatchError(ValueError):
     """A record whose length field cannot be right; ``offset`` is where the walk stopped."""

@@ -110,7 +110,8 @@ class Scanner:
         self._fds: dict[int, dict[int, bool]] = {}
         self.first_ts = 0
         self.last_ts = 0
-        # ``fast``: the state (its ``fds`` dict and ``open_raw(pid, tid, num, path, flags, dirfd)``).
+        # ``fast``: the state (its ``fds`` dict, ``open_raw(pid, tid, num, path, flags, dirfd)`` and
+        # ``dup_raw(pid, old, new, cloexec)``).
         self._fmask = bytes(fast_mask) if fast_mask is not None and fast is not None else b""
         self._fast = fast
         self.fast_on = bool(self._fmask)
