@@ -87,19 +87,11 @@ cdef class ViewPlan:
 REFUSE = ViewPlan(None, None)  # hand the record to the slow path
 
 
-cdef inline object _fold(list acc, Py_ssize_t i, int how, object v):
-    cdef object cur
-    if how == LAT_SUM:
-        acc[i] = acc[i] + v
-    elif how == LAT_MAX or how == RET_MAX:
-        cur = acc[i]
-        if cur is None or v > cur:
-            acc[i] = v
-    else:  # LAT_AVG, RET_AVG: [sum, count]
-        cur = acc[i]
-        cur[0] = cur[0] + v
-        cur[1] = cur[1] + 1
-    return None
+cdef inline int _max(list acc, Py_ssize_t i, object v) except -1:
+    cdef object cur = acc[i]
+    if cur is None or v > cur:
+        acc[i] = v
+    return 0
 
 
 @cython.final
@@ -390,9 +382,9 @@ cdef class ViewCounter:
                 if how == LAT_SUM:
                     acc[entry[0]] = acc[entry[0]] + ks.sum_lat
                 elif how == LAT_MAX:
-                    _fold(acc, entry[0], LAT_MAX, ks.max_lat)
+                    _max(acc, entry[0], ks.max_lat)
                 elif how == RET_MAX:
-                    _fold(acc, entry[0], RET_MAX, ks.max_ret)
+                    _max(acc, entry[0], ks.max_ret)
                 else:
                     pair = acc[entry[0]]
                     pair[0] = pair[0] + (ks.sum_lat if how == LAT_AVG else ks.sum_ret)

@@ -4,10 +4,11 @@ What a view's filter, key and columns give for an event depends, for the fields 
 ``CACHEABLE``, only on the event id, the class of its return value (each failure code, zero, or
 positive), its thread and fd, and the state; the bytes a read or write moved are its return value,
 and a latency is the time since its enter. So one Event is decoded per (event id, return class,
-thread, fd) and its outcome kept as a *plan*: the row's accumulator and what each column adds. A
-record then costs its header, a thread and fd lookup and the plan's additions. Plans are valid
-while the state's version (bumped by every change) stays the same and the thread and fd are the
-same objects, and for one interval (their accumulators are that interval's rows).
+thread, fd) and its outcome kept as a *plan*: the row's accumulator and what each column adds.
+Plans are valid while the state's version (bumped by every change) stays the same and the thread
+and fd are the same objects, and for one interval (their accumulators are that interval's rows).
+Plans are made here; the counting is the engine's (``viewtally``: in C, a run's records folded
+by key and each key's sums added by its plan once).
 
 Records a plan cannot describe (internal events, hidden ones, an fd the record view and the Event
 disagree on) are refused: the counter returns False and the pipeline makes an Event of them for
