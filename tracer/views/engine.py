@@ -416,6 +416,7 @@ class ViewChisel(Chisel):
     hidden: ClassVar[bool] = True
 
     pairs_latency: ClassVar[bool] = True  # its record counter keeps the enter times (evt.latency)
+    counter: viewtally.ViewCounter | None = None  # the fast path's, once the session asked for it
 
     def __init__(self, view: ViewSpec, *, container_mode: bool = False, on_table: Callable[[ViewTable], None],
                  slice_ns: int = 0, interval_ns: int = 0, max_rows: int | None = None, fast: bool = True) -> None:
@@ -465,8 +466,6 @@ class ViewChisel(Chisel):
     def record_runs(self) -> RecordRuns | None:
         """The pipeline's ``on_records``: the counter's ``count_run``."""
         return self.counter.count_run if self.counter is not None else None
-
-    counter: viewtally.ViewCounter | None = None
 
     def _next_slice(self, ts: int) -> int:
         self._to_slice(ts)
