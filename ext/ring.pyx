@@ -90,7 +90,7 @@ cdef class Ring:
     cdef uint64_t offset
     cdef uint64_t _count
 
-    def __cinit__(self, int map_fd, uint64_t ts_offset, size_t batch_bytes=0):
+    def __cinit__(self, int map_fd, uint64_t ts_offset):
         from tracer.probe.bpfsys import map_info
 
         self.cons_map = MAP_FAILED
