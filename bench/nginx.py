@@ -1,9 +1,9 @@
 """nginx under wrk: requests/s bare, under the floor and under ktrace, alternately, for several rounds.
 
-    sudo .venv/bin/python bench/nginx.py --rounds 5 [--duration 10] [--json out.json]
+    sudo .venv/bin/python bench/nginx.py --rounds 5 [--duration 10] [--connections 10] [--json out.json]
 
 nginx (1 worker, access log off) serves a 612-byte static file on 127.0.0.1:PORT from a
-temporary directory; `wrk -t1 -c10 -d10s` loads it. Variants, each round in this order:
+temporary directory; `wrk -t1 -c10 -d10s` loads it (`--connections N` for -cN). Variants, each round in this order:
   bare        no tracer
   floor       bpftrace counting raw_syscalls:sys_enter + sys_exit
   ktrace      ktrace -w f.kcap -q (every event, all parameters, to a file)
@@ -167,7 +167,7 @@ class Nginx:
         pids = nginx_pids(self.master)
         n0 = sum(proc_cpu(p) for p in pids)
         t0 = proc_cpu(tracer) if tracer else 0.0
-        d = run_capture(["wrk", "-t1", "-c10", f"-d{self.a.duration}s", "--latency", self.url])
+        d = run_capture(["wrk", "-t1", f"-c{self.a.connections}", f"-d{self.a.duration}s", "--latency", self.url])
         n1 = sum(proc_cpu(p) for p in pids)
         t1 = proc_cpu(tracer) if tracer else 0.0
         m = re.search(r"Requests/sec:\s+([\d.]+)", d.stdout)
@@ -244,7 +244,7 @@ class Nginx:
                     bg.wait_ready(text_ready("probe-only: ready"), timeout=60)
                 try:
                     before = prog_stats(bg.pid)
-                    run_capture(["wrk", "-t1", "-c10", "-d3s", self.url])
+                    run_capture(["wrk", "-t1", f"-c{self.a.connections}", "-d3s", self.url])
                     after = prog_stats(bg.pid)
                 finally:
                     bg.stop()
@@ -281,7 +281,7 @@ class Nginx:
 
     def report(self) -> dict[str, Any]:
         floor, bare = self.rps["floor"], self.rps["bare"]
-        print(f"\nnginx (1 worker, 612-byte file) under wrk -t1 -c10 -d{self.a.duration}s; "
+        print(f"\nnginx (1 worker, 612-byte file) under wrk -t1 -c{self.a.connections} -d{self.a.duration}s; "
               f"{self.a.rounds} rounds, median (min-max)")
         print(f"machine: {machine_line()}\n")
         rows = []
@@ -341,6 +341,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_args(ap)
     ap.add_argument("--duration", type=int, default=10, help="wrk seconds per run (default %(default)s)")
+    ap.add_argument("--connections", type=int, default=10, help="wrk's open connections (default %(default)s)")
     ap.add_argument("--only", default=",".join(VARIANTS), help="variants to run, comma-separated")
     ap.add_argument("--no-probe-cost", action="store_true", help="skip the in-kernel probe cost pass")
     a = ap.parse_args()
