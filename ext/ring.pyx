@@ -1,129 +1,178 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Ring-buffer consumer: a C callback copies each record into a batch buffer.
+"""Ring-buffer consumer: the BPF ring buffer's pages walked in C, records copied into one bytes object.
 
-libbpf calls ``_on_record`` for every record; it only copies bytes and fixes the timestamp (kernel
-monotonic -> epoch), and never touches Python objects, so it runs without the GIL and cannot raise.
-One Python object is made per batch, never per event. A record too short to be one stops the
-drain: the callback keeps what went wrong and ``drain`` raises it once libbpf has returned.
+The kernel's ring buffer map is mapped as libbpf maps it: the consumer position (read-write page),
+then the producer position and the data area (read-only), the data mapped twice in a row so a
+record that wraps around the end is contiguous. A drain reads the producer position once, copies
+every committed record (its 8-byte ring header stripped, its timestamp turned from kernel monotonic
+into epoch ns) straight into a bytes object sized for what is pending, and publishes the new
+consumer position once at the end.
+
+libbpf's ``ring_buffer__consume`` did the same walk but called back once per record and stored the
+consumer position after each one, a cache line the producers on the other CPUs read on every
+reserve; the batch it filled was then copied again into the bytes handed on. Walking the pages
+here makes one copy per record and one store per drain. No Python object is made per event, and
+the copy runs without the GIL. A record too short to be one stops the drain: it is consumed, and
+``drain`` raises EBADMSG, the records copied before it in that drain lost with it (as when
+libbpf's callback refused one).
 """
 
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
-from libc.errno cimport EBADMSG
 from libc.string cimport memcpy
-
-import os
+from posix.mman cimport MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap
+from posix.unistd cimport sysconf, _SC_PAGESIZE
+from libc.errno cimport EBADMSG
 
 include "record.pxi"
 
 __all__ = ["Ring"]
 
-ctypedef int (*sample_fn)(void *ctx, void *data, size_t size) noexcept nogil
-ctypedef void *(*new_ringbuf_fn)(int fd, sample_fn cb, void *ctx, void *opts) noexcept nogil
-ctypedef int (*consume_fn)(void *rb) noexcept nogil
-ctypedef void (*free_ringbuf_fn)(void *rb) noexcept nogil
+cdef extern from "Python.h":
+    # Owned references handled by hand: _PyBytes_Resize may move the object.
+    PyObject *kt_bytes_new "PyBytes_FromStringAndSize"(const char *v, Py_ssize_t n) except NULL
+    char *kt_bytes_data "PyBytes_AS_STRING"(PyObject *o) nogil
+    int _PyBytes_Resize(PyObject **string, Py_ssize_t newsize) except -1
 
-cdef struct batch_t:
-    uint8_t *buf
-    size_t used
-    size_t cap
-    uint64_t offset     # added to every record's ts
-    uint64_t count
-    uint64_t lost       # records dropped because the batch could not grow (out of memory)
-    int error           # what stopped the drain (-errno), 0 if nothing did
-    size_t bad_size     # with -EBADMSG: the size of the record that was not one
+cdef extern from *:
+    """
+    /* The kernel publishes positions and record lengths with release stores (kernel/bpf/ringbuf.c). */
+    static inline unsigned long kt_load_pos(const unsigned long *p) {
+        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    }
+    static inline void kt_store_pos(unsigned long *p, unsigned long v) {
+        __atomic_store_n(p, v, __ATOMIC_RELEASE);
+    }
+    static inline unsigned int kt_load_len(const unsigned int *p) {
+        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    }
+    /* include/uapi/linux/bpf.h */
+    #define KT_RB_BUSY (1U << 31)     /* reserved, not yet committed */
+    #define KT_RB_DISCARD (1U << 30)  /* committed as discarded: skipped */
+    #define KT_RB_HDR_SZ 8            /* u32 length with the two bits, u32 page offset */
+    """
+    unsigned long kt_load_pos(const unsigned long *p) nogil
+    void kt_store_pos(unsigned long *p, unsigned long v) nogil
+    unsigned int kt_load_len(const unsigned int *p) nogil
+    const uint32_t KT_RB_BUSY
+    const uint32_t KT_RB_DISCARD
+    const uint64_t KT_RB_HDR_SZ
 
 
-cdef int _on_record(void *ctx, void *data, size_t size) noexcept nogil:
-    cdef batch_t *b = <batch_t *>ctx
-    cdef uint8_t *grown
-    if size < REC_HEAD:
-        b.error = -EBADMSG
-        b.bad_size = size
-        return b.error  # libbpf stops and returns it
-    # libbpf has already consumed the record when it calls us: refusing it would lose it, so grow.
-    if b.used + size > b.cap:
-        grown = <uint8_t *>realloc(b.buf, b.cap * 2)
-        if grown == NULL:
-            b.lost += 1
-            return 0
-        b.buf = grown
-        b.cap *= 2
-    cdef uint8_t *dst = b.buf + b.used
-    memcpy(dst, data, size)
-    (<uint64_t *>dst)[0] += b.offset
-    b.used += size
-    b.count += 1
-    return 0
+cdef uint64_t _walk(const uint8_t *data, uint64_t mask, uint64_t cons, uint64_t prod, uint8_t *dst,
+                    uint64_t offset, uint64_t *copied, uint64_t *records, uint32_t *bad) noexcept nogil:
+    """Copy the committed records in [cons, prod) to dst; return the position after the last one
+    (after a record too short to be one, whose size goes to ``bad``)."""
+    cdef uint64_t used = 0, n = 0
+    cdef const uint8_t *hdr
+    cdef uint32_t length
+    while cons < prod:
+        hdr = data + (cons & mask)
+        length = kt_load_len(<const unsigned int *>hdr)
+        if length & KT_RB_BUSY:
+            break  # the rest waits for the next drain
+        if not (length & KT_RB_DISCARD) and length < REC_HEAD:
+            bad[0] = length
+            cons += (length + KT_RB_HDR_SZ + 7) & ~(<uint64_t>7)
+            break
+        if not (length & KT_RB_DISCARD):
+            memcpy(dst + used, hdr + KT_RB_HDR_SZ, length)
+            (<uint64_t *>(dst + used))[0] += offset
+            used += length
+            n += 1
+        length &= ~(<uint32_t>(KT_RB_BUSY | KT_RB_DISCARD))
+        cons += (length + KT_RB_HDR_SZ + 7) & ~(<uint64_t>7)
+    copied[0] = used
+    records[0] = n
+    return cons
 
 
 cdef class Ring:
     """Drains a BPF ring buffer map into batches of raw records."""
 
-    cdef batch_t batch
-    cdef void *rb
-    cdef consume_fn consume
-    cdef free_ringbuf_fn free_rb
+    cdef unsigned long *consumer_pos
+    cdef const unsigned long *producer_pos
+    cdef const uint8_t *data
+    cdef uint64_t mask
+    cdef size_t page
+    cdef size_t data_map_len
+    cdef void *cons_map
+    cdef void *prod_map
+    cdef uint64_t offset
+    cdef uint64_t _count
 
-    def __cinit__(self, int map_fd, uint64_t ts_offset, size_t batch_bytes=4 << 20):
-        import ctypes
+    def __cinit__(self, int map_fd, uint64_t ts_offset):
+        from tracer.probe.bpfsys import map_info
 
-        # libbpf's ring buffer, which bcc's own wraps; not libbcc, whose loading maps LLVM (~60 MB).
-        lib = ctypes.CDLL("libbpf.so.1")
-
-        self.batch.buf = <uint8_t *>malloc(batch_bytes)
-        if self.batch.buf == NULL:
-            raise MemoryError()
-        self.batch.cap = batch_bytes
-        self.batch.used = 0
-        self.batch.offset = ts_offset
-        self.batch.count = 0
-        self.batch.lost = 0
-        self.batch.error = 0
-        cdef new_ringbuf_fn new_rb = <new_ringbuf_fn><size_t>ctypes.cast(
-            lib.ring_buffer__new, ctypes.c_void_p).value
-        self.consume = <consume_fn><size_t>ctypes.cast(lib.ring_buffer__consume, ctypes.c_void_p).value
-        self.free_rb = <free_ringbuf_fn><size_t>ctypes.cast(lib.ring_buffer__free, ctypes.c_void_p).value
-        self.rb = new_rb(map_fd, _on_record, &self.batch, NULL)
-        if self.rb == NULL:
-            raise OSError("cannot open the ring buffer")
+        self.cons_map = MAP_FAILED
+        self.prod_map = MAP_FAILED
+        cdef uint64_t size = map_info(map_fd).max_entries
+        if size == 0 or size & (size - 1):
+            raise OSError(f"not a ring buffer map (size {size})")
+        self.page = <size_t>sysconf(_SC_PAGESIZE)
+        self.mask = size - 1
+        self.offset = ts_offset
+        self._count = 0
+        self.cons_map = mmap(NULL, self.page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0)
+        if self.cons_map == MAP_FAILED:
+            raise OSError("cannot map the ring buffer's consumer page")
+        self.data_map_len = self.page + 2 * size
+        self.prod_map = mmap(NULL, self.data_map_len, PROT_READ, MAP_SHARED, map_fd, <long>self.page)
+        if self.prod_map == MAP_FAILED:
+            raise OSError("cannot map the ring buffer's data")
+        self.consumer_pos = <unsigned long *>self.cons_map
+        self.producer_pos = <const unsigned long *>self.prod_map
+        self.data = <const uint8_t *>self.prod_map + self.page
 
     def drain(self):
         """Copy every pending record and return them as one bytes object (b"" when none).
 
-        OSError when libbpf reports a failure or a record is too short to be one (EBADMSG); the
-        records copied before it in this drain are lost with it."""
-        cdef int n
-        self.batch.used = 0
-        with nogil:
-            n = self.consume(self.rb)
-        if self.batch.error:
-            err = -self.batch.error
-            self.batch.error = 0
-            raise OSError(err, f"a ring buffer record of {self.batch.bad_size} bytes, shorter than a record head "
-                               f"({REC_HEAD})")
-        if n < 0:
-            raise OSError(-n, f"cannot drain the ring buffer: {os.strerror(-n)}")
-        if self.batch.used == 0:
+        OSError (EBADMSG) when a record is too short to be one; the records copied before it in
+        this drain are lost with it."""
+        if self.cons_map == MAP_FAILED:
             return b""
-        return (<char *>self.batch.buf)[:self.batch.used]
+        cdef uint64_t cons = kt_load_pos(self.consumer_pos)
+        cdef uint64_t prod = kt_load_pos(self.producer_pos)
+        if prod == cons:
+            return b""
+        # What is pending, ring headers included, bounds what is copied.
+        cdef PyObject *out = kt_bytes_new(NULL, <Py_ssize_t>(prod - cons))
+        cdef uint8_t *dst = <uint8_t *>kt_bytes_data(out)
+        cdef uint64_t used = 0, n = 0
+        cdef uint32_t bad = 0xFFFFFFFF
+        with nogil:
+            cons = _walk(self.data, self.mask, cons, prod, dst, self.offset, &used, &n, &bad)
+            kt_store_pos(self.consumer_pos, cons)
+        if bad != 0xFFFFFFFF:
+            Py_XDECREF(out)
+            raise OSError(EBADMSG, f"a ring buffer record of {bad} bytes, shorter than a record head ({REC_HEAD})")
+        self._count += n
+        if used == 0:
+            Py_XDECREF(out)
+            return b""
+        _PyBytes_Resize(&out, <Py_ssize_t>used)  # on failure out is freed and NULL
+        result = <object>out
+        Py_XDECREF(out)
+        return result
 
     @property
     def count(self):
         """Records copied so far."""
-        return self.batch.count
+        return self._count
 
     @property
     def lost(self):
-        """Records dropped in user space (the batch could not grow)."""
-        return self.batch.lost
+        """Records dropped in user space: none, a record leaves the ring only once copied."""
+        return 0
 
     def close(self):
-        if self.rb != NULL:
-            self.free_rb(self.rb)
-            self.rb = NULL
+        if self.prod_map != MAP_FAILED:
+            munmap(self.prod_map, self.data_map_len)
+            self.prod_map = MAP_FAILED
+        if self.cons_map != MAP_FAILED:
+            munmap(self.cons_map, self.page)
+            self.cons_map = MAP_FAILED
 
     def __dealloc__(self):
-        if self.rb != NULL:
-            self.free_rb(self.rb)
-        free(self.batch.buf)
+        self.close()

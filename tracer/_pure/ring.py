@@ -24,7 +24,7 @@ _U64 = struct.Struct("<Q")
 class Ring:
     """Drains a BPF ring buffer map into batches of raw records."""
 
-    def __init__(self, map_fd: int, ts_offset: int, batch_bytes: int = 4 << 20) -> None:
+    def __init__(self, map_fd: int, ts_offset: int) -> None:
         # libbpf's ring buffer, which bcc's own wraps; not libbcc, whose loading maps LLVM (~60 MB).
         lib = ctypes.CDLL("libbpf.so.1")
         lib.ring_buffer__new.restype = ctypes.c_void_p
@@ -76,7 +76,7 @@ class Ring:
 
     @property
     def lost(self) -> int:
-        """Records dropped in user space (the batch could not grow)."""
+        """Records dropped in user space: none, a record leaves the ring only once copied."""
         return 0
 
     def close(self) -> None:
