@@ -244,12 +244,18 @@ def render_buffer(data: bytes, opts: RenderOptions) -> str:
 
         return base64.b64encode(data).decode()
     if opts.mode == "ascii":
-        return "\n" + "".join(chr(b) if 32 <= b < 127 or b in (9, 10) else "." for b in data)
-    text = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
-    if not opts.verbose and opts.max_buf and len(text) > opts.max_buf:
+        return "\n" + data.translate(_ASCII).decode("ascii")
+    if not opts.verbose and opts.max_buf and len(data) > opts.max_buf:
         # sysdig's cut: max_buf characters in all, the last three of them "..."
-        text = text[: opts.max_buf - 3] + "..." if opts.max_buf > 3 else text[: opts.max_buf]
-    return text
+        if opts.max_buf > 3:
+            return data[: opts.max_buf - 3].translate(_DOTTED).decode("ascii") + "..."
+        return data[: opts.max_buf].translate(_DOTTED).decode("ascii")
+    return data.translate(_DOTTED).decode("ascii")
+
+
+# A buffer's bytes as printed: printable ASCII as is, the rest as dots (-A keeps tabs and newlines).
+_DOTTED = bytes(b if 32 <= b < 127 else 0x2E for b in range(256))
+_ASCII = bytes(b if 32 <= b < 127 or b in (9, 10) else 0x2E for b in range(256))
 
 
 def hexdump(data: bytes, ascii_col: bool = True) -> str:
