@@ -17,6 +17,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport Py_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.object cimport PyObject
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -33,6 +34,7 @@ __all__ = ["Renderer"]
 cdef const char *HEXDIGITS = b"0123456789abcdef"
 cdef const char *HEXUPPER = b"0123456789ABCDEF"
 RAW_ARGS = 1  # params[evt] for syscalls without a decoder
+_PYTHON = object()  # a value only the Python path knows
 
 # What a piece of the format is.
 cdef enum:
@@ -55,6 +57,7 @@ cdef enum:
     K_CID
     K_CNAME
     K_PODNAME
+    K_RAWRES  # in C for records read from a .scap file; the Formatter's path for the others
     K_PY  # the Formatter's path, for this field
 
 # Parameter types (tracer/schema/types.PT) this module renders; P_PY: the Python path.
@@ -89,7 +92,29 @@ _KINDS = {
     "evt.info": K_INFO, "evt.args": K_INFO, "proc.name": K_COMM, "proc.exe": K_EXE, "thread.tid": K_TID,
     "proc.pid": K_PID, "thread.vtid": K_VTID, "fd.num": K_FDNUM, "fd.name": K_FDNAME, "fd.type": K_FDTYPE,
     "user.name": K_USER, "container.id": K_CID, "container.name": K_CNAME, "k8s.pod.name": K_PODNAME,
+    "evt.rawres": K_RAWRES,
 }
+
+# How a PPM parameter prints (tracer/capture/scap/render.py's Q_* codes, which c_plans gives).
+cdef enum:
+    Q_PY = 0
+    Q_INT
+    Q_ERRNO
+    Q_FD
+    Q_PID
+    Q_STR
+    Q_PATH
+    Q_BUF
+    Q_CACHED
+
+cdef enum:
+    PF_HEX = 2  # PPM print formats (tracer/capture/scap/table.py's PF)
+    PF_PADDED_DEC = 3
+    PF_OCT = 6
+    FD_USES = 1  # a PPM event's fd rule
+    FD_CREATES = 2
+    PMAX = 40  # PPM parameters a record keeps pointers to (the table's events have at most 32)
+    ANNEX_HEAD = 12  # u32 size, u16 type, u16 nparams, u8 bytes per length, 3 pad
 
 
 cdef struct Rec:
@@ -106,6 +131,94 @@ cdef struct Rec:
     uint32_t l1
     uint32_t flags
     uint64_t num
+    # A record read from a .scap file: its PPM type and parameters (pn < 0: the Python path's).
+    uint16_t ptype
+    int32_t pn
+    const uint8_t *pv[PMAX]
+    uint32_t pl[PMAX]
+
+
+cdef class _PpmParam:
+    cdef int code  # Q_*
+    cdef int size  # bytes of its value as a number (0: not one)
+    cdef bint sgn
+    cdef int bits  # width _number prints it with
+    cdef int fmt  # PF_*
+    cdef bytes prefix  # b"name="
+    cdef object param  # the PParam
+    cdef dict cache  # Q_CACHED: raw bytes -> text
+
+
+cdef class _PpmEvt:
+    cdef tuple params  # of _PpmParam, the table's
+    cdef bint silent  # a generic event: no evt.info
+    cdef bint exit
+    cdef int rule  # FD_USES, FD_CREATES or 0
+    cdef int fd_idx  # the last parameter named fd, fd2; the first named res; the first fd (exits
+    cdef int fd2_idx  # of fd-creating events) for evt.rawres
+    cdef int res_idx
+    cdef int resfd_idx
+    cdef bint named  # a failed exit's fd is the path it tried (Python's)
+    cdef bint connect
+    cdef object info  # the PEvent
+
+
+cdef inline int64_t _pint(const uint8_t *p, uint32_t n, int size, bint sgn) noexcept:
+    """A PPM parameter's number as int_value reads it: little-endian, of its type's size (fewer
+    bytes when the writer stored fewer), sign-extended for a signed type; 0 for none."""
+    cdef uint64_t v = 0
+    cdef int k
+    cdef int m = size if n >= <uint32_t>size else <int>n
+    if m <= 0:
+        return 0
+    for k in range(m):
+        v |= (<uint64_t>p[k]) << (8 * k)
+    if sgn and m < 8 and (v >> (8 * m - 1)) & 1:
+        v |= ~((<uint64_t>1 << (8 * m)) - 1)
+    return <int64_t>v
+
+
+cdef inline int64_t _sext(int64_t v, int bits) noexcept:
+    if bits >= 64:
+        return v
+    return (<int64_t>((<uint64_t>v) << (64 - bits))) >> (64 - bits)
+
+
+cdef void _annex(Rec *r, const uint8_t *rec, uint32_t length, uint16_t l0, uint16_t l1) noexcept:
+    """Point r.pv/r.pl at the PPM parameters of a record flagged RF_PPM (translate.read_annex's
+    checks: r.pn stays -1 when they fail)."""
+    cdef Py_ssize_t p = REC_FIXED + <Py_ssize_t>l0 + l1
+    cdef uint32_t size
+    cdef uint16_t etype, n
+    cdef uint8_t lsize
+    cdef Py_ssize_t q, end
+    cdef uint32_t ln = 0
+    cdef uint16_t ln16
+    cdef int k
+    if p + ANNEX_HEAD > length:
+        return
+    memcpy(&size, rec + p, 4)
+    memcpy(&etype, rec + p + 4, 2)
+    memcpy(&n, rec + p + 6, 2)
+    lsize = rec[p + 8]
+    if p + <Py_ssize_t>size > length or (lsize != 2 and lsize != 4) or ANNEX_HEAD + <Py_ssize_t>lsize * n > size:
+        return
+    end = p + size
+    q = p + ANNEX_HEAD + <Py_ssize_t>lsize * n
+    for k in range(n):
+        if lsize == 4:
+            memcpy(&ln, rec + p + ANNEX_HEAD + 4 * k, 4)
+        else:
+            memcpy(&ln16, rec + p + ANNEX_HEAD + 2 * k, 2)
+            ln = ln16
+        if q + <Py_ssize_t>ln > end:
+            return
+        if k < PMAX:
+            r.pv[k] = rec + q
+            r.pl[k] = ln
+        q += ln
+    r.ptype = etype
+    r.pn = n
 
 
 cdef class _Param:
@@ -168,6 +281,16 @@ cdef class Renderer:
     cdef public uint64_t stop_at  # CLOCK_MONOTONIC ns after which events are counted, not rendered
     cdef public uint64_t skipped  # events not rendered because of stop_at
     cdef uint32_t tick
+    cdef list ppm  # PPM type -> _PpmEvt, or None
+    cdef Py_ssize_t nppm
+    cdef dict ppm_errnos  # -n -> b"-n(ENAME)"
+    cdef dict ppm_tags  # (type, l4proto, has no role) -> b"<4t>"
+    cdef object param_str
+    cdef object ensure_thread
+    cdef object ppm_fd_tag
+    cdef uint16_t close_exit
+    cdef object pre_fd  # a shown close's fd, looked up before the close applied (as State.apply does)
+    cdef bint have_pre
 
     def __init__(self, formatter, state):
         from tracer.event import Event, render_buffer, render_param
@@ -229,6 +352,7 @@ cdef class Renderer:
                  PT.FLAGS: P_CACHED, PT.ENUM: P_CACHED, PT.SIGNAL: P_CACHED32, PT.HEX: P_HEX,
                  PT.OCT: P_OCT, PT.PATH: P_PATH, PT.STR: P_STR, PT.ARGV: P_ARGV, PT.BUF: P_BUF}
         numeric = (P_RES, P_RESFD, P_DIRFD, P_INT32, P_INT64, P_UINT, P_ID32, P_CACHED, P_CACHED32, P_FD, P_HEX, P_OCT)
+        self._ppm_plans()
         from tracer.event import _INTERNAL_INFO, info_untyped
         self.params = []
         self.names = []
@@ -261,6 +385,50 @@ cdef class Renderer:
                 s.cache = {}
                 specs.append(s)
             self.params.append(tuple(specs))
+
+    cdef _ppm_plans(self):
+        from tracer.capture.scap.render import c_plans, fd_tag, param_str
+        from tracer.capture.scap.state import ensure_thread
+        from tracer.schema.events import SYSCALL_NR
+
+        self.param_str = param_str
+        self.ensure_thread = ensure_thread
+        self.ppm_fd_tag = fd_tag
+        self.ppm_errnos = {}
+        self.ppm_tags = {}
+        self.close_exit = (SYSCALL_NR["close"] << 1) | 1
+        self.ppm = []
+        for plan in c_plans():
+            if plan is None:
+                self.ppm.append(None)
+                continue
+            params, silent, is_exit, rule, fd_idx, fd2_idx, res_idx, resfd_idx, named, connect, info = plan
+            e = _PpmEvt()
+            specs = []
+            for code, prefix, size, sgn, bits, fmt, param in params:
+                q = _PpmParam()
+                q.code = code
+                q.prefix = prefix
+                q.size = size
+                q.sgn = sgn
+                q.bits = bits
+                q.fmt = fmt
+                q.param = param
+                q.cache = {}
+                specs.append(q)
+            e.params = tuple(specs)
+            e.silent = silent
+            e.exit = is_exit
+            e.rule = rule
+            e.fd_idx = fd_idx
+            e.fd2_idx = fd2_idx
+            e.res_idx = res_idx
+            e.resfd_idx = resfd_idx
+            e.named = named
+            e.connect = connect
+            e.info = info
+            self.ppm.append(e)
+        self.nppm = len(self.ppm)
 
     def __cinit__(self):
         self.cap = 1 << 16
@@ -418,6 +586,7 @@ cdef class Renderer:
         cdef Py_ssize_t done = 0
         cdef const uint8_t *fast = <const uint8_t *>PyBytes_AS_STRING(self.fast_mask)
         cdef Py_ssize_t nfast = PyBytes_GET_SIZE(self.fast_mask)
+        cdef bint ppm, shows
         if PyBytes_GET_SIZE(batch) == 0:
             return i, 0
         if sarr.ob_descr.typecode != b"Q":
@@ -429,8 +598,7 @@ cdef class Renderer:
             why = s[i + 2]
             off = <Py_ssize_t>s[i + 1]
             memcpy(&f, base + off, sizeof(rec_fixed))
-            if f.flags & RF_PPM:
-                break  # read from a .scap file: the Event's way, where libsinsp's rules apply
+            ppm = f.flags & RF_PPM
             if why & SEL_STATE:
                 # An fd event the scanner leaves to its turn (close, the opens): applied here,
                 # without an Event, then shown like any other.
@@ -441,38 +609,78 @@ cdef class Renderer:
                 why &= ~(<uint64_t>(SEL_STATE | SEL_FAST))
                 if why and why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
                     break
-                self.fast_apply(batch, off)
                 if not why:
+                    self.fast_apply(batch, off)
                     i += 3
                     continue
+                shows = f.evt < nshow and show[f.evt] and not f.flags & RF_HIDDEN
+                self._fill(&r, &f, base, off, num_base + s[i])
+                if ppm:
+                    self._ppm_take(&r, shows)
+                self.fast_apply(batch, off)
             elif why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
                 break
+            else:
+                shows = f.evt < nshow and show[f.evt] and not f.flags & RF_HIDDEN
+                if ppm:
+                    self._fill(&r, &f, base, off, num_base + s[i])
+                    self._ppm_take(&r, False)
+                elif shows:
+                    self._fill(&r, &f, base, off, num_base + s[i])
             i += 3
-            if f.evt >= nshow or not show[f.evt] or f.flags & RF_HIDDEN:
-                continue
-            r.ts = f.ts
-            r.tid = f.tid
-            r.pid = f.pid
-            r.evt = f.evt
-            r.cpu = f.cpu
-            r.ret = f.ret
-            memcpy(r.args, f.args, sizeof(r.args))
-            r.l0 = f.l0
-            r.l1 = f.l1
-            if REC_FIXED + <uint32_t>f.l0 + f.l1 > f.length:
-                r.l0 = r.l1 = 0
-            r.s0 = base + off + REC_FIXED
-            r.s1 = r.s0 + r.l0
-            r.flags = f.flags
-            r.num = num_base + s[i - 3]
-            self.off = off
+            if shows:
+                self._render(&r)
+                done += 1
+            self.have_pre = False
+            self.pre_fd = None
             self.ev = None
-            self.have_latency = False
-            self._render(&r)
-            done += 1
         self.batch = None
         self.ev = None
         return i, done
+
+    cdef int _fill(self, Rec *r, rec_fixed *f, const uint8_t *base, Py_ssize_t off, uint64_t num) except -1:
+        """The record at ``off`` as the renderer reads it; a .scap one's PPM parameters too."""
+        r.ts = f.ts
+        r.tid = f.tid
+        r.pid = f.pid
+        r.evt = f.evt
+        r.cpu = f.cpu
+        r.ret = f.ret
+        memcpy(r.args, f.args, sizeof(r.args))
+        r.l0 = f.l0
+        r.l1 = f.l1
+        if REC_FIXED + <uint32_t>f.l0 + f.l1 > f.length:
+            r.l0 = r.l1 = 0
+        r.s0 = base + off + REC_FIXED
+        r.s1 = r.s0 + r.l0
+        r.flags = f.flags
+        r.num = num
+        r.pn = -1
+        if f.flags & RF_PPM:
+            _annex(r, base + off, f.length, f.l0, f.l1)
+        self.off = off
+        self.ev = None
+        self.have_latency = False
+        self.have_pre = False
+        return 0
+
+    cdef int _ppm_take(self, Rec *r, bint shows) except -1:
+        """What making an Event of a .scap record does to the state (a thread it names, made as
+        libsinsp makes it), and, for a shown close about to be applied, its fd looked up first
+        (State.apply's order)."""
+        cdef object fd
+        if r.pn < 0:
+            return 0  # a damaged annex: Event.ppm is None, as is its rule
+        if r.evt != EVT_PROCINFO and r.evt != EVT_CONTAINER and PyDict_GetItem(self.threads, r.tid) == NULL:
+            self.ensure_thread(self.state, r.tid, r.pid)
+        if shows and r.evt == self.close_exit:
+            fd = self._ppm_fd(r)
+            if fd is not _PYTHON:
+                self.pre_fd = fd
+                self.have_pre = True
+            else:
+                _ = self._event(r).fd  # cached in the Event before the close
+        return 0
 
     def set_fast(self, apply, mask):
         """Let ``render_records`` apply the fd events of ``mask`` (event id -> non-zero) itself,
@@ -502,6 +710,7 @@ cdef class Renderer:
         r.l1 = PyBytes_GET_SIZE(s1)
         r.flags = ev.flags
         r.num = ev.num
+        r.pn = -1  # a .scap record made into an Event: its fields the Event's way
         self.threads = self.state.threads
         self.fds = self.state.fds
         self.ev = ev
@@ -620,8 +829,14 @@ cdef class Renderer:
         cdef bint js = self.json
         if r.flags & RF_PPM and kind != K_INFO:
             # An event read from a .scap file: its fields follow libsinsp's rules (tracer.event's
-            # PpmRules), which only the Python path knows (evt.info: see _info).
-            return self._py_field(p, r)
+            # PpmRules), here for fd.*, evt.rawres and evt.info (_info); the others read the
+            # record and the state as for any record.
+            if r.pn < 0 or kind == K_PY:
+                return self._py_field(p, r)
+            if kind == K_FDNUM or kind == K_FDNAME or kind == K_FDTYPE:
+                return self._ppm_fd_field(p, kind, r)
+            if kind == K_RAWRES:
+                return self._ppm_rawres(r)
         if kind == K_NUM:
             return self._putu(r.num)
         if kind == K_TID:
@@ -658,6 +873,228 @@ cdef class Renderer:
         if kind == K_FDNUM or kind == K_FDNAME or kind == K_FDTYPE:
             return self._fd_field(kind, r)
         return self._py_field(p, r)
+
+    # --- records read from a .scap file: libsinsp's rules (tracer/capture/scap) -----------------
+    cdef _PpmEvt _plan(self, Rec *r):
+        if r.ptype >= self.nppm:
+            return None
+        return <_PpmEvt>PyList_GET_ITEM(self.ppm, r.ptype)
+
+    cdef bint _ppm_res(self, _PpmEvt e, Rec *r, int64_t *v) noexcept:
+        """state.ppm_res: the res parameter, or the fd an fd-creating exit returns."""
+        cdef int k = e.res_idx if 0 <= e.res_idx < r.pn else e.resfd_idx if 0 <= e.resfd_idx < r.pn else -1
+        cdef _PpmParam q
+        if k < 0:
+            return False
+        q = <_PpmParam>PyTuple_GET_ITEM(e.params, k)
+        v[0] = _pint(r.pv[k], r.pl[k], q.size, q.sgn)
+        return True
+
+    cdef bint _ppm_fd_num(self, _PpmEvt e, Rec *r, int64_t *n) noexcept:
+        """state.ppm_fd_num: the fd parameter of an event that uses one (an exit keeps its
+        enter's), -1 on the enter of one that creates one, what its exit returned."""
+        cdef _PpmParam q
+        cdef uint8_t reg
+        cdef int k
+        cdef int64_t v
+        if e is None:
+            return False
+        if e.rule == FD_USES:
+            if not e.exit and r.pn > 0 and len(e.params):
+                q = <_PpmParam>PyTuple_GET_ITEM(e.params, 0)
+                n[0] = _pint(r.pv[0], r.pl[0], q.size, q.sgn)
+                return True
+            if r.evt >= EVT_BASE_OTHER:
+                return False
+            reg = (<const uint8_t *>PyBytes_AS_STRING(self.fd_regs))[r.evt]
+            if reg == FD_NONE:
+                return False
+            n[0] = r.ret if reg == FD_RET else <int32_t>r.args[reg]
+            return True
+        if e.rule == FD_CREATES:
+            if not e.exit:
+                n[0] = -1
+                return True
+            k = e.fd_idx if 0 <= e.fd_idx < r.pn else e.fd2_idx if 0 <= e.fd2_idx < r.pn else -1
+            if k >= 0:
+                q = <_PpmParam>PyTuple_GET_ITEM(e.params, k)
+                v = _pint(r.pv[k], r.pl[k], q.size, q.sgn)
+            elif not self._ppm_res(e, r, &v):
+                return False
+            n[0] = -1 if v < 0 else v
+            return True
+        return False
+
+    cdef object _ppm_fd(self, Rec *r):
+        """state.ppm_fd: the Fd or None, or _PYTHON when only the Python rule knows it (what a
+        failed open tried)."""
+        cdef int64_t n
+        cdef _PpmEvt e
+        if self.have_pre:
+            return self.pre_fd
+        e = self._plan(r)
+        if not self._ppm_fd_num(e, r, &n):
+            return None
+        if n >= 0:
+            return self._lookup_fd(r.pid, n)
+        return _PYTHON if e.named else None
+
+    cdef int _ppm_fd_field(self, _Piece p, int kind, Rec *r) except -1:
+        cdef int64_t n, res
+        cdef object fd
+        cdef _PpmEvt e = self._plan(r)
+        if not self._ppm_fd_num(e, r, &n):
+            return self._na()
+        if kind == K_FDNUM:
+            return self._puti(n)
+        if kind == K_FDNAME and e.connect and r.pn > 1 and self._ppm_res(e, r, &res) and res < 0:
+            return self._py_field(p, r)  # a failed connect: the address it tried
+        fd = self._ppm_fd(r)
+        if fd is _PYTHON:
+            return self._py_field(p, r)
+        if kind == K_FDNAME:
+            if fd is not None:
+                return self._str(fd.name)
+            return self._str("") if e.exit else self._na()
+        if fd is None:
+            return self._na()
+        return self._str(fd.type if fd.type != "" else None)
+
+    cdef int _ppm_rawres(self, Rec *r) except -1:
+        cdef int64_t v
+        cdef _PpmEvt e = self._plan(r)
+        if e is None or not self._ppm_res(e, r, &v):
+            return self._na()
+        return self._puti(v)
+
+    cdef int _ppm_info(self, Rec *r) except -1:
+        """render.ppm_info: name=value, or name=value(resolved), each followed by a space."""
+        cdef _PpmEvt e = self._plan(r)
+        cdef _PpmParam q
+        cdef Py_ssize_t k, n
+        if e is None or e.silent:
+            return 0
+        n = len(e.params)
+        if r.pn < n:
+            n = r.pn
+        for k in range(n):
+            q = <_PpmParam>PyTuple_GET_ITEM(e.params, k)
+            self._putb(q.prefix)
+            self._ppm_param(e, q, k, r)
+            self._putc(32)
+        return 0
+
+    cdef int _ppm_param(self, _PpmEvt e, _PpmParam q, Py_ssize_t k, Rec *r) except -1:
+        """render.param_str's text, with its resolved part in parentheses."""
+        cdef const uint8_t *p = r.pv[k]
+        cdef uint32_t n = r.pl[k]
+        cdef uint32_t m
+        cdef int code = q.code
+        cdef int64_t v
+        cdef PyObject *hit
+        cdef object fd
+        if code == Q_INT:
+            return self._ppm_number(q, _pint(p, n, q.size, q.sgn))
+        if code == Q_ERRNO or code == Q_FD:
+            v = _pint(p, n, q.size, q.sgn)
+            if v < 0:
+                return self._ppm_errno(v)
+            self._puti(v)
+            if code == Q_ERRNO:
+                return 0
+            fd = self._lookup_fd(r.pid, v)
+            if fd is None:
+                return 0
+            self._putc(40)
+            self._putb(self._ppm_tag(fd))
+            self._puts(fd.name)
+            return self._putc(41)
+        if code == Q_PID:
+            v = _pint(p, n, q.size, q.sgn)
+            self._puti(v)
+            hit = PyDict_GetItem(self.threads, v)
+            if hit != NULL:
+                comm = (<object>hit).comm
+                if comm:
+                    self._putc(40)
+                    self._puts(comm)
+                    self._putc(41)
+            return 0
+        if code == Q_STR or code == Q_PATH:
+            m = 0
+            while m < n and p[m]:
+                m += 1
+            if code == Q_PATH and m and p[0] != 47 and PyDict_GetItem(self.threads, r.tid) != NULL \
+                    and not (m == 4 and p[0] == 60 and p[1] == 78 and p[2] == 65 and p[3] == 62):
+                return self._ppm_py(e, q, k, r)  # relative: resolved against the cwd or the dirfd
+            for v in range(m):
+                if p[v] >= 0x80:
+                    return self._puts((<const char *>p)[:m].decode("utf-8", "replace"))
+            return self._put(<const char *>p, m)
+        if code == Q_BUF:
+            if n == 0 and not self.normal_buf:
+                return self._puts(self.render_buffer(b"", self.info_opts))
+            return self._put_buf(p, n)
+        if code == Q_CACHED:
+            key = (<const char *>p)[:n]
+            hit = PyDict_GetItem(q.cache, key)
+            if hit != NULL:
+                return self._putb(<bytes>hit)
+            text, resolved = self.param_str(None, q.param, key, (), [], self.info_opts)
+            out = (f"{text}({resolved})" if resolved else text).encode("utf-8", "surrogateescape")
+            if len(q.cache) >= 4096:
+                q.cache.clear()
+            q.cache[key] = out
+            return self._putb(out)
+        return self._ppm_py(e, q, k, r)
+
+    cdef int _ppm_py(self, _PpmEvt e, _PpmParam q, Py_ssize_t k, Rec *r) except -1:
+        """param_str itself, with the Event, for this parameter only."""
+        ev = self._event(r)
+        vals = ev.ppm[1]
+        text, resolved = self.param_str(ev, q.param, vals[k], e.info.params, vals, self.info_opts)
+        self._puts(text)
+        if resolved:
+            self._putc(40)
+            self._puts(resolved)
+            self._putc(41)
+        return 0
+
+    cdef int _ppm_number(self, _PpmParam q, int64_t v) except -1:
+        """render._number: PPM's print format, of the value at the type's width."""
+        cdef uint64_t u
+        if q.fmt == PF_HEX:
+            u = <uint64_t>v
+            if q.bits < 64:
+                u &= (<uint64_t>1 << q.bits) - 1
+            return self._put_base(u, 16)
+        if q.fmt == PF_OCT:
+            if q.sgn and v < 0:
+                return self._puts(f"0{v:o}")
+            return self._put_base(<uint64_t>v, 8)
+        if q.fmt == PF_PADDED_DEC:
+            return self._puts(f"{_sext(v, q.bits):09d}")
+        return self._puti(_sext(v, q.bits))
+
+    cdef int _ppm_errno(self, int64_t v) except -1:
+        cdef PyObject *hit = PyDict_GetItem(self.ppm_errnos, v)
+        if hit == NULL:
+            name = self.errno_name(-v)
+            text = (f"{v}({name})" if name else f"{v}").encode()
+            if len(self.ppm_errnos) < 4096:
+                self.ppm_errnos[v] = text
+            return self._putb(text)
+        return self._putb(<bytes>hit)
+
+    cdef bytes _ppm_tag(self, fd):
+        """render.fd_tag: a socket's protocol letter only once it has a role."""
+        key = (fd.type, fd.l4proto, fd.is_server is None)
+        cdef PyObject *hit = PyDict_GetItem(self.ppm_tags, key)
+        if hit != NULL:
+            return <bytes>hit
+        tag = self.ppm_fd_tag(fd).encode()
+        self.ppm_tags[key] = tag
+        return tag
 
     cdef bytes _name(self, uint16_t evt):
         if evt < EVT_MAX:
@@ -795,6 +1232,8 @@ cdef class Renderer:
     cdef int _info(self, Rec *r) except -1:
         cdef _Param s
         cdef Py_ssize_t k, mark
+        if r.flags & RF_PPM and r.pn >= 0:
+            return self._ppm_info(r)
         specs = <object>PyList_GET_ITEM(self.params, r.evt) if r.evt < EVT_MAX else ()
         if specs is None or r.flags & RF_PPM:
             ev = self._event(r)
@@ -951,9 +1390,7 @@ cdef class Renderer:
 
     cdef int _seg_param(self, _Param s, Rec *r) except -1:
         cdef const uint8_t *p
-        cdef Py_ssize_t n, k, limit
-        cdef bint cut
-        cdef uint8_t c
+        cdef Py_ssize_t n, k
         if s.src == SRC_S0:
             p = r.s0
             n = r.l0
@@ -963,32 +1400,7 @@ cdef class Renderer:
         if s.kind == P_BUF:
             if n == 0:
                 return 0
-            if self.normal_buf:
-                limit = n
-                cut = not self.verbose and self.max_buf and n > self.max_buf
-                if cut:
-                    # sysdig's cut: max_buf characters in all, the last three of them "..."
-                    limit = self.max_buf - 3 if self.max_buf > 3 else self.max_buf
-                if self.pos + limit + 3 > self.cap:
-                    self._grow(limit + 3)
-                for k in range(limit):
-                    c = p[k]
-                    self.buf[self.pos + k] = c if 32 <= c < 127 else 46
-                self.pos += limit
-                if cut and self.max_buf > 3:
-                    self._put(b"...", 3)
-                return 0
-            if self.ascii_buf:
-                if self.pos + n + 1 > self.cap:
-                    self._grow(n + 1)
-                self.buf[self.pos] = 10
-                self.pos += 1
-                for k in range(n):
-                    c = p[k]
-                    self.buf[self.pos + k] = c if (32 <= c < 127 or c == 9 or c == 10) else 46
-                self.pos += n
-                return 0
-            return self._puts(self.render_buffer((<const char *>p)[:n], self.info_opts))
+            return self._put_buf(p, n)
         if s.kind == P_STR or s.kind == P_ARGV:
             while n > 0 and p[n - 1] == 0:
                 n -= 1
@@ -1007,6 +1419,38 @@ cdef class Renderer:
             self.pos += n
             return 0
         return self._put(<const char *>p, n)
+
+    cdef int _put_buf(self, const uint8_t *p, Py_ssize_t n) except -1:
+        """A buffer as render_buffer prints it (-A, -X, -x, -b, -s, -v)."""
+        cdef Py_ssize_t k, limit
+        cdef bint cut
+        cdef uint8_t c
+        if self.normal_buf:
+            limit = n
+            cut = not self.verbose and self.max_buf and n > self.max_buf
+            if cut:
+                # sysdig's cut: max_buf characters in all, the last three of them "..."
+                limit = self.max_buf - 3 if self.max_buf > 3 else self.max_buf
+            if self.pos + limit + 3 > self.cap:
+                self._grow(limit + 3)
+            for k in range(limit):
+                c = p[k]
+                self.buf[self.pos + k] = c if 32 <= c < 127 else 46
+            self.pos += limit
+            if cut and self.max_buf > 3:
+                self._put(b"...", 3)
+            return 0
+        if self.ascii_buf:
+            if self.pos + n + 1 > self.cap:
+                self._grow(n + 1)
+            self.buf[self.pos] = 10
+            self.pos += 1
+            for k in range(n):
+                c = p[k]
+                self.buf[self.pos + k] = c if (32 <= c < 127 or c == 9 or c == 10) else 46
+            self.pos += n
+            return 0
+        return self._puts(self.render_buffer((<const char *>p)[:n], self.info_opts))
 
     cdef int _py_param(self, _Param s, Rec *r) except -1:
         ev = self._event(r)

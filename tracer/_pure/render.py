@@ -9,7 +9,8 @@ from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..schema.record import OFF_EVT, OFF_FLAGS, RF_HIDDEN, RF_PPM, SEL_EXACT, SEL_FAST, SEL_MATCH, SEL_RUN, SEL_STATE
+from ..schema.events import SYSCALL_NR
+from ..schema.record import DIR_EXIT, OFF_EVT, RF_HIDDEN, SEL_EXACT, SEL_FAST, SEL_MATCH, SEL_RUN, SEL_STATE, syscall_evt
 
 if TYPE_CHECKING:
     from ..event import Event
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Renderer"]
 
 _U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
+_CLOSE_EXIT = syscall_evt(SYSCALL_NR["close"], DIR_EXIT)
 
 class Renderer:
     """Renders events for one Formatter into a byte buffer; ``take()`` hands the bytes over."""
@@ -39,7 +40,8 @@ class Renderer:
                        exact_only: bool) -> tuple[int, int]:
         """Render the events of ``sel`` (a scanner selection over ``batch``) from triple ``i`` on,
         while they are plain matches: no state change (SEL_MATCH, with SEL_EXACT when
-        ``exact_only``). ``shown`` masks the event ids that print. Returns (the next triple,
+        ``exact_only``), or fd events ``set_fast`` lets it apply. Records read from a .scap file
+        too: their Event follows libsinsp's rules. ``shown`` masks the event ids that print. Returns (the next triple,
         events rendered)."""
         from ..event import Event
 
@@ -48,8 +50,6 @@ class Renderer:
         n = len(sel)
         while i < n:
             why, off = sel[i + 2], sel[i + 1]
-            if _U32.unpack_from(batch, off + OFF_FLAGS)[0] & RF_PPM:
-                break  # read from a .scap file: the Event's way, where libsinsp's rules apply
             if why & SEL_STATE:
                 # An fd event the scanner leaves to its turn: applied here, then shown.
                 evt = _U16.unpack_from(batch, off + OFF_EVT)[0]
@@ -58,13 +58,18 @@ class Renderer:
                 why &= ~(SEL_STATE | SEL_FAST)
                 if why and why not in ok:
                     break
-                self._apply(batch, off)
                 if not why:
+                    self._apply(batch, off)
                     i += 3
                     continue
+                ev = Event(batch, off, num_base + sel[i], self.state)
+                if ev.ppm is not None and evt == _CLOSE_EXIT:
+                    _ = ev.fd  # a .scap close names the fd it closes: looked up first, as State.apply does
+                self._apply(batch, off)
             elif why not in ok:
                 break
-            ev = Event(batch, off, num_base + sel[i], self.state)
+            else:
+                ev = Event(batch, off, num_base + sel[i], self.state)
             i += 3
             if ev.evt >= len(shown) or not shown[ev.evt] or ev.flags & RF_HIDDEN:
                 continue

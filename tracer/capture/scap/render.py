@@ -11,12 +11,12 @@ from __future__ import annotations
 import ipaddress
 import signal
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from tracer.schema.flags import errno_name
 
 from .events import int_value
-from .table import PF, PPM_FLAGS, PT, SYSCALLS, PParam, ppm_event
+from .table import PF, PPM_FLAGS, PT, SYSCALLS, PEvent, PParam, ppm_event
 
 if TYPE_CHECKING:
     from tracer.event import Event, RenderOptions
@@ -232,3 +232,76 @@ def _fdlist(ev: Event, raw: bytes) -> str:
         out.append(f"{fd}:{f.typechar if f is not None else '?'}{fl & 0xFFFFFFFF:x}")
         pos += 10
     return " ".join(out)
+
+
+# --- plans for the C renderer (ext/render.pyx) --------------------------------------------------
+# How the C renderer prints one parameter; every other type goes through param_str with the Event.
+Q_PY: Final = 0  # param_str(ev, ...): needs the state beyond what the C renderer reads
+Q_INT: Final = 1  # _number
+Q_ERRNO: Final = 2  # n, or n(ENAME)
+Q_FD: Final = 3  # _fd
+Q_PID: Final = 4  # n(comm)
+Q_STR: Final = 5  # a charbuf up to its NUL
+Q_PATH: Final = 6  # an absolute path as is (a relative one: Q_PY's way)
+Q_BUF: Final = 7  # render_buffer
+Q_CACHED: Final = 8  # a pure function of the raw bytes: param_str(None, ...) once per value
+FD_USES: Final = 1
+FD_CREATES: Final = 2
+
+_PURE = frozenset({PT.SOCKADDR, PT.SOCKTUPLE, PT.SYSCALLID, PT.SIGTYPE, PT.RELTIME, PT.FLAGS8, PT.FLAGS16,
+                   PT.FLAGS32, PT.ENUMFLAGS8, PT.ENUMFLAGS16, PT.ENUMFLAGS32, PT.MODE, PT.SIGSET, PT.ABSTIME,
+                   PT.DYN, PT.BOOL})
+_CODES = {PT.ERRNO: Q_ERRNO, PT.FD: Q_FD, PT.FD32: Q_FD, PT.PID: Q_PID, PT.PID32: Q_PID, PT.CHARBUF: Q_STR,
+          PT.FSPATH: Q_PATH, PT.FSRELPATH: Q_PATH, PT.BYTEBUF: Q_BUF, PT.FDLIST: Q_PY, PT.UID: Q_PY,
+          PT.GID: Q_PY}
+
+ParamPlan = tuple[int, bytes, int, bool, int, int, PParam]
+EventPlan = tuple[tuple[ParamPlan, ...], bool, bool, int, int, int, int, int, bool, bool, PEvent]
+
+
+def _param_plan(p: PParam) -> ParamPlan:
+    """(code, b"name=", value size, signed, bits, print format, the parameter)."""
+    from .events import INT_FORMATS
+
+    fmt = INT_FORMATS.get(p.type)
+    size = struct.calcsize(fmt) if fmt else 0
+    signed = bool(fmt) and fmt[1].islower()
+    if p.type in _WIDTH:
+        code = Q_INT
+    elif p.type in _CODES:
+        code = _CODES[p.type]
+    else:
+        code = Q_CACHED  # the pure types, and those param_str prints as a constant
+    return code, f"{p.name}=".encode(), size, signed, _WIDTH.get(p.type, 64), int(p.fmt), p
+
+
+def c_plans() -> list[EventPlan | None]:
+    """Per PPM event type, what the C renderer needs to print its records as ppm_info,
+    state.ppm_fd_num, ppm_fd, ppm_fd_name and ppm_res do: (parameter plans; whether evt.info is
+    empty (a generic event); exit; fd rule; index of the last ``fd``, of the last ``fd2``, of the first
+    ``res``, of the first ``fd``; whether a failed exit names its fd from a path; connect; the
+    table row). None for a type the table does not know."""
+    from .table import PPM_EVENT_MAX
+
+    out: list[EventPlan | None] = []
+    for etype in range(PPM_EVENT_MAX):
+        info = ppm_event(etype)
+        if info is None:
+            out.append(None)
+            continue
+        names = [p.name for p in info.params]
+
+        def last(name: str, names: list[str] = names) -> int:
+            return max((i for i, n in enumerate(names) if n == name), default=-1)
+
+        def first(name: str, names: list[str] = names) -> int:
+            return names.index(name) if name in names else -1
+
+        rule = FD_USES if "uses_fd" in info.flags else FD_CREATES if "creates_fd" in info.flags else 0
+        is_exit = bool(etype & 1)
+        params = tuple(_param_plan(p) for p in info.params)
+        named = is_exit and "creates_fd" in info.flags and any(n in ("name", "path") for n in names)
+        out.append((params, info.name == "syscall", is_exit, rule, last("fd"), last("fd2"), first("res"),
+                    first("fd") if is_exit and "creates_fd" in info.flags else -1, named,
+                    is_exit and info.name == "connect", info))
+    return out
