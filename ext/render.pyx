@@ -291,6 +291,7 @@ cdef class Renderer:
     cdef uint16_t close_exit
     cdef object pre_fd  # a shown close's fd, looked up before the close applied (as State.apply does)
     cdef bint have_pre
+    cdef bint has_py  # a field of the format takes the Formatter's path
 
     def __init__(self, formatter, state):
         from tracer.event import Event, render_buffer, render_param
@@ -352,6 +353,7 @@ cdef class Renderer:
                  PT.FLAGS: P_CACHED, PT.ENUM: P_CACHED, PT.SIGNAL: P_CACHED32, PT.HEX: P_HEX,
                  PT.OCT: P_OCT, PT.PATH: P_PATH, PT.STR: P_STR, PT.ARGV: P_ARGV, PT.BUF: P_BUF}
         numeric = (P_RES, P_RESFD, P_DIRFD, P_INT32, P_INT64, P_UINT, P_ID32, P_CACHED, P_CACHED32, P_FD, P_HEX, P_OCT)
+        self.has_py = any((<_Piece>p).kind == K_PY for p in self.pieces)
         self._ppm_plans()
         from tracer.event import _INTERNAL_INFO, info_untyped
         self.params = []
@@ -658,6 +660,8 @@ cdef class Renderer:
         r.pn = -1
         if f.flags & RF_PPM:
             _annex(r, base + off, f.length, f.l0, f.l1)
+            if r.pn < 0:
+                r.flags &= ~(<uint32_t>RF_PPM)  # a damaged annex: the Event's rules are ktrace's own
         self.off = off
         self.ev = None
         self.have_latency = False
@@ -669,17 +673,16 @@ cdef class Renderer:
         libsinsp makes it), and, for a shown close about to be applied, its fd looked up first
         (State.apply's order)."""
         cdef object fd
-        if r.pn < 0:
+        if not r.flags & RF_PPM:
             return 0  # a damaged annex: Event.ppm is None, as is its rule
         if r.evt != EVT_PROCINFO and r.evt != EVT_CONTAINER and PyDict_GetItem(self.threads, r.tid) == NULL:
             self.ensure_thread(self.state, r.tid, r.pid)
         if shows and r.evt == self.close_exit:
             fd = self._ppm_fd(r)
-            if fd is not _PYTHON:
-                self.pre_fd = fd
-                self.have_pre = True
-            else:
-                _ = self._event(r).fd  # cached in the Event before the close
+            if fd is _PYTHON or self.has_py:
+                fd = self._event(r).fd  # cached in the Event before the close, for its fields too
+            self.pre_fd = fd
+            self.have_pre = True
         return 0
 
     def set_fast(self, apply, mask):
@@ -710,7 +713,18 @@ cdef class Renderer:
         r.l1 = PyBytes_GET_SIZE(s1)
         r.flags = ev.flags
         r.num = ev.num
-        r.pn = -1  # a .scap record made into an Event: its fields the Event's way
+        r.pn = -1
+        ppm = ev.ppm
+        if ppm is not None:
+            # Read from a .scap file: its parameters, from the Event's (which keeps them alive).
+            vals = ppm[1]
+            r.ptype = ppm[0]
+            r.pn = len(vals)
+            for k in range(min(r.pn, PMAX)):
+                r.pv[k] = <const uint8_t *>PyBytes_AS_STRING(vals[k])
+                r.pl[k] = PyBytes_GET_SIZE(vals[k])
+        else:
+            r.flags &= ~(<uint32_t>RF_PPM)
         self.threads = self.state.threads
         self.fds = self.state.fds
         self.ev = ev
@@ -831,7 +845,7 @@ cdef class Renderer:
             # An event read from a .scap file: its fields follow libsinsp's rules (tracer.event's
             # PpmRules), here for fd.*, evt.rawres and evt.info (_info); the others read the
             # record and the state as for any record.
-            if r.pn < 0 or kind == K_PY:
+            if kind == K_PY:
                 return self._py_field(p, r)
             if kind == K_FDNUM or kind == K_FDNAME or kind == K_FDTYPE:
                 return self._ppm_fd_field(p, kind, r)
@@ -932,6 +946,8 @@ cdef class Renderer:
         cdef _PpmEvt e
         if self.have_pre:
             return self.pre_fd
+        if self.ev is not None:
+            return self.ev.fd  # the Event's, looked up when the state saw it (State.apply)
         e = self._plan(r)
         if not self._ppm_fd_num(e, r, &n):
             return None
@@ -1232,7 +1248,7 @@ cdef class Renderer:
     cdef int _info(self, Rec *r) except -1:
         cdef _Param s
         cdef Py_ssize_t k, mark
-        if r.flags & RF_PPM and r.pn >= 0:
+        if r.flags & RF_PPM:
             return self._ppm_info(r)
         specs = <object>PyList_GET_ITEM(self.params, r.evt) if r.evt < EVT_MAX else ()
         if specs is None or r.flags & RF_PPM:
