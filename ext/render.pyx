@@ -115,6 +115,7 @@ cdef enum:
     FD_CREATES = 2
     PMAX = 40  # PPM parameters a record keeps pointers to (the table's events have at most 32)
     ANNEX_HEAD = 12  # u32 size, u16 type, u16 nparams, u8 bytes per length, 3 pad
+    BIG = 2  # an unsigned PPM number past int64's range
 
 
 cdef struct Rec:
@@ -894,63 +895,64 @@ cdef class Renderer:
             return None
         return <_PpmEvt>PyList_GET_ITEM(self.ppm, r.ptype)
 
-    cdef bint _ppm_res(self, _PpmEvt e, Rec *r, int64_t *v) noexcept:
-        """state.ppm_res: the res parameter, or the fd an fd-creating exit returns."""
-        cdef int k = e.res_idx if 0 <= e.res_idx < r.pn else e.resfd_idx if 0 <= e.resfd_idx < r.pn else -1
-        cdef _PpmParam q
-        if k < 0:
-            return False
-        q = <_PpmParam>PyTuple_GET_ITEM(e.params, k)
+    cdef int _ppm_value(self, _PpmEvt e, Rec *r, int k, int64_t *v) noexcept:
+        """Parameter k's number: 1, or BIG when it is an unsigned one past int64's range (v: its
+        bits)."""
+        cdef _PpmParam q = <_PpmParam>PyTuple_GET_ITEM(e.params, k)
         v[0] = _pint(r.pv[k], r.pl[k], q.size, q.sgn)
-        return True
+        return BIG if v[0] < 0 and not q.sgn else 1
 
-    cdef bint _ppm_fd_num(self, _PpmEvt e, Rec *r, int64_t *n) noexcept:
+    cdef int _ppm_res(self, _PpmEvt e, Rec *r, int64_t *v) noexcept:
+        """state.ppm_res: the res parameter, or the fd an fd-creating exit returns (0: none; 1,
+        or BIG: see _ppm_value)."""
+        cdef int k = e.res_idx if 0 <= e.res_idx < r.pn else e.resfd_idx if 0 <= e.resfd_idx < r.pn else -1
+        if k < 0:
+            return 0
+        return self._ppm_value(e, r, k, v)
+
+    cdef int _ppm_fd_num(self, _PpmEvt e, Rec *r, int64_t *n) noexcept:
         """state.ppm_fd_num: the fd parameter of an event that uses one (an exit keeps its
-        enter's), -1 on the enter of one that creates one, what its exit returned."""
-        cdef _PpmParam q
+        enter's), -1 on the enter of one that creates one, what its exit returned (0: none; 1,
+        or BIG: see _ppm_value)."""
         cdef uint8_t reg
-        cdef int k
-        cdef int64_t v
+        cdef int k, got
         if e is None:
-            return False
+            return 0
         if e.rule == FD_USES:
             if not e.exit and r.pn > 0 and len(e.params):
-                q = <_PpmParam>PyTuple_GET_ITEM(e.params, 0)
-                n[0] = _pint(r.pv[0], r.pl[0], q.size, q.sgn)
-                return True
+                return self._ppm_value(e, r, 0, n)
             if r.evt >= EVT_BASE_OTHER:
-                return False
+                return 0
             reg = (<const uint8_t *>PyBytes_AS_STRING(self.fd_regs))[r.evt]
             if reg == FD_NONE:
-                return False
+                return 0
             n[0] = r.ret if reg == FD_RET else <int32_t>r.args[reg]
-            return True
+            return 1
         if e.rule == FD_CREATES:
             if not e.exit:
                 n[0] = -1
-                return True
+                return 1
             k = e.fd_idx if 0 <= e.fd_idx < r.pn else e.fd2_idx if 0 <= e.fd2_idx < r.pn else -1
-            if k >= 0:
-                q = <_PpmParam>PyTuple_GET_ITEM(e.params, k)
-                v = _pint(r.pv[k], r.pl[k], q.size, q.sgn)
-            elif not self._ppm_res(e, r, &v):
-                return False
-            n[0] = -1 if v < 0 else v
-            return True
-        return False
+            got = self._ppm_value(e, r, k, n) if k >= 0 else self._ppm_res(e, r, n)
+            if got == 1 and n[0] < 0:
+                n[0] = -1
+            return got
+        return 0
 
     cdef object _ppm_fd(self, Rec *r):
         """state.ppm_fd: the Fd or None, or _PYTHON when only the Python rule knows it (what a
         failed open tried)."""
         cdef int64_t n
         cdef _PpmEvt e
+        cdef int got
         if self.have_pre:
             return self.pre_fd
         if self.ev is not None:
             return self.ev.fd  # the Event's, looked up when the state saw it (State.apply)
         e = self._plan(r)
-        if not self._ppm_fd_num(e, r, &n):
-            return None
+        got = self._ppm_fd_num(e, r, &n)
+        if got != 1:
+            return None  # none, or past any fd's number
         if n >= 0:
             return self._lookup_fd(r.pid, n)
         return _PYTHON if e.named else None
@@ -959,11 +961,12 @@ cdef class Renderer:
         cdef int64_t n, res
         cdef object fd
         cdef _PpmEvt e = self._plan(r)
-        if not self._ppm_fd_num(e, r, &n):
+        cdef int got = self._ppm_fd_num(e, r, &n)
+        if not got:
             return self._na()
         if kind == K_FDNUM:
-            return self._puti(n)
-        if kind == K_FDNAME and e.connect and r.pn > 1 and self._ppm_res(e, r, &res) and res < 0:
+            return self._putu(<uint64_t>n) if got == BIG else self._puti(n)
+        if kind == K_FDNAME and e.connect and r.pn > 1 and self._ppm_res(e, r, &res) == 1 and res < 0:
             return self._py_field(p, r)  # a failed connect: the address it tried
         fd = self._ppm_fd(r)
         if fd is _PYTHON:
@@ -979,9 +982,10 @@ cdef class Renderer:
     cdef int _ppm_rawres(self, Rec *r) except -1:
         cdef int64_t v
         cdef _PpmEvt e = self._plan(r)
-        if e is None or not self._ppm_res(e, r, &v):
+        cdef int got = self._ppm_res(e, r, &v) if e is not None else 0
+        if not got:
             return self._na()
-        return self._puti(v)
+        return self._putu(<uint64_t>v) if got == BIG else self._puti(v)
 
     cdef int _ppm_info(self, Rec *r) except -1:
         """render.ppm_info: name=value, or name=value(resolved), each followed by a space."""
