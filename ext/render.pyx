@@ -10,6 +10,11 @@ state's objects through the C API; text the state holds is encoded once and kept
 str object is the key). Any other field, and any parameter this module does not render itself
 (relative paths, socket addresses, thread values), goes through the Formatter's Python path for
 that field only, with an Event made on first need.
+
+Records read from a .scap file (RF_PPM) follow libsinsp's rules instead: evt.info walks their PPM
+parameters with per-type plans (tracer/capture/scap/render.py, ``c_plans``), and fd.num, fd.name,
+fd.type and evt.rawres read the parameters those rules name; a parameter type the plans leave to
+Python goes through ``param_str`` for that parameter only.
 """
 
 from cpython.array cimport array

@@ -31,7 +31,7 @@ from tracer.state.state import State
 from tracer.testing import Synth, fd_row, state_from, tables, thread_row, user_row
 
 _ROOT = Path(__file__).resolve().parents[2]
-# Every sample capture: ktrace's own, and sysdig's (whose events take the Event's way: libsinsp's rules).
+# Every sample capture: ktrace's own, and sysdig's (whose records print by libsinsp's rules).
 CAPTURES = sorted((_ROOT / "captures").glob("*.kcap")) + sorted((_ROOT / "captures" / "scap").glob("*.scap"))
 assert CAPTURES, "no sample captures found"
 MANY = ("%evt.num %evt.time %evt.cpu %proc.name %proc.pid %proc.exe %thread.tid %thread.vtid %fd.num "

@@ -9,8 +9,9 @@ from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..schema import record as R
 from ..schema.events import SYSCALL_NR
-from ..schema.record import DIR_EXIT, OFF_EVT, RF_HIDDEN, SEL_EXACT, SEL_FAST, SEL_MATCH, SEL_RUN, SEL_STATE, syscall_evt
+from ..schema.record import OFF_EVT, RF_HIDDEN, SEL_EXACT, SEL_FAST, SEL_MATCH, SEL_RUN, SEL_STATE
 
 if TYPE_CHECKING:
     from ..event import Event
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["Renderer"]
 
 _U16 = struct.Struct("<H")
-_CLOSE_EXIT = syscall_evt(SYSCALL_NR["close"], DIR_EXIT)
+_CLOSE_EXIT = R.syscall_evt(SYSCALL_NR["close"], R.DIR_EXIT)
 
 class Renderer:
     """Renders events for one Formatter into a byte buffer; ``take()`` hands the bytes over."""

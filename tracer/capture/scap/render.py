@@ -264,8 +264,8 @@ def _param_plan(p: PParam) -> ParamPlan:
     from .events import INT_FORMATS
 
     fmt = INT_FORMATS.get(p.type)
-    size = struct.calcsize(fmt) if fmt else 0
-    signed = bool(fmt) and fmt[1].islower()
+    size = struct.calcsize(fmt) if fmt is not None else 0
+    signed = fmt is not None and fmt[1].islower()
     if p.type in _WIDTH:
         code = Q_INT
     elif p.type in _CODES:
