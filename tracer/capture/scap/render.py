@@ -248,9 +248,12 @@ Q_CACHED: Final = 8  # a pure function of the raw bytes: param_str(None, ...) on
 FD_USES: Final = 1
 FD_CREATES: Final = 2
 
+# param_str reads nothing but the bytes for these (the last row: those it prints as "(n.a.)").
 _PURE = frozenset({PT.SOCKADDR, PT.SOCKTUPLE, PT.SYSCALLID, PT.SIGTYPE, PT.RELTIME, PT.FLAGS8, PT.FLAGS16,
                    PT.FLAGS32, PT.ENUMFLAGS8, PT.ENUMFLAGS16, PT.ENUMFLAGS32, PT.MODE, PT.SIGSET, PT.ABSTIME,
-                   PT.DYN, PT.BOOL})
+                   PT.DYN, PT.BOOL,
+                   PT.NONE, PT.PORT, PT.L4PROTO, PT.SOCKFAMILY, PT.IPV4ADDR, PT.DOUBLE, PT.CHARBUFARRAY,
+                   PT.CHARBUF_PAIR_ARRAY, PT.IPV4NET, PT.IPV6ADDR, PT.IPV6NET, PT.IPADDR, PT.IPNET})
 _CODES = {PT.ERRNO: Q_ERRNO, PT.FD: Q_FD, PT.FD32: Q_FD, PT.PID: Q_PID, PT.PID32: Q_PID, PT.CHARBUF: Q_STR,
           PT.FSPATH: Q_PATH, PT.FSRELPATH: Q_PATH, PT.BYTEBUF: Q_BUF, PT.FDLIST: Q_PY, PT.UID: Q_PY,
           PT.GID: Q_PY}
@@ -271,7 +274,7 @@ def _param_plan(p: PParam) -> ParamPlan:
     elif p.type in _CODES:
         code = _CODES[p.type]
     else:
-        code = Q_CACHED  # the pure types, and those param_str prints as a constant
+        code = Q_CACHED if p.type in _PURE else Q_PY
     return code, f"{p.name}=".encode(), size, signed, _WIDTH.get(p.type, 64), int(p.fmt), p
 
 
