@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import msgpack
 
+from . import engine as _engine
 from .engine import scan as _scan
 from .event import Event
 from .schema import record as R
@@ -31,7 +32,7 @@ from .schema.record import (
     SEL_RUN,
     SEL_STATE,
 )
-from .state.state import State
+from .state.state import RAW_EXITS, State
 from .state.tables import Thread
 
 # A consumer of runs of exact matches (Pipeline's ``on_records``): (batch, selection, first entry,
@@ -177,6 +178,10 @@ class Pipeline:
         self.latency = latency
         self.kept: tuple[int, int, int] = (0, 0, 0)  # records, first ts, last ts of feed()'s result
         self._described: dict[int, Thread] = {}  # tid -> the thread as last written (see _describe)
+        # The state changes that need nothing but the state (no enricher adding live facts after
+        # them, no filtered capture keeping them hidden) skip the per-event path.
+        self.lane = _engine.statelane.StateLane(state, Event, self.scanner.apply, _RAW_MASK) \
+            if enricher is None and not (predicate is not None and keep) else None
         # Printing: runs of matches that change no state and need no Python filter go from the
         # selection to rendered bytes in one call, without an Event each.
         self.renderer = renderer if renderer is not None and not latency and not keep \
@@ -223,6 +228,7 @@ class Pipeline:
         fast_apply = self.scanner.apply if self.scanner.fast_on else None
         renderer = self.renderer
         filtered = self.predicate is not None
+        lane = self.lane
         i, nsel = 0, len(sel)
         while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
@@ -248,6 +254,10 @@ class Pipeline:
                 self.matched += 1  # (False: the consumer wants this one as an Event)
             elif why == SEL_STATE | SEL_FAST:
                 self.scanner.apply(batch, off)  # an fd event whose turn came: no Event needed
+            elif why & SEL_STATE and not why & SEL_MATCH and lane is not None:
+                # State changes nothing can match: applied in one call, record by record.
+                i = lane.run(batch, sel, i, b.base + 1 + b.shift, b.early)
+                continue
             else:
                 self._take_event(b, sel, i)
             i += 3
@@ -427,4 +437,5 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _KEPT_UNFILTERED = frozenset({R.EVT_CONTAINER, R.EVT_CONNECTED, R.EVT_ACCEPTED})
 _FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONTAINER})
+_RAW_MASK = _mask(RAW_EXITS)
 

@@ -43,6 +43,8 @@ def _exit(name: str) -> int:
 
 _EXEC_ENTERS = frozenset(R.syscall_evt(_NR[n], R.DIR_ENTER) for n in ("execve", "execveat"))
 CLONE_ENTERS = frozenset(R.syscall_evt(_NR[n], R.DIR_ENTER) for n in ("clone", "clone3", "fork", "vfork"))
+# The exits State.apply_raw takes straight from their records (every syscall enter goes by enter_raw).
+RAW_EXITS = frozenset({_exit("prctl"), _exit("fcntl"), R.EVT_PROCEXIT})
 
 
 def _comm(ev: Event) -> str:
@@ -95,6 +97,9 @@ class State:
         # Called after a thread's name/container may have changed (the scanner's thread cache).
         self.on_thread_change: Callable[[int], None] | None = None
         self._handlers = self._build_handlers()
+        self._raw_handlers: dict[int, Callable[[int, int, int, tuple[int, ...], bytes], None]] = {
+            _exit("prctl"): self._prctl, _exit("fcntl"): self._fcntl, R.EVT_PROCEXIT: self._procexit}
+        assert set(self._raw_handlers) == RAW_EXITS
 
     # --- lookups -----------------------------------------------------------------------------
     def fd(self, pid: int, num: int) -> Fd | None:
@@ -121,11 +126,31 @@ class State:
     # --- events ------------------------------------------------------------------------------
     def note_enter(self, ev: Event) -> None:
         """Remember an enter event's time (evt.latency) and payload (for its exit)."""
-        self._enter_ts[ev.tid] = ev.ts
-        if ev.seg0 or ev.seg1:
-            self._pending[ev.tid] = (ev.evt, ev.seg0, ev.seg1)
-        if ev.evt in CLONE_ENTERS:
-            self._forking[ev.tid] = (ev.evt, ev.args)
+        self.enter_raw(ev.evt, ev.tid, ev.ts, ev.seg0, ev.seg1, ev.args)
+
+    def enter_raw(self, evt: int, tid: int, ts: int, seg0: bytes, seg1: bytes, args: tuple[int, ...]) -> None:
+        """note_enter straight from the record's values (the state lane: no Event)."""
+        self._enter_ts[tid] = ts
+        if seg0 or seg1:
+            self._pending[tid] = (evt, seg0, seg1)
+        if evt in CLONE_ENTERS:
+            self._forking[tid] = (evt, args)
+
+    def apply_raw(self, evt: int, tid: int, pid: int, ts: int, ret: int, args: tuple[int, ...], seg0: bytes,
+                  seg1: bytes) -> int:
+        """``apply`` straight from a record's values (the state lane: no Event), for a syscall
+        enter or an exit of RAW_EXITS, not read from a .scap file. Returns its evt.latency."""
+        self.version += 1
+        if evt < R.EVT_BASE_OTHER and not evt & 1:
+            self.enter_raw(evt, tid, ts, seg0, seg1, args)
+            return 0
+        latency = 0
+        if evt < R.EVT_BASE_OTHER:
+            ts0 = self._enter_ts.pop(tid, 0)
+            if ts0:
+                latency = ts - ts0
+        self._raw_handlers[evt](tid, pid, ret, args, seg0)
+        return latency
 
     def apply(self, ev: Event) -> None:
         self.version += 1
@@ -556,13 +581,16 @@ class State:
             self.dup_raw(ev.pid, s32(ev.args[0]), ev.ret, cloexec)
 
     def _on_fcntl(self, ev: Event) -> None:
-        cmd = ev.args[1] & 0xFFFFFFFF
-        if ev.ret >= 0 and cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC
-            self.dup_raw(ev.pid, s32(ev.args[0]), ev.ret, cmd == 1030)
-        elif ev.ret == 0 and cmd == 2:  # F_SETFD
-            fd = self.fd(ev.pid, s32(ev.args[0]))
+        self._fcntl(ev.tid, ev.pid, ev.ret, ev.args, ev.seg0)
+
+    def _fcntl(self, tid: int, pid: int, ret: int, args: tuple[int, ...], seg0: bytes) -> None:
+        cmd = args[1] & 0xFFFFFFFF
+        if ret >= 0 and cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC
+            self.dup_raw(pid, s32(args[0]), ret, cmd == 1030)
+        elif ret == 0 and cmd == 2:  # F_SETFD
+            fd = self.fd(pid, s32(args[0]))
             if fd is not None:
-                fd.flags = (fd.flags & ~O_CLOEXEC) | (O_CLOEXEC if ev.args[2] & 1 else 0)
+                fd.flags = (fd.flags & ~O_CLOEXEC) | (O_CLOEXEC if args[2] & 1 else 0)
 
     def _on_pipe(self, ev: Event) -> None:
         if ev.ret != 0 or len(ev.seg0) < 8:
@@ -618,14 +646,20 @@ class State:
             self.thread(ev.tid, ev.pid).gid = gid
 
     def _on_prctl(self, ev: Event) -> None:
-        if ev.args[0] == PR_SET_NAME and ev.ret == 0:
-            comm = _comm(ev)
+        self._prctl(ev.tid, ev.pid, ev.ret, ev.args, ev.seg0)
+
+    def _prctl(self, tid: int, pid: int, ret: int, args: tuple[int, ...], seg0: bytes) -> None:
+        if args[0] == PR_SET_NAME and ret == 0:
+            comm = seg0.split(b"\0", 1)[0].decode(errors="replace")  # the comm the probe read at the exit
             if comm:
-                self.thread(ev.tid, ev.pid).comm = comm
-                self._changed(ev.tid)
+                self.thread(tid, pid).comm = comm
+                self._changed(tid)
 
     def _on_procexit(self, ev: Event) -> None:
-        self._reap.append(ev.tid)
+        self._procexit(ev.tid, ev.pid, ev.ret, ev.args, ev.seg0)
+
+    def _procexit(self, tid: int, pid: int, ret: int, args: tuple[int, ...], seg0: bytes) -> None:
+        self._reap.append(tid)
 
     def _on_threadinfo(self, ev: Event) -> None:
         d = msgpack.unpackb(ev.seg0)
