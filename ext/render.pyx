@@ -165,6 +165,8 @@ cdef class Renderer:
     cdef dict threads  # the state's tables, read once per call (State keeps these dicts in place)
     cdef dict fds
     cdef bytes fast_mask
+    cdef object lane  # applies the other state events (set_lane), or None: they stop render_records
+    cdef bytes followers
     cdef public uint64_t stop_at  # CLOCK_MONOTONIC ns after which events are counted, not rendered
     cdef public uint64_t skipped  # events not rendered because of stop_at
     cdef uint32_t tick
@@ -180,6 +182,8 @@ cdef class Renderer:
         self.state = state
         self.fast_apply = None
         self.fast_mask = b""
+        self.lane = None
+        self.followers = b""
         self.opts = formatter.opts
         self.json = formatter.json_out
         self.info_space = formatter._info_space
@@ -401,8 +405,8 @@ cdef class Renderer:
     def render_records(self, bytes batch not None, sel, Py_ssize_t i, uint64_t num_base, bytes shown not None,
                        bint exact_only):
         """Render the events of ``sel`` (a scanner selection over ``batch``) from triple ``i``
-        on, while they are plain matches (SEL_MATCH, with SEL_EXACT when ``exact_only``) or fd
-        events ``set_fast`` lets it apply. ``shown`` masks the event ids that print. Returns
+        on, while they are plain matches (SEL_MATCH, with SEL_EXACT when ``exact_only``) or state
+        events ``set_fast`` or ``set_lane`` lets it apply. ``shown`` masks the event ids that print. Returns
         (the next triple, events rendered)."""
         cdef const uint8_t *base = <const uint8_t *>PyBytes_AS_STRING(batch)
         cdef array sarr = sel
@@ -431,17 +435,29 @@ cdef class Renderer:
             memcpy(&f, base + off, sizeof(rec_fixed))
             if f.flags & RF_PPM:
                 break  # read from a .scap file: the Event's way, where libsinsp's rules apply
+            ev = None
             if why & SEL_STATE:
-                # An fd event the scanner leaves to its turn (close, the opens): applied here,
-                # without an Event, then shown like any other.
-                if self.fast_apply is None or why & SEL_RUN:
+                if why & SEL_RUN:
                     break
-                if f.evt >= nfast or not fast[f.evt]:
+                if self.fast_apply is not None and f.evt < nfast and fast[f.evt]:
+                    # An fd event the scanner leaves to its turn (close, the opens): applied
+                    # here, without an Event, then shown like any other.
+                    why &= ~(<uint64_t>(SEL_STATE | SEL_FAST))
+                    if why and why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
+                        break
+                    self.fast_apply(batch, off)
+                elif self.lane is not None and not why & SEL_FAST:
+                    # Any other state event, applied by the state lane (an Event only where the
+                    # state needs one), unless live mode's facts about it follow: those are
+                    # applied before it shows, in Python.
+                    why &= ~(<uint64_t>SEL_STATE)
+                    if why and why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
+                        break
+                    if self._followed(base, PyBytes_GET_SIZE(batch), off, &f):
+                        break
+                    ev = self.lane.apply(batch, off, num_base + s[i])
+                else:
                     break
-                why &= ~(<uint64_t>(SEL_STATE | SEL_FAST))
-                if why and why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
-                    break
-                self.fast_apply(batch, off)
                 if not why:
                     i += 3
                     continue
@@ -466,7 +482,7 @@ cdef class Renderer:
             r.flags = f.flags
             r.num = num_base + s[i - 3]
             self.off = off
-            self.ev = None
+            self.ev = ev
             self.have_latency = False
             self._render(&r)
             done += 1
@@ -479,6 +495,22 @@ cdef class Renderer:
         with ``apply(batch, off)`` (the scanner's ``apply``), instead of stopping at them."""
         self.fast_apply = apply
         self.fast_mask = bytes(mask) if apply is not None else b""
+
+    def set_lane(self, lane, followers):
+        """Let ``render_records`` apply the other state events with ``lane.apply(batch, off, num)``
+        (a StateLane), but those followed by a record of ``followers`` (event id -> non-zero) about
+        the same thread."""
+        self.lane = lane
+        self.followers = bytes(followers) if lane is not None else b""
+
+    cdef bint _followed(self, const uint8_t *base, Py_ssize_t size, Py_ssize_t off, rec_fixed *f):
+        cdef rec_head h
+        cdef Py_ssize_t nxt = off + f.length
+        if nxt + REC_HEAD > size:
+            return False
+        memcpy(&h, base + nxt, sizeof(rec_head))
+        return h.tid == f.tid and h.evt < PyBytes_GET_SIZE(self.followers) \
+            and (<const uint8_t *>PyBytes_AS_STRING(self.followers))[h.evt] != 0
 
     def render_event(self, ev):
         """Render one Event (one the pipeline made anyway: a state change, or one the Python

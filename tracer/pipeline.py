@@ -52,6 +52,8 @@ class SpanRenderer(Protocol):
 
     def set_fast(self, apply: Callable[[bytes, int], None] | None, mask: bytes) -> None: ...
 
+    def set_lane(self, lane: Any, followers: bytes) -> None: ...
+
 
 class Enricher(Protocol):
     """Live-only: records to insert after an event (already applied to the state)."""
@@ -189,8 +191,10 @@ class Pipeline:
         self._shown = bytes(show_internal or e not in INTERNAL_EVENTS or e in admit_internal
                             for e in range(R.EVT_MAX))
         if self.renderer is not None:
-            # The fd events the scanner leaves to their turn are applied by the renderer too.
+            # The fd events the scanner leaves to their turn are applied by the renderer too, and
+            # the other state events by the lane.
             self.renderer.set_fast(self.scanner.apply if self.scanner.fast_on else None, FAST_MASK)
+            self.renderer.set_lane(self.lane, _FOLLOWERS_MASK)
 
     def _thread_changed(self, tid: int) -> None:
         self.scanner.reset_tids()
@@ -233,9 +237,11 @@ class Pipeline:
         while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
             if renderer is not None and not why & SEL_RUN and (why & SEL_STATE or why == SEL_MATCH | SEL_EXACT
-                                                               or (why == SEL_MATCH and not filtered)):
-                # A run of plain matches and fd events, printed in one call: resume after it (it
-                # stops at once at a record it leaves to Python).
+                                                               or (why == SEL_MATCH and not filtered)) \
+                    and i not in b.early:
+                # A run of plain matches and state events, printed in one call: resume after it
+                # (it stops at once at a record it leaves to Python). Records applied ahead of
+                # their turn (b.early) are Python's: they follow one it took.
                 j, k = renderer.render_records(batch, sel, i, b.base + 1 + b.shift, self._shown, filtered)
                 if j != i:
                     self.matched += k
@@ -438,4 +444,5 @@ _U64 = struct.Struct("<Q")
 _KEPT_UNFILTERED = frozenset({R.EVT_CONTAINER, R.EVT_CONNECTED, R.EVT_ACCEPTED})
 _FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONTAINER})
 _RAW_MASK = _mask(RAW_EXITS)
+_FOLLOWERS_MASK = _mask(_FOLLOWERS)
 

@@ -33,6 +33,8 @@ EINPROGRESS = 115
 PR_SET_NAME = 15
 USER_HZ = 100
 
+_THREAD_FIELDS = frozenset(Thread.FIELDS)  # what a thread info record may set
+_FD_FIELDS = frozenset(Fd.FIELDS)
 _SOCK_TYPES = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
 _FAMILIES = {2: "ipv4", 10: "ipv6", 1: "unix", 16: "netlink"}
 
@@ -668,7 +670,7 @@ class State:
         for k, v in d.items():
             if k == "start_ts" and t.start_ts:
                 continue  # its clone's return, as libsinsp's clone_ts: finer than /proc's clock ticks
-            if k in Thread.FIELDS:
+            if k in _THREAD_FIELDS:
                 setattr(t, k, v)
         parent = self.threads.get(t.ptid) if bare and t.tid == t.pid else None
         if parent is not None and parent is not t:
@@ -687,7 +689,7 @@ class State:
             fd = Fd(d["num"])
             self._add_fd(ev.pid, fd)
         for k, v in d.items():
-            if k in Fd.FIELDS:
+            if k in _FD_FIELDS:
                 setattr(fd, k, v)
 
     def _on_container(self, ev: Event) -> None:
