@@ -55,8 +55,10 @@ def _both(cap: str, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> None:
 @pytest.mark.parametrize("cap", SAMPLES, ids=lambda p: Path(p).name)
 @pytest.mark.parametrize("mode", ["lines", "format", "json", "quiet", "filtered"])
 def test_lane_equals_the_event_path_on_the_samples(cap: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    kw: dict[str, Any] = {"lines": {}, "format": {"fmt": FMT}, "json": {"json_out": True}, "quiet": {"quiet": True},
-                          "filtered": {"filter_text": "evt.type in (execve, clone, prctl, fcntl, procexit)"}}[mode]
+    modes: dict[str, dict[str, Any]] = {
+        "lines": {}, "format": {"fmt": FMT}, "json": {"json_out": True}, "quiet": {"quiet": True},
+        "filtered": {"filter_text": "evt.type in (execve, clone, prctl, fcntl, procexit)"}}
+    kw = modes[mode]
     _both(cap, monkeypatch, **kw)
 
 

@@ -116,8 +116,8 @@ class Renderer:
         nxt = off + _U32.unpack_from(batch, off + OFF_LEN)[0]
         if nxt + REC_HEAD > len(batch):
             return False
-        evt = _U16.unpack_from(batch, nxt + OFF_EVT)[0]
-        same = _U32.unpack_from(batch, nxt + OFF_TID)[0] == _U32.unpack_from(batch, off + OFF_TID)[0]
+        evt: int = _U16.unpack_from(batch, nxt + OFF_EVT)[0]
+        same: bool = _U32.unpack_from(batch, nxt + OFF_TID)[0] == _U32.unpack_from(batch, off + OFF_TID)[0]
         return same and evt < len(self._followers) and self._followers[evt] != 0
 
     def render_event(self, ev: Event) -> None:
