@@ -77,6 +77,7 @@ cdef enum:
     P_HEX  # F"{v:X}", 0 for 0
     P_OCT  # f"0{v:o}", 0 for 0
     P_SEGNUM  # a number read from a segment's first 8 bytes (hex, octal or decimal: Param.base)
+    P_STATE  # a thread attribute (src "thread.<attr>"): a list joined by dots, None empty, else str()
 
 cdef enum:
     SRC_RET = 6
@@ -113,6 +114,7 @@ cdef class _Param:
     cdef int base  # P_SEGNUM: 16, 8 or 10
     cdef int src
     cdef bytes prefix  # b"name=", or b"" for types that name their own parts
+    cdef str attr  # P_STATE: the Thread attribute
     cdef object param
     cdef dict cache
 
@@ -162,7 +164,7 @@ cdef class Renderer:
     cdef Py_ssize_t max_buf
     cdef bint verbose
     cdef object fast_apply
-    cdef dict threads  # the state's tables, read once per call (State keeps these dicts in place)
+    cdef object threads  # the state's tables (a dict subclass: read with PyDict_GetItem), read once per call
     cdef dict fds
     cdef bytes fast_mask
     cdef object lane  # applies the other state events (set_lane), or None: they stop render_records
@@ -261,6 +263,9 @@ cdef class Renderer:
                 elif s.src == SRC_OTHER or (s.kind in numeric and s.src >= SRC_S0) \
                         or (s.kind in (P_PATH, P_STR, P_ARGV, P_BUF) and s.src < SRC_S0):
                     s.kind = P_PY
+                if p.type is PT.STATE and src.startswith("thread."):
+                    s.kind = P_STATE
+                    s.attr = src[7:]
                 s.prefix = b"" if p.type in (PT.FDPAIR, PT.OPENHOW) else (p.name + "=").encode()
                 s.cache = {}
                 specs.append(s)
@@ -887,6 +892,8 @@ cdef class Renderer:
         cdef uint64_t raw
         if kind == P_PY:
             return self._py_param(s, r)
+        if kind == P_STATE:
+            return self._state_param(s, r)
         if kind == P_SEGNUM:
             return self._seg_number(s, r)
         if kind >= P_PATH and kind <= P_BUF:
@@ -1039,6 +1046,20 @@ cdef class Renderer:
             self.pos += n
             return 0
         return self._put(<const char *>p, n)
+
+    cdef int _state_param(self, _Param s, Rec *r) except -1:
+        """Event.render_param of a thread attribute, as Event.raw reads it."""
+        t = self._thread(r)
+        if t is None:
+            return 0
+        v = getattr(t, s.attr, None)
+        if v is None:
+            return 0
+        if type(v) is str:
+            return self._puts(v)
+        if type(v) is list:
+            return self._puts(".".join(v))
+        return self._puts(str(v))
 
     cdef int _py_param(self, _Param s, Rec *r) except -1:
         ev = self._event(r)

@@ -115,7 +115,7 @@ def test_lane_equals_the_event_path_on_random_streams(tmp_path: Path, seed: int,
 
 
 def test_the_lane_makes_no_event_for_enters_and_raw_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the lane, enters, prctl, fcntl and process exits become no Event (so the comparisons
+    """With the lane, enters, clones, prctl, fcntl, thread infos and process exits become no Event (so the comparisons
     above compare two paths, not one twice); without it, every state event does."""
     cap = _forky(tmp_path / "f.kcap", 7)
     made: list[int] = []
@@ -134,4 +134,5 @@ def test_the_lane_makes_no_event_for_enters_and_raw_exits(tmp_path: Path, monkey
     made.clear()
     monkeypatch.setattr(pipeline_mod, "_engine", NO_LANE)
     _run(cap, quiet=True)
-    assert set(made) >= RAW_EXITS
+    assert set(made) >= {R.syscall_evt(SYSCALL_NR[n], R.DIR_EXIT) for n in ("prctl", "fcntl", "clone")} \
+        | {R.EVT_PROCEXIT, R.EVT_THREADINFO}
