@@ -18,6 +18,8 @@ class Renderer:
         """Render the plain matches of ``sel`` from triple ``i`` on; (the next triple, events rendered)."""
     def set_fast(self, apply: Callable[[bytes, int], None] | None, mask: bytes) -> None:
         """Let ``render_records`` apply the fd events of ``mask`` itself with ``apply(batch, off)``."""
+    def set_lane(self, lane: Any, followers: bytes) -> None:
+        """Let ``render_records`` apply the other state events with ``lane.apply(batch, off, num)``."""
     def render_event(self, ev: Any) -> None:
         """Render one Event."""
     def take(self) -> bytes:

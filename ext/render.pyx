@@ -85,6 +85,7 @@ cdef enum:
     P_HEX  # F"{v:X}", 0 for 0
     P_OCT  # f"0{v:o}", 0 for 0
     P_SEGNUM  # a number read from a segment's first 8 bytes (hex, octal or decimal: Param.base)
+    P_STATE  # a thread attribute (src "thread.<attr>"): a list joined by dots, None empty, else str()
 
 cdef enum:
     SRC_RET = 6
@@ -232,6 +233,7 @@ cdef class _Param:
     cdef int base  # P_SEGNUM: 16, 8 or 10
     cdef int src
     cdef bytes prefix  # b"name=", or b"" for types that name their own parts
+    cdef str attr  # P_STATE: the Thread attribute
     cdef object param
     cdef dict cache
 
@@ -281,9 +283,11 @@ cdef class Renderer:
     cdef Py_ssize_t max_buf
     cdef bint verbose
     cdef object fast_apply
-    cdef dict threads  # the state's tables, read once per call (State keeps these dicts in place)
+    cdef object threads  # the state's tables (a dict subclass: read with PyDict_GetItem), read once per call
     cdef dict fds
     cdef bytes fast_mask
+    cdef object lane  # applies the other state events (set_lane), or None: they stop render_records
+    cdef bytes followers
     cdef public uint64_t stop_at  # CLOCK_MONOTONIC ns after which events are counted, not rendered
     cdef public uint64_t skipped  # events not rendered because of stop_at
     cdef uint32_t tick
@@ -310,6 +314,8 @@ cdef class Renderer:
         self.state = state
         self.fast_apply = None
         self.fast_mask = b""
+        self.lane = None
+        self.followers = b""
         self.opts = formatter.opts
         self.json = formatter.json_out
         self.info_space = formatter._info_space
@@ -389,6 +395,9 @@ cdef class Renderer:
                 elif s.src == SRC_OTHER or (s.kind in numeric and s.src >= SRC_S0) \
                         or (s.kind in (P_PATH, P_STR, P_ARGV, P_BUF) and s.src < SRC_S0):
                     s.kind = P_PY
+                if p.type is PT.STATE and src.startswith("thread."):
+                    s.kind = P_STATE
+                    s.attr = src[7:]
                 s.prefix = b"" if p.type in (PT.FDPAIR, PT.OPENHOW) else (p.name + "=").encode()
                 s.cache = {}
                 specs.append(s)
@@ -577,8 +586,8 @@ cdef class Renderer:
     def render_records(self, bytes batch not None, sel, Py_ssize_t i, uint64_t num_base, bytes shown not None,
                        bint exact_only):
         """Render the events of ``sel`` (a scanner selection over ``batch``) from triple ``i``
-        on, while they are plain matches (SEL_MATCH, with SEL_EXACT when ``exact_only``) or fd
-        events ``set_fast`` lets it apply. ``shown`` masks the event ids that print. Returns
+        on, while they are plain matches (SEL_MATCH, with SEL_EXACT when ``exact_only``) or state
+        events ``set_fast`` or ``set_lane`` lets it apply. ``shown`` masks the event ids that print. Returns
         (the next triple, events rendered)."""
         cdef const uint8_t *base = <const uint8_t *>PyBytes_AS_STRING(batch)
         cdef array sarr = sel
@@ -607,34 +616,47 @@ cdef class Renderer:
             off = <Py_ssize_t>s[i + 1]
             memcpy(&f, base + off, sizeof(rec_fixed))
             ppm = f.flags & RF_PPM
+            shows = f.evt < nshow and show[f.evt] and not f.flags & RF_HIDDEN
             if why & SEL_STATE:
-                # An fd event the scanner leaves to its turn (close, the opens): applied here,
-                # without an Event, then shown like any other.
-                if self.fast_apply is None or why & SEL_RUN:
+                if why & SEL_RUN:
                     break
-                if f.evt >= nfast or not fast[f.evt]:
-                    break
-                why &= ~(<uint64_t>(SEL_STATE | SEL_FAST))
-                if why and why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
+                if self.fast_apply is not None and f.evt < nfast and fast[f.evt]:
+                    # An fd event the scanner leaves to its turn (close, the opens): applied
+                    # here, without an Event, then shown like any other (a .scap one: first what
+                    # making its Event would do, see _ppm_take).
+                    why &= ~(<uint64_t>(SEL_STATE | SEL_FAST))
+                    if why and why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
+                        break
+                    if why:
+                        self._fill(&r, &f, base, off, num_base + s[i])
+                        if ppm:
+                            self._ppm_take(&r, shows)
+                    self.fast_apply(batch, off)
+                elif self.lane is not None and not why & SEL_FAST:
+                    # Any other state event, applied by the state lane (an Event only where the
+                    # state needs one, a .scap record's always), unless live mode's facts about
+                    # it follow: those are applied before it shows, in Python.
+                    why &= ~(<uint64_t>SEL_STATE)
+                    if why and why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
+                        break
+                    if self._followed(base, PyBytes_GET_SIZE(batch), off, &f):
+                        break
+                    ev = self.lane.apply(batch, off, num_base + s[i])
+                    if why:
+                        self._fill(&r, &f, base, off, num_base + s[i])
+                        self.ev = ev
+                else:
                     break
                 if not why:
-                    self.fast_apply(batch, off)
                     i += 3
                     continue
-                shows = f.evt < nshow and show[f.evt] and not f.flags & RF_HIDDEN
-                self._fill(&r, &f, base, off, num_base + s[i])
-                if ppm:
-                    self._ppm_take(&r, shows)
-                self.fast_apply(batch, off)
             elif why != want and not (not exact_only and why == (SEL_MATCH | SEL_EXACT)):
                 break
-            else:
-                shows = f.evt < nshow and show[f.evt] and not f.flags & RF_HIDDEN
-                if ppm:
-                    self._fill(&r, &f, base, off, num_base + s[i])
-                    self._ppm_take(&r, False)
-                elif shows:
-                    self._fill(&r, &f, base, off, num_base + s[i])
+            elif ppm:
+                self._fill(&r, &f, base, off, num_base + s[i])
+                self._ppm_take(&r, False)
+            elif shows:
+                self._fill(&r, &f, base, off, num_base + s[i])
             i += 3
             if shows:
                 self._render(&r)
@@ -696,6 +718,22 @@ cdef class Renderer:
         with ``apply(batch, off)`` (the scanner's ``apply``), instead of stopping at them."""
         self.fast_apply = apply
         self.fast_mask = bytes(mask) if apply is not None else b""
+
+    def set_lane(self, lane, followers):
+        """Let ``render_records`` apply the other state events with ``lane.apply(batch, off, num)``
+        (a StateLane), but those followed by a record of ``followers`` (event id -> non-zero) about
+        the same thread."""
+        self.lane = lane
+        self.followers = bytes(followers) if lane is not None else b""
+
+    cdef bint _followed(self, const uint8_t *base, Py_ssize_t size, Py_ssize_t off, rec_fixed *f):
+        cdef rec_head h
+        cdef Py_ssize_t nxt = off + f.length
+        if nxt + REC_HEAD > size:
+            return False
+        memcpy(&h, base + nxt, sizeof(rec_head))
+        return h.tid == f.tid and h.evt < PyBytes_GET_SIZE(self.followers) \
+            and (<const uint8_t *>PyBytes_AS_STRING(self.followers))[h.evt] != 0
 
     def render_event(self, ev):
         """Render one Event (one the pipeline made anyway: a state change, or one the Python
@@ -1319,6 +1357,8 @@ cdef class Renderer:
         cdef uint64_t raw
         if kind == P_PY:
             return self._py_param(s, r)
+        if kind == P_STATE:
+            return self._state_param(s, r)
         if kind == P_SEGNUM:
             return self._seg_number(s, r)
         if kind >= P_PATH and kind <= P_BUF:
@@ -1476,6 +1516,20 @@ cdef class Renderer:
             self.pos += n
             return 0
         return self._puts(self.render_buffer((<const char *>p)[:n], self.info_opts))
+
+    cdef int _state_param(self, _Param s, Rec *r) except -1:
+        """Event.render_param of a thread attribute, as Event.raw reads it."""
+        t = self._thread(r)
+        if t is None:
+            return 0
+        v = getattr(t, s.attr, None)
+        if v is None:
+            return 0
+        if type(v) is str:
+            return self._puts(v)
+        if type(v) is list:
+            return self._puts(".".join(v))
+        return self._puts(str(v))
 
     cdef int _py_param(self, _Param s, Rec *r) except -1:
         ev = self._event(r)

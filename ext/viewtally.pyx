@@ -9,6 +9,8 @@ Twin: tracer/_pure/viewtally.py (same names, signatures, results).
 """
 
 from cpython cimport array
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -54,6 +56,12 @@ RET_AVG = 3
 RET_MAX = 4
 MAX_PLANS = 65536
 
+
+
+cdef inline object _get(object table, object key):
+    """table.get(key) for a dict or a subclass of one (the state's ThreadTable)."""
+    cdef PyObject *v = PyDict_GetItem(table, key)
+    return <object>v if v != NULL else None
 
 @cython.final
 cdef class ViewPlan:
@@ -106,7 +114,7 @@ cdef class ViewCounter:
     cdef object state
     cdef object make_plan
     cdef object on_slice
-    cdef dict threads
+    cdef object threads  # a dict subclass (ThreadTable): read with PyDict_GetItem
     cdef dict fds
     cdef dict enter_ts
     cdef bytes regs
@@ -284,7 +292,7 @@ cdef class ViewCounter:
                          int64_t ret):
         """The plan of a record: kept by (event, return class, thread, fd) for as long as they are
         the same objects, made when missing."""
-        thread = self.threads.get(tid)
+        thread = _get(self.threads, tid)
         fd = None
         if num >= 0:
             table = self.fds.get(pid)

@@ -14,14 +14,15 @@ from .errors import EngineError
 PURE = os.environ.get("KTRACE_PUREPYTHON") == "1"
 
 if PURE:
-    from ._pure import iotally, proctally, render, ring, scan, scap, scapwrite, tally, viewtally
+    from ._pure import iotally, proctally, render, ring, scan, scap, scapwrite, statelane, tally, viewtally
 else:
     try:
-        from ._ext import iotally, proctally, render, ring, scan, scap, scapwrite, tally, viewtally  # type: ignore[no-redef,unused-ignore]
+        from ._ext import iotally, proctally, render, ring, scan, scap, scapwrite, statelane, tally, viewtally  # type: ignore[no-redef,unused-ignore]
     except ImportError as e:
         raise EngineError(
             f"the Cython engine is not built ({e}): build it (`pip install -e .`, or "
             "`python setup.py build_ext --inplace` in a checkout), or set KTRACE_PUREPYTHON=1 for the "
             "pure-Python engine") from e
 
-__all__ = ["PURE", "iotally", "proctally", "render", "ring", "scan", "scap", "scapwrite", "tally", "viewtally"]
+__all__ = ["PURE", "iotally", "proctally", "render", "ring", "scan", "scap", "scapwrite", "statelane", "tally",
+           "viewtally"]

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import msgpack
 
+from . import engine as _engine
 from .engine import scan as _scan
 from .event import Event
 from .schema import record as R
@@ -31,7 +32,7 @@ from .schema.record import (
     SEL_RUN,
     SEL_STATE,
 )
-from .state.state import State
+from .state.state import RAW_EXITS, State
 from .state.tables import Thread
 
 # A consumer of runs of exact matches (Pipeline's ``on_records``): (batch, selection, first entry,
@@ -50,6 +51,8 @@ class SpanRenderer(Protocol):
                        exact_only: bool) -> tuple[int, int]: ...
 
     def set_fast(self, apply: Callable[[bytes, int], None] | None, mask: bytes) -> None: ...
+
+    def set_lane(self, lane: Any, followers: bytes) -> None: ...
 
 
 class Enricher(Protocol):
@@ -177,6 +180,10 @@ class Pipeline:
         self.latency = latency
         self.kept: tuple[int, int, int] = (0, 0, 0)  # records, first ts, last ts of feed()'s result
         self._described: dict[int, Thread] = {}  # tid -> the thread as last written (see _describe)
+        # The state changes that need nothing but the state (no enricher adding live facts after
+        # them, no filtered capture keeping them hidden) skip the per-event path.
+        self.lane = _engine.statelane.StateLane(state, Event, self.scanner.apply, _RAW_MASK) \
+            if enricher is None and not (predicate is not None and keep) else None
         # Printing: runs of matches that change no state and need no Python filter go from the
         # selection to rendered bytes in one call, without an Event each.
         self.renderer = renderer if renderer is not None and not latency and not keep \
@@ -184,8 +191,10 @@ class Pipeline:
         self._shown = bytes(show_internal or e not in INTERNAL_EVENTS or e in admit_internal
                             for e in range(R.EVT_MAX))
         if self.renderer is not None:
-            # The fd events the scanner leaves to their turn are applied by the renderer too.
+            # The fd events the scanner leaves to their turn are applied by the renderer too, and
+            # the other state events by the lane.
             self.renderer.set_fast(self.scanner.apply if self.scanner.fast_on else None, FAST_MASK)
+            self.renderer.set_lane(self.lane, _FOLLOWERS_MASK)
 
     def _thread_changed(self, tid: int) -> None:
         self.scanner.reset_tids()
@@ -223,13 +232,16 @@ class Pipeline:
         fast_apply = self.scanner.apply if self.scanner.fast_on else None
         renderer = self.renderer
         filtered = self.predicate is not None
+        lane = self.lane
         i, nsel = 0, len(sel)
         while i < nsel:
             idx, off, why = sel[i], sel[i + 1], sel[i + 2]
             if renderer is not None and not why & SEL_RUN and (why & SEL_STATE or why == SEL_MATCH | SEL_EXACT
-                                                               or (why == SEL_MATCH and not filtered)):
-                # A run of plain matches and fd events, printed in one call: resume after it (it
-                # stops at once at a record it leaves to Python).
+                                                               or (why == SEL_MATCH and not filtered)) \
+                    and i not in b.early:
+                # A run of plain matches and state events, printed in one call: resume after it
+                # (it stops at once at a record it leaves to Python). Records applied ahead of
+                # their turn (b.early) are Python's: they follow one it took.
                 j, k = renderer.render_records(batch, sel, i, b.base + 1 + b.shift, self._shown, filtered)
                 if j != i:
                     self.matched += k
@@ -248,6 +260,10 @@ class Pipeline:
                 self.matched += 1  # (False: the consumer wants this one as an Event)
             elif why == SEL_STATE | SEL_FAST:
                 self.scanner.apply(batch, off)  # an fd event whose turn came: no Event needed
+            elif why & SEL_STATE and not why & SEL_MATCH and lane is not None:
+                # State changes nothing can match: applied in one call, record by record.
+                i = lane.run(batch, sel, i, b.base + 1 + b.shift, b.early)
+                continue
             else:
                 self._take_event(b, sel, i)
             i += 3
@@ -427,4 +443,6 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _KEPT_UNFILTERED = frozenset({R.EVT_CONTAINER, R.EVT_CONNECTED, R.EVT_ACCEPTED})
 _FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONTAINER})
+_RAW_MASK = _mask(RAW_EXITS)
+_FOLLOWERS_MASK = _mask(_FOLLOWERS)
 

@@ -7,11 +7,22 @@ import struct
 import time
 from array import array
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..schema import record as R
 from ..schema.events import SYSCALL_NR
-from ..schema.record import OFF_EVT, RF_HIDDEN, SEL_EXACT, SEL_FAST, SEL_MATCH, SEL_RUN, SEL_STATE
+from ..schema.record import (
+    OFF_EVT,
+    OFF_LEN,
+    OFF_TID,
+    REC_HEAD,
+    RF_HIDDEN,
+    SEL_EXACT,
+    SEL_FAST,
+    SEL_MATCH,
+    SEL_RUN,
+    SEL_STATE,
+)
 
 if TYPE_CHECKING:
     from ..event import Event
@@ -21,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Renderer"]
 
 _U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
 _CLOSE_EXIT = R.syscall_evt(SYSCALL_NR["close"], R.DIR_EXIT)
 
 class Renderer:
@@ -36,14 +48,16 @@ class Renderer:
         self._pending = 0
         self._apply: Callable[[bytes, int], None] | None = None
         self._fast = b""
+        self._lane: Any = None
+        self._followers = b""
 
     def render_records(self, batch: bytes, sel: array[int], i: int, num_base: int, shown: bytes,
                        exact_only: bool) -> tuple[int, int]:
         """Render the events of ``sel`` (a scanner selection over ``batch``) from triple ``i`` on,
         while they are plain matches: no state change (SEL_MATCH, with SEL_EXACT when
-        ``exact_only``), or fd events ``set_fast`` lets it apply. Records read from a .scap file
-        too: their Event follows libsinsp's rules. ``shown`` masks the event ids that print. Returns (the next triple,
-        events rendered)."""
+        ``exact_only``), or state events ``set_fast`` or ``set_lane`` lets it apply; records read
+        from a .scap file too (their Event follows libsinsp's rules). ``shown`` masks the event ids
+        that print. Returns (the next triple, events rendered)."""
         from ..event import Event
 
         ok = (SEL_MATCH | SEL_EXACT,) if exact_only else (SEL_MATCH, SEL_MATCH | SEL_EXACT)
@@ -51,25 +65,36 @@ class Renderer:
         n = len(sel)
         while i < n:
             why, off = sel[i + 2], sel[i + 1]
+            ev = None
             if why & SEL_STATE:
-                # An fd event the scanner leaves to its turn: applied here, then shown.
                 evt = _U16.unpack_from(batch, off + OFF_EVT)[0]
-                if self._apply is None or why & SEL_RUN or evt >= len(self._fast) or not self._fast[evt]:
+                if why & SEL_RUN:
                     break
-                why &= ~(SEL_STATE | SEL_FAST)
-                if why and why not in ok:
+                if self._apply is not None and evt < len(self._fast) and self._fast[evt]:
+                    # An fd event the scanner leaves to its turn: applied here, then shown.
+                    why &= ~(SEL_STATE | SEL_FAST)
+                    if why and why not in ok:
+                        break
+                    if why:
+                        ev = Event(batch, off, num_base + sel[i], self.state)
+                        if ev.ppm is not None and evt == _CLOSE_EXIT:
+                            _ = ev.fd  # a .scap close names the fd it closes: looked up first, as State.apply does
+                    self._apply(batch, off)
+                elif self._lane is not None and not why & SEL_FAST:
+                    # Any other state event, by the state lane, unless live mode's facts about it
+                    # follow (applied before it shows, in Python).
+                    why &= ~SEL_STATE
+                    if why and why not in ok or self._followed(batch, off):
+                        break
+                    ev = self._lane.apply(batch, off, num_base + sel[i])
+                else:
                     break
                 if not why:
-                    self._apply(batch, off)
                     i += 3
                     continue
-                ev = Event(batch, off, num_base + sel[i], self.state)
-                if ev.ppm is not None and evt == _CLOSE_EXIT:
-                    _ = ev.fd  # a .scap close names the fd it closes: looked up first, as State.apply does
-                self._apply(batch, off)
             elif why not in ok:
                 break
-            else:
+            if ev is None:
                 ev = Event(batch, off, num_base + sel[i], self.state)
             i += 3
             if ev.evt >= len(shown) or not shown[ev.evt] or ev.flags & RF_HIDDEN:
@@ -83,6 +108,21 @@ class Renderer:
         with ``apply(batch, off)`` (the scanner's ``apply``), instead of stopping at them."""
         self._apply = apply
         self._fast = bytes(mask) if apply is not None else b""
+
+    def set_lane(self, lane: Any, followers: bytes) -> None:
+        """Let ``render_records`` apply the other state events with ``lane.apply(batch, off, num)``
+        (a StateLane), but those followed by a record of ``followers`` (event id -> non-zero) about
+        the same thread."""
+        self._lane = lane
+        self._followers = bytes(followers) if lane is not None else b""
+
+    def _followed(self, batch: bytes, off: int) -> bool:
+        nxt = off + _U32.unpack_from(batch, off + OFF_LEN)[0]
+        if nxt + REC_HEAD > len(batch):
+            return False
+        evt: int = _U16.unpack_from(batch, nxt + OFF_EVT)[0]
+        same: bool = _U32.unpack_from(batch, nxt + OFF_TID)[0] == _U32.unpack_from(batch, off + OFF_TID)[0]
+        return same and evt < len(self._followers) and self._followers[evt] != 0
 
     def render_event(self, ev: Event) -> None:
         """Render one Event."""

@@ -20,7 +20,7 @@ from ..event import Event, plain_ip, resolve_in, resolve_path, s32, sockaddr_par
 from ..schema import record as R
 from ..schema import tracepoints as TP
 from ..schema.events import SYSCALL_NR
-from .tables import Fd, Group, Thread, User
+from .tables import Fd, Group, Thread, ThreadTable, User
 
 _NR = SYSCALL_NR
 O_DIRECTORY = 0o200000
@@ -33,6 +33,8 @@ EINPROGRESS = 115
 PR_SET_NAME = 15
 USER_HZ = 100
 
+_THREAD_FIELDS = frozenset(Thread.FIELDS)  # what a thread info record may set
+_FD_FIELDS = frozenset(Fd.FIELDS)
 _SOCK_TYPES = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp"}
 _FAMILIES = {2: "ipv4", 10: "ipv6", 1: "unix", 16: "netlink"}
 
@@ -42,22 +44,27 @@ def _exit(name: str) -> int:
 
 
 _EXEC_ENTERS = frozenset(R.syscall_evt(_NR[n], R.DIR_ENTER) for n in ("execve", "execveat"))
+_CLONE_EXIT = _exit("clone")
+_CLONE3_EXIT = _exit("clone3")
 CLONE_ENTERS = frozenset(R.syscall_evt(_NR[n], R.DIR_ENTER) for n in ("clone", "clone3", "fork", "vfork"))
+# The events State.apply_raw takes straight from their records' values, beside every syscall enter;
+# their handlers take (evt, tid, pid, ts, ret, args, seg0, seg1).
+RAW_EXITS = frozenset({_exit("prctl"), _exit("fcntl"), R.EVT_PROCEXIT, R.EVT_THREADINFO,
+                       *(_exit(n) for n in ("clone", "clone3", "fork", "vfork"))})
+RawHandler = Callable[[int, int, int, int, int, tuple[int, ...], bytes, bytes], None]
 
 
-def _comm(ev: Event) -> str:
+def _comm(seg: bytes) -> str:
     """The task's comm the probe recorded at the exit of clone, fork, vfork, clone3 and prctl."""
-    p = ev.param("comm")
-    raw = ev.raw(p) if p is not None else b""
-    return raw.split(b"\0", 1)[0].decode(errors="replace") if isinstance(raw, bytes) else ""
+    return seg.split(b"\0", 1)[0].decode(errors="replace")
 
 
-def _clone_flags(ev: Event) -> int:
+def _clone_flags(evt: int, args: tuple[int, ...], seg0: bytes) -> int:
     """The clone flags of a clone-family exit (fork and vfork have none)."""
-    if ev.evt == _exit("clone"):
-        return int(ev.args[0])
-    if ev.evt == _exit("clone3"):
-        return int.from_bytes(ev.seg0[:8] or b"\0", "little")  # struct clone_args starts with them
+    if evt == _CLONE_EXIT:
+        return int(args[0])
+    if evt == _CLONE3_EXIT:
+        return int.from_bytes(seg0[:8] or b"\0", "little")  # struct clone_args starts with them
     return 0
 
 
@@ -70,7 +77,7 @@ class State:
     """Threads by tid, fds by (pid, fd), users, groups and container metadata by id."""
 
     def __init__(self) -> None:
-        self.threads: dict[int, Thread] = {}
+        self.threads = ThreadTable()
         self.fds: dict[int, dict[int, Fd]] = {}
         self.users: dict[int, User] = {}
         self.groups: dict[int, Group] = {}
@@ -95,6 +102,12 @@ class State:
         # Called after a thread's name/container may have changed (the scanner's thread cache).
         self.on_thread_change: Callable[[int], None] | None = None
         self._handlers = self._build_handlers()
+        self._raw_handlers: dict[int, RawHandler] = {
+            _exit("prctl"): self._prctl, _exit("fcntl"): self._fcntl, R.EVT_PROCEXIT: self._procexit,
+            R.EVT_THREADINFO: self._threadinfo}
+        for n in ("clone", "clone3", "fork", "vfork"):
+            self._raw_handlers[_exit(n)] = self._clone
+        assert set(self._raw_handlers) == RAW_EXITS
 
     # --- lookups -----------------------------------------------------------------------------
     def fd(self, pid: int, num: int) -> Fd | None:
@@ -121,11 +134,31 @@ class State:
     # --- events ------------------------------------------------------------------------------
     def note_enter(self, ev: Event) -> None:
         """Remember an enter event's time (evt.latency) and payload (for its exit)."""
-        self._enter_ts[ev.tid] = ev.ts
-        if ev.seg0 or ev.seg1:
-            self._pending[ev.tid] = (ev.evt, ev.seg0, ev.seg1)
-        if ev.evt in CLONE_ENTERS:
-            self._forking[ev.tid] = (ev.evt, ev.args)
+        self.enter_raw(ev.evt, ev.tid, ev.ts, ev.seg0, ev.seg1, ev.args)
+
+    def enter_raw(self, evt: int, tid: int, ts: int, seg0: bytes, seg1: bytes, args: tuple[int, ...]) -> None:
+        """note_enter straight from the record's values (the state lane: no Event)."""
+        self._enter_ts[tid] = ts
+        if seg0 or seg1:
+            self._pending[tid] = (evt, seg0, seg1)
+        if evt in CLONE_ENTERS:
+            self._forking[tid] = (evt, args)
+
+    def apply_raw(self, evt: int, tid: int, pid: int, ts: int, ret: int, args: tuple[int, ...], seg0: bytes,
+                  seg1: bytes) -> int:
+        """``apply`` straight from a record's values (the state lane: no Event), for a syscall
+        enter or an exit of RAW_EXITS, not read from a .scap file. Returns its evt.latency."""
+        self.version += 1
+        if evt < R.EVT_BASE_OTHER and not evt & 1:
+            self.enter_raw(evt, tid, ts, seg0, seg1, args)
+            return 0
+        latency = 0
+        if evt < R.EVT_BASE_OTHER:
+            ts0 = self._enter_ts.pop(tid, 0)
+            if ts0:
+                latency = ts - ts0
+        self._raw_handlers[evt](evt, tid, pid, ts, ret, args, seg0, seg1)
+        return latency
 
     def apply(self, ev: Event) -> None:
         self.version += 1
@@ -171,9 +204,8 @@ class State:
         self._reap.clear()
         # The fd table belongs to the process: it goes with its last thread, which need not be
         # the main one. (One pass over the threads per batch, not one per exited thread.)
-        if gone:
-            gone.difference_update(x.pid for x in self.threads.values())
-            for pid in gone:
+        for pid in gone:
+            if not self.threads.has_process(pid):
                 self.fds.pop(pid, None)
 
     def _changed(self, tid: int) -> None:
@@ -257,46 +289,51 @@ class State:
         self.fds.setdefault(pid, {})[num] = Fd(num, kind, path, flags=flags)
 
     def _on_clone(self, ev: Event) -> None:
-        if ev.ret < 0:
+        self._clone(ev.evt, ev.tid, ev.pid, ev.ts, ev.ret, ev.args, ev.seg0, ev.seg1)
+
+    def _clone(self, evt: int, tid: int, pid: int, ts: int, ret: int, args: tuple[int, ...], seg0: bytes,
+               seg1: bytes) -> None:
+        if ret < 0:
             return
-        new = ev.tid not in self.threads
-        if ev.ret == 0 and new and self._host_child(ev):
+        new = tid not in self.threads
+        flags = _clone_flags(evt, args, seg0)
+        if ret == 0 and new and self._host_child(evt, tid, pid, ts, args, flags):
             return
-        if ev.ret != 0:
-            self._forking.pop(ev.tid, None)
-            if ev.ret > 0 and ev.ret in self._adopted:
+        if ret != 0:
+            self._forking.pop(tid, None)
+            if ret > 0 and ret in self._adopted:
                 # Its child was set up from this thread at the child's own return (_host_child)
                 # and has lived since: nothing to copy again.
-                self._adopted.discard(ev.ret)
+                self._adopted.discard(ret)
                 return
-        parent = self.thread(ev.tid, ev.pid)
+        parent = self.thread(tid, pid)
         if not parent.comm:
-            parent.comm = _comm(ev)  # the caller (or the child, on its own return) first seen here
-        if ev.ret == 0:
+            # The caller (or the child, on its own return) first seen here.
+            parent.comm = _comm(seg1 if evt == _CLONE3_EXIT else seg0)
+        if ret == 0:
             # The child's own return: it exists already, unless its parent is in a container.
             if new or not parent.start_ts:
-                parent.start_ts = ev.ts  # it starts here, as libsinsp's clone_ts of such a child
-            if new and ev.tid == ev.pid:
-                self._ns_child(ev, parent)
+                parent.start_ts = ts  # it starts here, as libsinsp's clone_ts of such a child
+            if new and tid == pid:
+                self._ns_child(evt, args, parent)
             return
-        flags = _clone_flags(ev)
         if _in_child_ns(parent):
             # In a child pid namespace (a container) clone returns the child's id *there*, not the
             # host's: registering it would overwrite whichever host thread has that number. The
             # child shows up under its host id with its own return from clone: see _ns_child.
             if not flags & CLONE_THREAD:
-                self._ns_parent(ev, parent)
+                self._ns_parent(evt, args, ret, parent)
             return
-        child_tid = ev.ret
+        child_tid = ret
         child_pid = parent.pid if flags & CLONE_THREAD else child_tid
         known = self.threads.get(child_tid)
         if known is not None and self._ns_orphans:
-            self._forget_orphan((ev.evt, *ev.args), child_tid)  # a host fork: no pairing needed
+            self._forget_orphan((evt, *args), child_tid)  # a host fork: no pairing needed
         if known is not None and known.comm and known.comm != parent.comm:
             # The child ran (and exec'd: vfork) before its parent's clone returned: what it
             # became wins; it only learns its parent and its birth.
             known.ptid = known.ptid or (parent.ptid if flags & CLONE_PARENT else parent.pid)
-            known.start_ts = known.start_ts or ev.ts
+            known.start_ts = known.start_ts or ts
             if child_pid not in self.fds:
                 self.fds[child_pid] = self._copy_fds(parent.pid, exec_=True)
             self._changed(child_tid)
@@ -304,7 +341,7 @@ class State:
         child = parent.fork(child_tid, child_pid)
         if flags & CLONE_PARENT:
             child.ptid = parent.ptid
-        child.start_ts = ev.ts
+        child.start_ts = ts
         if known is not None and known.comm:
             child.vtid, child.vpid = known.vtid, known.vpid
         elif parent.vtid == parent.tid and not flags & CLONE_NEWPID:
@@ -315,56 +352,55 @@ class State:
             self.fds[child_pid] = self._copy_fds(parent.pid)
         self._changed(child_tid)
 
-    def _host_child(self, ev: Event) -> bool:
+    def _host_child(self, evt: int, tid: int, pid: int, ts: int, args: tuple[int, ...], flags: int) -> bool:
         """A child's own return from clone, first of its events: when exactly one host thread is in
         a clone-family call with the same arguments (the child returns with a copy of its parent's
         registers), the child starts as a copy of it, fds included, as the kernel made it, instead
         of as an unknown thread until its parent's return or /proc tell."""
-        want = (ev.evt - 1, ev.args)
+        want = (evt - 1, args)
         found = [tid for tid, call in self._forking.items() if call == want]
         if len(found) != 1:
             return False
         parent = self.threads.get(found[0])
         if parent is None or _in_child_ns(parent):
             return False  # unknown, or in a pid namespace (a container): _ns_child pairs those
-        flags = _clone_flags(ev)
-        if flags & CLONE_NEWPID or (ev.pid == parent.pid) != bool(flags & CLONE_THREAD):
+        if flags & CLONE_NEWPID or (pid == parent.pid) != bool(flags & CLONE_THREAD):
             return False
-        child = parent.fork(ev.tid, ev.pid)
+        child = parent.fork(tid, pid)
         if flags & CLONE_PARENT:
             child.ptid = parent.ptid
         if parent.vtid == parent.tid:
-            child.vtid, child.vpid = ev.tid, ev.pid  # the host's pid namespace: same ids
-        child.start_ts = ev.ts
-        self.threads[ev.tid] = child
-        if ev.pid != parent.pid and ev.pid not in self.fds:
-            self.fds[ev.pid] = self._copy_fds(parent.pid)
+            child.vtid, child.vpid = tid, pid  # the host's pid namespace: same ids
+        child.start_ts = ts
+        self.threads[tid] = child
+        if pid != parent.pid and pid not in self.fds:
+            self.fds[pid] = self._copy_fds(parent.pid)
         if len(self._adopted) > 4096:
             self._adopted.clear()
-        self._adopted.add(ev.tid)
-        self._changed(ev.tid)
+        self._adopted.add(tid)
+        self._changed(tid)
         return True
 
     # A container's fork: the parent's clone returns the child's id in the container, the child's
     # own return (ret 0) comes with its host id. The two are paired by the clone's arguments, which
     # parent and child return with alike (the child's registers are a copy), so a child that exits
     # before /proc can be read still gets its parent's container, name and fds.
-    def _ns_parent(self, ev: Event, parent: Thread) -> None:
-        key = (ev.evt, *ev.args)
+    def _ns_parent(self, evt: int, args: tuple[int, ...], ret: int, parent: Thread) -> None:
+        key = (evt, *args)
         waiting = self._ns_orphans.get(key)
         if waiting:
             child = self.threads.get(waiting.pop(0))
             if not waiting:
                 del self._ns_orphans[key]
             if child is not None:
-                self._adopt(child, parent, ev.ret, sure=not waiting)
+                self._adopt(child, parent, ret, sure=not waiting)
             return
         if len(self._ns_clones) > 4096:
             self._ns_clones.clear()
-        self._ns_clones.setdefault(key, []).append((parent.tid, ev.ret))
+        self._ns_clones.setdefault(key, []).append((parent.tid, ret))
 
-    def _ns_child(self, ev: Event, child: Thread) -> None:
-        key = (ev.evt, *ev.args)
+    def _ns_child(self, evt: int, args: tuple[int, ...], child: Thread) -> None:
+        key = (evt, *args)
         pending = self._ns_clones.get(key)
         if pending:
             parent_tid, vtid = pending.pop(0)
@@ -412,8 +448,9 @@ class State:
         if ev.ret != 0:
             return
         t = self.thread(ev.tid, ev.pid)
-        for tid in [x.tid for x in self.threads.values() if x.pid == ev.pid and x.tid != ev.tid]:
-            del self.threads[tid]  # exec leaves one thread
+        for tid in self.threads.of_process(ev.pid):
+            if tid != ev.tid:
+                del self.threads[tid]  # exec leaves one thread
         t.comm = ev.seg0.rstrip(b"\0").decode(errors="replace")
         if pending is not None:
             filename, argv = pending[1], pending[2]
@@ -556,13 +593,17 @@ class State:
             self.dup_raw(ev.pid, s32(ev.args[0]), ev.ret, cloexec)
 
     def _on_fcntl(self, ev: Event) -> None:
-        cmd = ev.args[1] & 0xFFFFFFFF
-        if ev.ret >= 0 and cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC
-            self.dup_raw(ev.pid, s32(ev.args[0]), ev.ret, cmd == 1030)
-        elif ev.ret == 0 and cmd == 2:  # F_SETFD
-            fd = self.fd(ev.pid, s32(ev.args[0]))
+        self._fcntl(ev.evt, ev.tid, ev.pid, ev.ts, ev.ret, ev.args, ev.seg0, ev.seg1)
+
+    def _fcntl(self, evt: int, tid: int, pid: int, ts: int, ret: int, args: tuple[int, ...], seg0: bytes,
+               seg1: bytes) -> None:
+        cmd = args[1] & 0xFFFFFFFF
+        if ret >= 0 and cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC
+            self.dup_raw(pid, s32(args[0]), ret, cmd == 1030)
+        elif ret == 0 and cmd == 2:  # F_SETFD
+            fd = self.fd(pid, s32(args[0]))
             if fd is not None:
-                fd.flags = (fd.flags & ~O_CLOEXEC) | (O_CLOEXEC if ev.args[2] & 1 else 0)
+                fd.flags = (fd.flags & ~O_CLOEXEC) | (O_CLOEXEC if args[2] & 1 else 0)
 
     def _on_pipe(self, ev: Event) -> None:
         if ev.ret != 0 or len(ev.seg0) < 8:
@@ -595,9 +636,8 @@ class State:
             self._share_cwd(t)
 
     def _share_cwd(self, t: Thread) -> None:
-        for x in self.threads.values():
-            if x.pid == t.pid:
-                x.cwd = t.cwd
+        for tid in self.threads.of_process(t.pid):
+            self.threads[tid].cwd = t.cwd
 
     def _on_setuid(self, ev: Event) -> None:
         if ev.ret != 0:
@@ -618,24 +658,39 @@ class State:
             self.thread(ev.tid, ev.pid).gid = gid
 
     def _on_prctl(self, ev: Event) -> None:
-        if ev.args[0] == PR_SET_NAME and ev.ret == 0:
-            comm = _comm(ev)
+        self._prctl(ev.evt, ev.tid, ev.pid, ev.ts, ev.ret, ev.args, ev.seg0, ev.seg1)
+
+    def _prctl(self, evt: int, tid: int, pid: int, ts: int, ret: int, args: tuple[int, ...], seg0: bytes,
+               seg1: bytes) -> None:
+        if args[0] == PR_SET_NAME and ret == 0:
+            comm = _comm(seg0)
             if comm:
-                self.thread(ev.tid, ev.pid).comm = comm
-                self._changed(ev.tid)
+                self.thread(tid, pid).comm = comm
+                self._changed(tid)
 
     def _on_procexit(self, ev: Event) -> None:
-        self._reap.append(ev.tid)
+        self._procexit(ev.evt, ev.tid, ev.pid, ev.ts, ev.ret, ev.args, ev.seg0, ev.seg1)
+
+    def _procexit(self, evt: int, tid: int, pid: int, ts: int, ret: int, args: tuple[int, ...], seg0: bytes,
+                  seg1: bytes) -> None:
+        self._reap.append(tid)
 
     def _on_threadinfo(self, ev: Event) -> None:
-        d = msgpack.unpackb(ev.seg0)
-        t = self.thread(ev.tid, ev.pid)
+        self._threadinfo(ev.evt, ev.tid, ev.pid, ev.ts, ev.ret, ev.args, ev.seg0, ev.seg1)
+
+    def _threadinfo(self, evt: int, tid: int, pid: int, ts: int, ret: int, args: tuple[int, ...], seg0: bytes,
+                    seg1: bytes) -> None:
+        d = msgpack.unpackb(seg0)
+        t = self.thread(tid, pid)
         bare = not t.comm
+        old_pid = t.pid
         for k, v in d.items():
             if k == "start_ts" and t.start_ts:
                 continue  # its clone's return, as libsinsp's clone_ts: finer than /proc's clock ticks
-            if k in Thread.FIELDS:
+            if k in _THREAD_FIELDS:
                 setattr(t, k, v)
+        if t.pid != old_pid:
+            self.threads.moved(tid, old_pid)
         parent = self.threads.get(t.ptid) if bare and t.tid == t.pid else None
         if parent is not None and parent is not t:
             # A forked child whose first event came before its parent's clone returned: until it
@@ -644,7 +699,7 @@ class State:
             t.comm, t.exe, t.exepath, t.args = parent.comm, parent.exe, parent.exepath, list(parent.args)
             if t.pid not in self.fds:
                 self.fds[t.pid] = self._copy_fds(parent.pid)
-        self._changed(ev.tid)
+        self._changed(tid)
 
     def _on_fdinfo(self, ev: Event) -> None:
         d = msgpack.unpackb(ev.seg0)
@@ -653,7 +708,7 @@ class State:
             fd = Fd(d["num"])
             self._add_fd(ev.pid, fd)
         for k, v in d.items():
-            if k in Fd.FIELDS:
+            if k in _FD_FIELDS:
                 setattr(fd, k, v)
 
     def _on_container(self, ev: Event) -> None:

@@ -80,6 +80,79 @@ class Thread:
         return child
 
 
+class ThreadTable(dict[int, Thread]):
+    """Threads by tid, and the tids of each process, so an exec (which leaves one thread) or the
+    end of a process finds its threads without a walk over every thread of the node.
+
+    Every way of adding or removing an entry keeps the index; a thread whose pid changes in place
+    must be told with ``moved``. C code reads it as the dict it is.
+    """
+
+    __slots__ = ("_by_pid",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_pid: dict[int, set[int]] = {}
+
+    def __setitem__(self, tid: int, t: Thread) -> None:
+        old = dict.get(self, tid)
+        if old is not None and old.pid != t.pid:
+            self._unindex(tid, old.pid)
+        dict.__setitem__(self, tid, t)
+        self._by_pid.setdefault(t.pid, set()).add(tid)
+
+    def __delitem__(self, tid: int) -> None:
+        t = dict.pop(self, tid)
+        self._unindex(tid, t.pid)
+
+    def pop(self, tid: int, *default: Any) -> Any:
+        if not dict.__contains__(self, tid):
+            return dict.pop(self, tid, *default)
+        t = dict.pop(self, tid)
+        self._unindex(tid, t.pid)
+        return t
+
+    def popitem(self) -> tuple[int, Thread]:
+        tid, t = dict.popitem(self)
+        self._unindex(tid, t.pid)
+        return tid, t
+
+    def setdefault(self, tid: int, t: Thread) -> Thread:
+        if tid not in self:
+            self[tid] = t
+        return self[tid]
+
+    def update(self, *args: Any, **kw: Any) -> None:
+        for tid, t in dict(*args, **kw).items():
+            self[tid] = t
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._by_pid.clear()
+
+    def moved(self, tid: int, old_pid: int) -> None:
+        """Thread ``tid``'s pid was ``old_pid`` and was changed in place."""
+        t = dict.get(self, tid)
+        if t is not None and t.pid != old_pid:
+            self._unindex(tid, old_pid)
+            self._by_pid.setdefault(t.pid, set()).add(tid)
+
+    def of_process(self, pid: int) -> list[int]:
+        """The tids of process ``pid``'s threads."""
+        get = dict.get
+        return [tid for tid in self._by_pid.get(pid, ()) if (t := get(self, tid)) is not None and t.pid == pid]
+
+    def has_process(self, pid: int) -> bool:
+        return bool(self.of_process(pid))
+
+    def _unindex(self, tid: int, pid: int) -> None:
+        tids = self._by_pid.get(pid)
+        if tids is not None:
+            tids.discard(tid)
+            if not tids:
+                del self._by_pid[pid]
+
+
 @dataclass(slots=True)
 class Fd:
     num: int

@@ -321,12 +321,15 @@ def _process_facts(state: State, ev: Event, params: dict[str, Any], exec_: bool)
         t.comm = comm
     elif exec_ and exe:
         t.comm = exe.rsplit("/", 1)[-1][:15]
+    pid = t.pid
     for k, attr in (("pid", "pid"), ("ptid", "ptid"), ("vtid", "vtid"), ("vpid", "vpid"), ("uid", "uid"),
                     ("gid", "gid"), ("loginuid", "loginuid"), ("fdlimit", "fdlimit"), ("vm_size", "vmsize_kb"),
                     ("vm_rss", "vmrss_kb")):
         v = num(k)
         if v is not None:
             setattr(t, attr, v)
+    if t.pid != pid:
+        state.threads.moved(ev.tid, pid)
     cg = params.get("cgroups")
     if cg is not None:
         groups = split_cgroups(cg[1])
