@@ -13,10 +13,12 @@ libsinsp's rules, -pc, -j, -A, -X and -s. A deliberately broken rule, on either 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import random
 import struct
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -294,3 +296,33 @@ def test_a_broken_python_rule_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert renderer_path(f, mode, compiled) == event_path(f, mode)
     monkeypatch.setattr(scap_render, "_number", lambda p, v: "0")
     assert renderer_path(f, mode, compiled) != event_path(f, mode)
+
+
+def _damaged(raw: bytes) -> bytes:
+    """Every third .scap record of a batch with an annex that cannot be read (a length size of 3):
+    its Event has no PPM event, so ktrace's own rules apply to it."""
+    from tracer.schema import record as R
+
+    out = bytearray(raw)
+    off, k = 0, 0
+    while off + R.REC_FIXED <= len(out):
+        length, l0, l1, flags = (struct.unpack_from("<I", out, off + R.OFF_LEN)[0],
+                                 *struct.unpack_from("<HHI", out, off + R.OFF_L0))
+        if flags & R.RF_PPM and R.REC_FIXED + l0 + l1 + 12 <= length:
+            k += 1
+            if k % 3 == 0:
+                out[off + R.REC_FIXED + l0 + l1 + 8] = 3
+        off += length
+    return bytes(out)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_damaged_annexes(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = read_captures
+
+    def damaged(paths: list[str]) -> Iterator[Any]:
+        for it in real(paths):
+            yield dataclasses.replace(it, raw=_damaged(bytes(it.raw))) if isinstance(it, EventBlock) else it
+
+    monkeypatch.setattr(sys.modules[__name__], "read_captures", damaged)
+    check(path, [MODES[0], MODES[1], MODES[3]])
