@@ -115,8 +115,9 @@ def test_lane_equals_the_event_path_on_random_streams(tmp_path: Path, seed: int,
 
 
 def test_the_lane_makes_no_event_for_enters_and_raw_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the lane, enters, clones, execs, prctl, fcntl, thread infos and process exits become no Event (so the comparisons
-    above compare two paths, not one twice); without it, every state event does."""
+    """With the lane, enters, clones, execs, prctl, fcntl, thread infos and process exits become no
+    Event (so the comparisons above compare two paths, not one twice); without it, every state
+    event does."""
     cap = _forky(tmp_path / "f.kcap", 7)
     made: list[int] = []
     real = pipeline_mod.Event
