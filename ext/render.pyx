@@ -461,6 +461,8 @@ cdef class Renderer:
                     if self._followed(base, PyBytes_GET_SIZE(batch), off, &f):
                         break
                     ev = self.lane.apply(batch, off, num_base + s[i])
+                    if ev is False:
+                        break  # one the lane leaves to the pipeline (live mode's enricher)
                 else:
                     break
                 if not why:
