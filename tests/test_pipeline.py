@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import types
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tracer import engine
+from tracer import pipeline as pipeline_mod
 from tracer.enrich.live import internal_record
 from tracer.event import Event
 from tracer.filter.compiler import compile_filter
@@ -391,10 +394,6 @@ def test_live_lane_leaves_the_enricher_its_events(filt: str | None, render: bool
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """With live mode's enricher, the state lane applies the state changes it does not watch and
     leaves it the others (execs, connects): the lines and the capture are the per-event path's."""
-    import types
-
-    from tracer import engine, pipeline as pipeline_mod
-
     def stream() -> list[bytes]:
         s = Synth(pid=P)
         s.socket(4).connect(4, ("10.0.0.1", 80)).clone(P + 1).fcntl(4, 1030, 0, ret=7)
