@@ -642,6 +642,8 @@ cdef class Renderer:
                     if self._followed(base, PyBytes_GET_SIZE(batch), off, &f):
                         break
                     ev = self.lane.apply(batch, off, num_base + s[i])
+                    if ev is False:
+                        break  # one the lane leaves to the pipeline (live mode's enricher)
                     if why:
                         self._fill(&r, &f, base, off, num_base + s[i])
                         self.ev = ev

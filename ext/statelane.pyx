@@ -29,14 +29,16 @@ cdef class StateLane:
     cdef object _apply_raw
     cdef object _apply
     cdef bytes _raw
+    cdef bytes _leave
 
-    def __init__(self, state, event_cls, fast_apply, raw_mask):
+    def __init__(self, state, event_cls, fast_apply, raw_mask, leave_mask):
         self._state = state
         self._event = event_cls
         self._fast_apply = fast_apply
         self._apply_raw = state.apply_raw
         self._apply = state.apply
         self._raw = bytes(raw_mask)
+        self._leave = bytes(leave_mask)
 
     def run(self, bytes batch not None, sel, Py_ssize_t i, uint64_t num_base, set early not None):
         """Apply the state-only entries of ``sel`` from triple ``i`` on (skipping the triples in
@@ -54,13 +56,14 @@ cdef class StateLane:
                 self._fast_apply(batch, <Py_ssize_t>s[i + 1])
             elif why != SEL_STATE:
                 break
-            elif not early or i not in early:
-                self._one(batch, <Py_ssize_t>s[i + 1], num_base + s[i])
+            elif (not early or i not in early) and self._one(batch, <Py_ssize_t>s[i + 1], num_base + s[i]) is False:
+                break
             i += 3
         return i
 
     def apply(self, bytes batch not None, Py_ssize_t off, uint64_t num):
-        """Apply the state event at ``off`` (evt.num ``num``); return its Event if one was made."""
+        """Apply the state event at ``off`` (evt.num ``num``); return its Event if one was made, or
+        False if the event is one it leaves."""
         if off < 0 or off + REC_FIXED > PyBytes_GET_SIZE(batch):
             raise ValueError("no record at this offset")
         return self._one(batch, off, num)
@@ -70,6 +73,8 @@ cdef class StateLane:
         cdef rec_fixed f
         cdef Py_ssize_t l0, l1
         memcpy(&f, p, sizeof(rec_fixed))
+        if f.evt < PyBytes_GET_SIZE(self._leave) and (<const uint8_t *>PyBytes_AS_STRING(self._leave))[f.evt]:
+            return False
         if not f.flags & RF_PPM and (f.evt < EVT_BASE_OTHER and not f.evt & 1
                                      or f.evt < PyBytes_GET_SIZE(self._raw)
                                      and (<const uint8_t *>PyBytes_AS_STRING(self._raw))[f.evt]):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import types
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tracer import engine
+from tracer import pipeline as pipeline_mod
 from tracer.enrich.live import internal_record
 from tracer.event import Event
 from tracer.filter.compiler import compile_filter
@@ -298,6 +301,8 @@ class FakeEnricher:
     """What LiveEnricher would learn: the local end of a connect, the cwd after an exec, and a
     container record due at the start of the next batch."""
 
+    watched = frozenset(R.syscall_evt(SYSCALL_NR[n], R.DIR_EXIT) for n in ("connect", "execve"))
+
     def __init__(self) -> None:
         self.due: list[bytes] = [internal_record(R.EVT_CONTAINER, 1, 0, 0, {"id": "abc", "name": "web"})]
 
@@ -381,6 +386,40 @@ def test_followers_applied_before_the_event_is_shown_in_a_replay() -> None:
     s.fdinfo(4, cip="10.0.0.2", cport=5555, name="10.0.0.2:5555->10.0.0.1:80")
     out = lines(s.batch(), state=state_from(tabs()), fmt="%evt.type %fd.name", filter="evt.type=connect and evt.dir=<")
     assert out == ["connect 10.0.0.2:5555->10.0.0.1:80"]
+
+
+@pytest.mark.parametrize("filt", [None, "evt.type in (write, connect, clone, fcntl)"])
+@pytest.mark.parametrize("render", [False, True])
+def test_live_lane_leaves_the_enricher_its_events(filt: str | None, render: bool,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """With live mode's enricher, the state lane applies the state changes it does not watch and
+    leaves it the others (execs, connects): the lines and the capture are the per-event path's."""
+    def stream() -> list[bytes]:
+        s = Synth(pid=P)
+        s.socket(4).connect(4, ("10.0.0.1", 80)).clone(P + 1).fcntl(4, 1030, 0, ret=7)
+        s.syscall("prctl", (15, None), ret=0, seg0=b"worker")
+        b1 = s.batch()
+        s.execve("/bin/sh", ["sh"]).write(7, b"x").on(P + 1, P + 1).write(4, b"child").procexit()
+        return [b1, s.batch()]
+
+    def run() -> tuple[list[str], bytes]:
+        out: list[str] = []
+        if render:
+            fmt = Formatter(LIVE_FMT)
+            st_ = state_from(tabs())
+            r = engine.render.Renderer(fmt, st_)
+            p = Pipeline(st_, on_event=r.render_event, enricher=FakeEnricher(), renderer=r)
+            for b in stream():
+                p.feed(b)
+            return r.take().decode().splitlines(), b""
+        p = pipeline(state_from(tabs()), filt, out, fmt=LIVE_FMT, keep=True, enricher=FakeEnricher())
+        return out, b"".join(p.feed(b) for b in stream())
+
+    got = run()
+    assert any("threadinfo" not in x and "/srv" in x for x in got[0])  # the enricher's facts applied
+    monkeypatch.setattr(pipeline_mod, "_engine", types.SimpleNamespace(
+        statelane=types.SimpleNamespace(StateLane=lambda *a: None)))
+    assert run() == got
 
 
 # --- ktrace -r over a capture is the same pipeline ----------------------------------------------------------

@@ -58,6 +58,8 @@ class SpanRenderer(Protocol):
 class Enricher(Protocol):
     """Live-only: records to insert after an event (already applied to the state)."""
 
+    watched: frozenset[int]  # the events ``after`` may add records after
+
     def after(self, ev: Event) -> list[bytes]: ...
 
     def pending(self) -> list[bytes]: ...
@@ -180,10 +182,11 @@ class Pipeline:
         self.latency = latency
         self.kept: tuple[int, int, int] = (0, 0, 0)  # records, first ts, last ts of feed()'s result
         self._described: dict[int, Thread] = {}  # tid -> the thread as last written (see _describe)
-        # The state changes that need nothing but the state (no enricher adding live facts after
-        # them, no filtered capture keeping them hidden) skip the per-event path.
-        self.lane = _engine.statelane.StateLane(state, Event, self.scanner.apply, _RAW_MASK) \
-            if enricher is None and not (predicate is not None and keep) else None
+        # The state changes that need nothing but the state skip the per-event path: all of them,
+        # but those the enricher adds live facts after, unless a filtered capture keeps them hidden.
+        self.lane = _engine.statelane.StateLane(
+            state, Event, self.scanner.apply, _RAW_MASK, _mask(enricher.watched if enricher else ())) \
+            if not (predicate is not None and keep) else None
         # Printing: runs of matches that change no state and need no Python filter go from the
         # selection to rendered bytes in one call, without an Event each.
         self.renderer = renderer if renderer is not None and not latency and not keep \
@@ -260,9 +263,9 @@ class Pipeline:
                 self.matched += 1  # (False: the consumer wants this one as an Event)
             elif why == SEL_STATE | SEL_FAST:
                 self.scanner.apply(batch, off)  # an fd event whose turn came: no Event needed
-            elif why & SEL_STATE and not why & SEL_MATCH and lane is not None:
-                # State changes nothing can match: applied in one call, record by record.
-                i = lane.run(batch, sel, i, b.base + 1 + b.shift, b.early)
+            elif why & SEL_STATE and not why & SEL_MATCH and lane is not None \
+                    and (j := lane.run(batch, sel, i, b.base + 1 + b.shift, b.early)) != i:
+                i = j  # state changes nothing can match, applied in one call (it leaves the watched ones)
                 continue
             else:
                 self._take_event(b, sel, i)

@@ -87,6 +87,8 @@ class Renderer:
                     if why and why not in ok or self._followed(batch, off):
                         break
                     ev = self._lane.apply(batch, off, num_base + sel[i])
+                    if ev is False:
+                        break  # one the lane leaves to the pipeline (live mode's enricher)
                 else:
                     break
                 if not why:

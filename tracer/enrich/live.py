@@ -39,6 +39,9 @@ def internal_record(evt: int, ts: int, tid: int, pid: int, doc: dict[str, Any]) 
 class LiveEnricher:
     """Makes THREADINFO, FDINFO, CONTAINER and PROCINFO records for the live stream."""
 
+    # The events ``after`` may add records after: the only ones the pipeline must hand it.
+    watched = frozenset(_EXEC | _SOCK | _CLONE | {_BIND})
+
     def __init__(self, state: State, *, procinfo: bool = False, containers: bool = True) -> None:
         self.state = state
         self._updates: queue.SimpleQueue[ContainerInfo] = queue.SimpleQueue()

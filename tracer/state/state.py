@@ -50,7 +50,7 @@ CLONE_ENTERS = frozenset(R.syscall_evt(_NR[n], R.DIR_ENTER) for n in ("clone", "
 # The events State.apply_raw takes straight from their records' values, beside every syscall enter;
 # their handlers take (evt, tid, pid, ts, ret, args, seg0, seg1).
 RAW_EXITS = frozenset({_exit("prctl"), _exit("fcntl"), R.EVT_PROCEXIT, R.EVT_THREADINFO,
-                       *(_exit(n) for n in ("clone", "clone3", "fork", "vfork"))})
+                       *(_exit(n) for n in ("clone", "clone3", "fork", "vfork", "execve", "execveat"))})
 RawHandler = Callable[[int, int, int, int, int, tuple[int, ...], bytes, bytes], None]
 
 
@@ -107,6 +107,8 @@ class State:
             R.EVT_THREADINFO: self._threadinfo}
         for n in ("clone", "clone3", "fork", "vfork"):
             self._raw_handlers[_exit(n)] = self._clone
+        for n in ("execve", "execveat"):
+            self._raw_handlers[_exit(n)] = self._exec
         assert set(self._raw_handlers) == RAW_EXITS
 
     # --- lookups -----------------------------------------------------------------------------
@@ -436,33 +438,38 @@ class State:
         self._changed(child.tid)
 
     def _on_exec(self, ev: Event) -> None:
-        pending = self._pending.pop(ev.tid, None)
-        if pending is None and ev.ret == 0:
+        self._exec(ev.evt, ev.tid, ev.pid, ev.ts, ev.ret, ev.args, ev.seg0, ev.seg1)
+
+    def _exec(self, evt: int, tid: int, pid: int, ts: int, ret: int, args: tuple[int, ...], seg0: bytes,
+              seg1: bytes) -> None:
+        pending = self._pending.pop(tid, None)
+        if pending is None and ret == 0:
             # A non-main thread's exec returns as the main thread (the kernel gives it the
             # leader's id): its enter was remembered under its own tid.
-            for tid, p in list(self._pending.items()):
-                t_ = self.threads.get(tid)
-                if t_ is not None and t_.pid == ev.pid and p[0] in _EXEC_ENTERS:
-                    pending = self._pending.pop(tid)
+            for other, p in list(self._pending.items()):
+                t_ = self.threads.get(other)
+                if t_ is not None and t_.pid == pid and p[0] in _EXEC_ENTERS:
+                    pending = self._pending.pop(other)
                     break
-        if ev.ret != 0:
+        if ret != 0:
             return
-        t = self.thread(ev.tid, ev.pid)
-        for tid in self.threads.of_process(ev.pid):
-            if tid != ev.tid:
-                del self.threads[tid]  # exec leaves one thread
-        t.comm = ev.seg0.rstrip(b"\0").decode(errors="replace")
+        known = self.threads.get(tid)  # the thread as the exec found it: its cwd resolves the path
+        t = self.thread(tid, pid)
+        for other in self.threads.of_process(pid):
+            if other != tid:
+                del self.threads[other]  # exec leaves one thread
+        t.comm = seg0.rstrip(b"\0").decode(errors="replace")
         if pending is not None:
             filename, argv = pending[1], pending[2]
-            args = [a.decode(errors="replace") for a in argv.rstrip(b"\0").split(b"\0")] if argv else []
-            t.exe = args[0] if args else filename.decode(errors="replace")
-            t.args = args[1:]
-            t.exepath = resolve_path(ev, filename.decode(errors="replace"), None)
-        fds = self.fds.get(ev.pid)
+            argl = [a.decode(errors="replace") for a in argv.rstrip(b"\0").split(b"\0")] if argv else []
+            t.exe = argl[0] if argl else filename.decode(errors="replace")
+            t.args = argl[1:]
+            t.exepath = resolve_in(self, known, pid, filename.decode(errors="replace"), None)
+        fds = self.fds.get(pid)
         if fds:
             for n in [n for n, f in fds.items() if f.flags & O_CLOEXEC]:
                 del fds[n]
-        self._changed(ev.tid)
+        self._changed(tid)
 
     def _on_socket(self, ev: Event) -> None:
         if ev.ret < 0:
