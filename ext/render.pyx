@@ -1062,6 +1062,8 @@ cdef class Renderer:
             return self._ppm_number(q, _pint(p, n, q.size, q.sgn))
         if code == Q_ERRNO or code == Q_FD:
             v = _pint(p, n, q.size, q.sgn)
+            if v == -100 and code == Q_FD:
+                return self._put(b"-100(AT_FDCWD)", 14)  # render._fd: libsinsp's name in any fd
             if v < 0:
                 return self._ppm_errno(v)
             self._puti(v)

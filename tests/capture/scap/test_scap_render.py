@@ -17,7 +17,9 @@ import dataclasses
 import ipaddress
 import os
 import random
+import shutil
 import struct
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -326,3 +328,32 @@ def test_damaged_annexes(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(sys.modules[__name__], "read_captures", damaged)
     check(path, [MODES[0], MODES[1], MODES[3]])
+
+
+@pytest.mark.skipif(shutil.which("sysdig") is None, reason="sysdig is not installed (scripts/setup.sh installs it)")
+def test_fd_parameters_as_sysdig_prints_them(tmp_path: Path) -> None:
+    """An fd parameter of -100 is AT_FDCWD (any fd parameter, as libsinsp names it), another negative
+    one an errno, a known one its tag and name: ktrace's lines are sysdig 0.29's on the same file."""
+    E = B.EV_V2
+    t = S.T(100, 100, 1, "app", "/usr/bin/app", ["-v"], "/srv", 0, 0, 100, 100)
+    head = (S.shb() + S.mi() + S.il(True, [("lo", "ipv4", "127.0.0.1")])
+            + S.ul(True, [(0, 0, "root", "/root", "/bin/sh")], [(0, "root")])
+            + S.pl(9, [t]) + S.fdl(True, 100, [S.fd_file(0, "/dev/null"), S.fd_file(5, "/srv/dir")]))
+    flags_mode = [S.u32(1), S.u32(0)]
+    events = [(306, [S.i64(-100), S.cstr("/etc/hosts"), *flags_mode]),  # openat
+              (307, [S.i64(4), S.i64(-100), S.cstr("/etc/hosts"), *flags_mode, S.u32(0)]),
+              (306, [S.i64(5), S.cstr("x"), *flags_mode]),
+              (307, [S.i64(-2), S.i64(5), S.cstr("x"), *flags_mode, S.u32(0)]),
+              (4, [S.i64(-9)]), (5, [S.i64(-9)]),  # close
+              (4, [S.i64(-100)]), (5, [S.i64(-100)]),
+              (306, [S.i64(-100), S.cstr("rel/a"), *flags_mode]),
+              (307, [S.i64(-100), S.i64(-100), S.cstr("rel/a"), *flags_mode, S.u32(0)])]
+    f = tmp_path / "fds.scap"
+    f.write_bytes(head + b"".join(S.ev(E, S.TS0 + 10 * k, 100, et, ps) for k, (et, ps) in enumerate(events)))
+    env = dict(os.environ, TZ="UTC")
+    want = subprocess.run(["sysdig", "-r", str(f)], capture_output=True, env=env, timeout=60, check=True).stdout
+    assert want.count(b"AT_FDCWD") == 6 and b"fd=-2(ENOENT)" in want and b"res=-100(ENETDOWN)" in want
+    for mode in (MODES[0],):
+        assert event_path(f, mode) == want
+        assert renderer_path(f, mode, compiled) == want
+        assert renderer_path(f, mode, pure_render) == want

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tracer.event import Event, RenderOptions
     from tracer.state.tables import Fd
 
+AT_FDCWD: Final = -100
 _SIGNALS = {int(s): s.name for s in signal.Signals if not s.name.startswith("SIG_")}
 _WIDTH = {PT.INT8: 8, PT.INT16: 16, PT.INT32: 32, PT.INT64: 64, PT.UINT8: 8, PT.UINT16: 16, PT.UINT32: 32,
           PT.UINT64: 64}
@@ -86,7 +87,8 @@ def _buffer(raw: bytes, opts: RenderOptions) -> str:
 
 def _fd(ev: Event, fd: int) -> tuple[str, str]:
     if fd < 0:
-        return str(fd), errno_name(-fd)
+        # libsinsp names -100 AT_FDCWD in any fd parameter (the *at syscalls' dirfd), an errno else
+        return str(fd), "AT_FDCWD" if fd == AT_FDCWD else errno_name(-fd)
     f = ev.state.fd(ev.pid, fd)
     if f is None:
         return str(fd), ""
