@@ -18,6 +18,8 @@ cdef enum:
     F_FAST = 1
     F_NEEDS_ENTER = 2
     F_APPLY = 4
+    F_PEEK = 8
+    F_HIDE = 16
     OP_INT = 1
     OP_CONST = 2
     OP_SEGSTR = 3
@@ -26,6 +28,7 @@ cdef enum:
     OP_SEGCALL = 6
     OP_ENTERFD = 7
     OP_TUPLE = 8
+    OP_PEEK = 16
     X_NONE = 0
     X_S32 = 1
     X_U32 = 2
@@ -36,6 +39,8 @@ cdef enum:
     EV_FIXED = 26  # ts, tid, length, type, nparams: what an event's length counts beside its params
     EV_HEAD = 36  # block type, total, cpu, then EV_FIXED
     MAX_PARAMS = 64
+    O_CREAT_WRONLY_TRUNC = 0o1101
+    O_CLOEXEC = 0o2000000
 
 cdef struct op_t:
     int code
@@ -66,13 +71,24 @@ cdef inline int64_t xform(int64_t v, int xf) nogil:
     return v
 
 
+cdef inline object _fd_key(uint32_t pid, int32_t fd):
+    return (<uint64_t>pid << 32) | <uint32_t>fd
+
+
 cdef class Plan:
     """Per event id (syscalls, enter and exit), its PPM event type and the operations making its
     parameters; ``flags`` per event id: 1 written by recipe, 2 an exit whose enter must be the
-    thread's last one written (else its missing enter is written first, by the exporter)."""
+    thread's last one written (else its missing enter is written first, by the exporter), 4 it
+    changes the state, 8 an enter whose parameters are partly its exit's, 16 a hidden one of an
+    unknown thread is only noted; ``fast`` per event id: the scanner's fast-path code of the fd
+    change the run applies itself (0: ``apply`` does)."""
 
     cdef readonly bytes flags
     cdef bytes fd_regs
+    cdef bytes fast
+    cdef dict opens  # during a run: (pid << 32 | fd) -> offset of an open not applied yet
+    cdef dict fds
+    cdef object state
     cdef list objs
     cdef int nevt
     cdef uint32_t block_type
@@ -83,12 +99,12 @@ cdef class Plan:
     cdef char *out
     cdef Py_ssize_t cap
 
-    def __init__(self, etypes, ops, list objs, bytes flags, bytes fd_regs, int block_type):
+    def __init__(self, etypes, ops, list objs, bytes flags, bytes fd_regs, bytes fast, int block_type):
         cdef int i, j, total = 0
         self.nevt = len(flags)
-        if len(etypes) != self.nevt or len(ops) != self.nevt or len(fd_regs) < self.nevt:
-            raise ValueError("etypes, ops, flags and fd_regs must cover the same event ids")
-        self.flags, self.fd_regs, self.objs, self.block_type = flags, fd_regs, objs, block_type
+        if len(etypes) != self.nevt or len(ops) != self.nevt or len(fd_regs) < self.nevt or len(fast) < self.nevt:
+            raise ValueError("etypes, ops, flags, fd_regs and fast must cover the same event ids")
+        self.flags, self.fd_regs, self.fast, self.objs, self.block_type = flags, fd_regs, fast, objs, block_type
         for o in ops:
             if len(o) > MAX_PARAMS:
                 raise ValueError("too many parameters")
@@ -134,26 +150,33 @@ cdef class Plan:
         self.out, self.cap = p, cap
         return 0
 
-    def run(self, buf, Py_ssize_t off, dict entered, dict enter_fd, dict pending, tuple_of, apply):
+    def run(self, buf, Py_ssize_t off, dict entered, dict enter_fd, state, dict tuples, tuple_of, apply):
         """The blocks of the records of ``buf`` from ``off`` on, as long as each has a recipe (and,
-        for an exit, a whole next record that is not its thread info); keeps the exporter's
-        ``entered`` and ``enter_fd`` and the state's ``pending`` as the exporter would; a socket tuple is
-        ``tuple_of(pid, fd)`` (fd -1: the event has none); an event that changes the state is
-        ``apply(buf, offset)``'d before its parameters are made. Returns
-        (offset after them, events, first ts, last ts, their blocks)."""
+        for an exit, a whole next record that is not its thread info; for an enter that takes its
+        exit's parameters, that exit); keeps the exporter's ``entered`` and ``enter_fd`` and the
+        ``state`` as the exporter would: the fd changes of close, the opens and the dups (``fast``)
+        here, an open of an absolute path only once something may look at it (never, when its
+        close comes first); other changes by ``apply(buf, offset)``, before the event's parameters
+        are made. A socket tuple is ``tuple_of(pid, fd)`` (fd -1: the event has none), remembered in
+        ``tuples`` by fd until the run changes that fd (the caller empties it when anything else
+        may have changed the state). A hidden enter of a thread the state does not know is only
+        noted for its exit (F_HIDE). Returns (offset after the records taken, events written,
+        first ts, last ts, their blocks)."""
         cdef const uint8_t[::1] view = buf
         cdef Py_ssize_t n = view.shape[0]
         cdef const uint8_t *base
         cdef const rec_fixed *r
+        cdef const rec_fixed *rp
+        cdef const rec_fixed *peek = NULL
         cdef const rec_head *h
-        cdef const uint8_t *seg[2]
-        cdef Py_ssize_t seglen[2]
-        cdef Py_ssize_t w = 0, nxt, ev_at, plen
+        cdef const uint8_t *seg[4]
+        cdef Py_ssize_t seglen[4]
+        cdef Py_ssize_t w = 0, nxt, ev_at, plen, p
         cdef uint16_t lens[MAX_PARAMS]
         cdef uint32_t length, total, body
         cdef uint16_t evt
-        cdef uint8_t f, reg
-        cdef int i, k, nops
+        cdef uint8_t f, reg, code
+        cdef int i, k, nops, s
         cdef int64_t v
         cdef const op_t *o
         cdef const char *src
@@ -163,132 +186,259 @@ cdef class Plan:
         cdef bytes flags = self.flags
         cdef const uint8_t *fl = <const uint8_t *>PyBytes_AS_STRING(flags)
         cdef const uint8_t *fdr = <const uint8_t *>PyBytes_AS_STRING(self.fd_regs)
+        cdef const uint8_t *fast = <const uint8_t *>PyBytes_AS_STRING(self.fast)
         cdef ev_head *eh
+        cdef dict pending, threads
         if n == 0:
             return off, 0, 0, 0, b""
         base = &view[0]
-        while off + REC_FIXED <= n:
-            r = <const rec_fixed *>(base + off)
-            length = r.length
-            if length < REC_FIXED or off + length > n:
-                break
-            evt = r.evt
-            if evt >= self.nevt:
-                break
-            f = fl[evt]
-            if not (f & F_FAST) or (r.flags & (RF_HIDDEN | RF_PPM)) or <uint32_t>REC_FIXED + r.l0 + r.l1 > length:
-                break
-            nxt = off + length
-            tid = r.tid
-            if evt & 1:
-                if nxt + REC_FIXED > n:
-                    break  # the exporter holds the last exit for what may follow it
-                h = <const rec_head *>(base + nxt)
-                if h.length < REC_FIXED or nxt + h.length > n or \
-                        ((h.evt == EVT_THREADINFO or h.evt == EVT_FDINFO) and h.tid == r.tid):
+        pending = state._pending
+        threads = state.threads
+        self.opens = {}
+        self.fds = state.fds
+        self.state = state
+        try:
+            while off + REC_FIXED <= n:
+                r = <const rec_fixed *>(base + off)
+                length = r.length
+                if length < REC_FIXED or off + length > n:
                     break
-                if f & F_NEEDS_ENTER and entered.get(tid, -1) != evt - 1:
+                evt = r.evt
+                if evt >= self.nevt:
                     break
-                entered.pop(tid, None)
-            seg[0] = base + off + REC_FIXED
-            seglen[0] = r.l0
-            seg[1] = seg[0] + r.l0
-            seglen[1] = r.l1
-            if not evt & 1:
-                entered[tid] = evt
-                reg = fdr[evt]
-                if reg == FD_NONE:
-                    enter_fd[tid] = -1
-                elif reg == FD_RET:
-                    enter_fd[tid] = xform(r.ret, X_FDRET)
-                else:
-                    enter_fd[tid] = xform(<int64_t>r.args[reg], X_S32)
-                if r.l0 or r.l1:
-                    pending[tid] = (evt, PyBytes_FromStringAndSize(<const char *>seg[0], r.l0),
-                                    PyBytes_FromStringAndSize(<const char *>seg[1], r.l1))
-            if f & F_APPLY:
-                apply(buf, off)
-            nops = self.count[evt]
-            self.reserve(w + EV_HEAD + 2 * nops)
-            ev_at = w
-            w += EV_HEAD + 2 * nops
-            for i in range(nops):
-                o = &self.ops[self.start[evt] + i]
-                k = o.code
-                if k == OP_INT or k == OP_ENTERFD:
-                    if k == OP_ENTERFD:
-                        v = enter_fd.get(tid, -1)
+                f = fl[evt]
+                if (r.flags & RF_PPM) or <uint32_t>REC_FIXED + r.l0 + r.l1 > length:
+                    break
+                nxt = off + length
+                if r.flags & RF_HIDDEN:
+                    # The exporter writes nothing for it, the state only notes its payload.
+                    if not f & F_HIDE or r.tid in threads:
+                        break
+                    if r.l0 or r.l1:
+                        pending[r.tid] = (evt, PyBytes_FromStringAndSize(<const char *>base + off + REC_FIXED, r.l0),
+                                          PyBytes_FromStringAndSize(<const char *>base + off + REC_FIXED + r.l0, r.l1))
+                    off = nxt
+                    continue
+                if not f & F_FAST:
+                    break
+                tid = r.tid
+                if evt & 1:
+                    if nxt + REC_FIXED > n:
+                        break  # the exporter holds the last exit for what may follow it
+                    h = <const rec_head *>(base + nxt)
+                    if h.length < REC_FIXED or nxt + h.length > n or \
+                            ((h.evt == EVT_THREADINFO or h.evt == EVT_FDINFO) and h.tid == r.tid):
+                        break
+                    if f & F_NEEDS_ENTER and entered.get(tid, -1) != evt - 1:
+                        break
+                    entered.pop(tid, None)
+                elif f & F_PEEK:
+                    # Its exit, the thread's next record, must be here (else the exporter waits
+                    # for it, or writes the enter without it).
+                    peek = NULL
+                    p = nxt
+                    while p + REC_FIXED <= n:
+                        rp = <const rec_fixed *>(base + p)
+                        if rp.length < REC_FIXED or p + rp.length > n:
+                            break
+                        if rp.tid == r.tid:
+                            if rp.evt == evt + 1 and <uint32_t>REC_FIXED + rp.l0 + rp.l1 <= rp.length:
+                                peek = rp
+                            break
+                        p += rp.length
+                    if peek == NULL:
+                        break
+                    seg[2] = <const uint8_t *>peek + REC_FIXED
+                    seglen[2] = peek.l0
+                    seg[3] = seg[2] + peek.l0
+                    seglen[3] = peek.l1
+                seg[0] = base + off + REC_FIXED
+                seglen[0] = r.l0
+                seg[1] = seg[0] + r.l0
+                seglen[1] = r.l1
+                if not evt & 1:
+                    entered[tid] = evt
+                    reg = fdr[evt]
+                    if reg == FD_NONE:
+                        enter_fd[tid] = -1
+                    elif reg == FD_RET:
+                        enter_fd[tid] = xform(r.ret, X_FDRET)
                     else:
-                        v = xform(r.ret if o.a == SRC_RET else <int64_t>r.args[o.a], o.b)
-                    self.reserve(w + 8)
-                    memcpy(self.out + w, &v, o.width)  # little-endian: the low bytes
-                    plen = o.width
-                elif k == OP_SEGSTR:
-                    nul = memchr(seg[o.a], 0, seglen[o.a])
-                    plen = (<const uint8_t *>nul - seg[o.a]) if nul != NULL else seglen[o.a]
-                    self.reserve(w + plen + 1)
-                    memcpy(self.out + w, seg[o.a], plen)
-                    self.out[w + plen] = 0
-                    plen += 1
-                elif k == OP_SEGBUF:
-                    plen = seglen[o.a]
-                    self.reserve(w + plen)
-                    memcpy(self.out + w, seg[o.a], plen)
-                else:
-                    if k == OP_CONST:
-                        enc = self.objs[o.a]
-                    elif k == OP_TUPLE:
-                        reg = fdr[evt]
-                        if reg == FD_NONE:
-                            v = -1
-                        elif reg == FD_RET:
-                            v = xform(r.ret, X_FDRET)
+                        enter_fd[tid] = xform(<int64_t>r.args[reg], X_S32)
+                    if r.l0 or r.l1:
+                        pending[tid] = (evt, PyBytes_FromStringAndSize(<const char *>seg[0], r.l0),
+                                        PyBytes_FromStringAndSize(<const char *>seg[1], r.l1))
+                if f & F_APPLY:
+                    code = fast[evt]
+                    if code:
+                        self.apply_fd(buf, base, off, code, tuples)
+                    else:
+                        self.flush(base)
+                        apply(buf, off)
+                nops = self.count[evt]
+                self.reserve(w + EV_HEAD + 2 * nops)
+                ev_at = w
+                w += EV_HEAD + 2 * nops
+                for i in range(nops):
+                    o = &self.ops[self.start[evt] + i]
+                    k = o.code & ~OP_PEEK
+                    rp = peek if o.code & OP_PEEK else r
+                    s = o.a + (2 if o.code & OP_PEEK else 0)  # the segment, of the record or its exit
+                    if k == OP_INT or k == OP_ENTERFD:
+                        if k == OP_ENTERFD:
+                            v = enter_fd.get(tid, -1)
                         else:
-                            v = xform(<int64_t>r.args[reg], X_S32)
-                        enc = tuple_of(r.pid, v if v >= 0 else -1)
-                    elif k == OP_MEMO:
-                        memo = <object>PyTuple_GET_ITEM(self.objs[o.b], 0)
-                        if o.a == SRC_RET:
-                            key = r.ret
-                        else:
-                            key = r.args[o.a]
-                        enc = memo.get(key)
-                        if enc is None:
-                            enc = (<object>PyTuple_GET_ITEM(self.objs[o.b], 1))(key)
-                            if len(memo) < MEMO_MAX:
-                                memo[key] = enc
-                    else:  # OP_SEGCALL
-                        enc = self.objs[o.b](PyBytes_FromStringAndSize(<const char *>seg[o.a], seglen[o.a]))
-                    src = PyBytes_AS_STRING(enc)
-                    plen = PyBytes_GET_SIZE(enc)
-                    self.reserve(w + plen)
-                    memcpy(self.out + w, src, plen)
-                lens[i] = <uint16_t>plen
-                w += plen
-            body = <uint32_t>(w - ev_at - 8)  # cpu, the event's fixed part, lengths, values
-            total = 8 + body + (-body & 3) + 4
-            self.reserve(ev_at + total)
-            while (w - ev_at) & 3:
-                self.out[w] = 0
-                w += 1
-            memcpy(self.out + w, &total, 4)
-            w += 4
-            eh = <ev_head *>(self.out + ev_at)
-            eh.btype = self.block_type
-            eh.total = total
-            eh.cpu = r.cpu
-            eh.ts = r.ts
-            eh.tid = r.tid
-            eh.length = body - 2
-            eh.etype = <uint16_t>self.etypes[evt]
-            eh.nparams = nops
-            memcpy(self.out + ev_at + EV_HEAD, lens, 2 * nops)
-            if count == 0:
-                first = r.ts
-            last = r.ts
-            count += 1
-            off = nxt
+                            v = xform(rp.ret if o.a == SRC_RET else <int64_t>rp.args[o.a], o.b)
+                        self.reserve(w + 8)
+                        memcpy(self.out + w, &v, o.width)  # little-endian: the low bytes
+                        plen = o.width
+                    elif k == OP_SEGSTR:
+                        nul = memchr(seg[s], 0, seglen[s])
+                        plen = (<const uint8_t *>nul - seg[s]) if nul != NULL else seglen[s]
+                        self.reserve(w + plen + 1)
+                        memcpy(self.out + w, seg[s], plen)
+                        self.out[w + plen] = 0
+                        plen += 1
+                    elif k == OP_SEGBUF:
+                        plen = seglen[s]
+                        self.reserve(w + plen)
+                        memcpy(self.out + w, seg[s], plen)
+                    else:
+                        if k == OP_CONST:
+                            enc = self.objs[o.a]
+                        elif k == OP_TUPLE:
+                            reg = fdr[evt]
+                            if reg == FD_NONE:
+                                v = -1
+                            elif reg == FD_RET:
+                                v = xform(r.ret, X_FDRET)
+                            else:
+                                v = xform(<int64_t>r.args[reg], X_S32)
+                            if v < 0:
+                                enc = tuple_of(r.pid, -1)
+                            else:
+                                key = _fd_key(r.pid, <int32_t>v)
+                                if self.opens and key in self.opens:
+                                    self.flush(base)
+                                enc = tuples.get(key)
+                                if enc is None:
+                                    enc = tuple_of(r.pid, v)
+                                    tuples[key] = enc
+                        elif k == OP_MEMO:
+                            memo = <object>PyTuple_GET_ITEM(self.objs[o.b], 0)
+                            if o.a == SRC_RET:
+                                key = rp.ret
+                            else:
+                                key = rp.args[o.a]
+                            enc = memo.get(key)
+                            if enc is None:
+                                enc = (<object>PyTuple_GET_ITEM(self.objs[o.b], 1))(key)
+                                if len(memo) < MEMO_MAX:
+                                    memo[key] = enc
+                        else:  # OP_SEGCALL
+                            enc = self.objs[o.b](PyBytes_FromStringAndSize(<const char *>seg[s], seglen[s]))
+                        src = PyBytes_AS_STRING(enc)
+                        plen = PyBytes_GET_SIZE(enc)
+                        self.reserve(w + plen)
+                        memcpy(self.out + w, src, plen)
+                    lens[i] = <uint16_t>plen
+                    w += plen
+                body = <uint32_t>(w - ev_at - 8)  # cpu, the event's fixed part, lengths, values
+                total = 8 + body + (-body & 3) + 4
+                self.reserve(ev_at + total)
+                while (w - ev_at) & 3:
+                    self.out[w] = 0
+                    w += 1
+                memcpy(self.out + w, &total, 4)
+                w += 4
+                eh = <ev_head *>(self.out + ev_at)
+                eh.btype = self.block_type
+                eh.total = total
+                eh.cpu = r.cpu
+                eh.ts = r.ts
+                eh.tid = r.tid
+                eh.length = body - 2
+                eh.etype = <uint16_t>self.etypes[evt]
+                eh.nparams = nops
+                memcpy(self.out + ev_at + EV_HEAD, lens, 2 * nops)
+                if count == 0:
+                    first = r.ts
+                last = r.ts
+                count += 1
+                off = nxt
+            self.flush(base)
+        finally:
+            self.opens = self.fds = self.state = None
         return off, count, first, last, PyBytes_FromStringAndSize(self.out, w)
+
+    cdef int apply_fd(self, buf, const uint8_t *base, Py_ssize_t off, uint8_t code, dict tuples) except -1:
+        """The state change of a close, an open or a dup exit (the scanner's fast-path codes)."""
+        cdef const rec_fixed *r = <const rec_fixed *>(base + off)
+        cdef int64_t ret = r.ret
+        cdef uint32_t pid = r.pid
+        cdef object key
+        if code == FAST_CLOSE:
+            if ret != 0:
+                return 0
+            key = _fd_key(pid, <int32_t>r.args[0])
+            tuples.pop(key, None)
+            if self.opens and self.opens.pop(key, None) is not None:
+                self.fds.setdefault(pid, {})  # an open nobody looked at: but for the table it made
+                return 0
+            table = self.fds.get(pid)
+            if table:
+                table.pop(<int32_t>r.args[0], None)
+            return 0
+        if code >= FAST_DUP:
+            if ret < 0:
+                return 0  # a failed dup changes nothing
+            tuples.pop(_fd_key(pid, <int32_t>ret), None)
+            self.flush(base)  # it reads its source fd
+            self.state.dup_raw(pid, <int32_t>r.args[0], ret, code == FAST_DUP3 and bool(r.args[2] & O_CLOEXEC))
+            return 0
+        if ret < 0 or ret > 0x7FFFFFFF:
+            return 0  # a failed open changes nothing
+        key = _fd_key(pid, <int32_t>ret)
+        tuples.pop(key, None)
+        if r.l0 and base[off + REC_FIXED] == 0x2F:  # an absolute path: nothing else is read
+            if key in self.opens:
+                self.flush(base)
+            self.opens[key] = off
+            return 0
+        self.flush(base)  # a relative path may name a pending open's directory
+        self.open_now(base, off, code)
+        return 0
+
+    cdef int open_now(self, const uint8_t *base, Py_ssize_t off, uint8_t code) except -1:
+        cdef const rec_fixed *r = <const rec_fixed *>(base + off)
+        cdef uint64_t flags = 0
+        cdef const uint8_t *seg1 = base + off + REC_FIXED + r.l0
+        if code == FAST_OPEN_A1:
+            flags = r.args[1]
+        elif code == FAST_OPEN_A2:
+            flags = r.args[2]
+        elif code == FAST_OPEN_SEG1:
+            memcpy(&flags, seg1, 8 if r.l1 >= 8 else r.l1)
+        else:
+            flags = O_CREAT_WRONLY_TRUNC
+        dirfd = None
+        if code == FAST_OPEN_A2 or code == FAST_OPEN_SEG1:
+            dirfd = <int32_t>r.args[0]
+        self.state.open_raw(r.pid, r.tid, <int>r.ret,
+                            PyBytes_FromStringAndSize(<const char *>base + off + REC_FIXED, r.l0), flags, dirfd)
+        return 0
+
+    cdef int flush(self, const uint8_t *base) except -1:
+        """Apply the opens kept back, in stream order."""
+        cdef const rec_fixed *r
+        if not self.opens:
+            return 0
+        offsets = list(self.opens.values())
+        self.opens.clear()
+        for o in offsets:
+            r = <const rec_fixed *>(base + <Py_ssize_t>o)
+            self.open_now(base, <Py_ssize_t>o, (<const uint8_t *>PyBytes_AS_STRING(self.fast))[r.evt])
+        return 0
 
 
 __all__ = ["Plan"]

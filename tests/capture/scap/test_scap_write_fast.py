@@ -16,7 +16,7 @@ import pytest
 from tracer.capture import CaptureReader, EventBlock, TableBlock
 from tracer.capture.scap import export
 from tracer.capture.scap import writer as scap_writer
-from tracer.capture.scap.recipe import F_APPLY, F_FAST, compile_plan
+from tracer.capture.scap.recipe import F_APPLY, F_FAST, F_PEEK, compile_plan
 from tracer.schema import record as R
 from tracer.schema.events import SYSCALL_NR
 from tracer.state.state import State
@@ -101,8 +101,10 @@ def test_what_needs_the_state_is_applied_first_or_left_to_the_exporter() -> None
         assert not f or f & F_APPLY, name
     for name in ("clone", "clone3", "fork", "vfork", "execve", "execveat"):
         assert not plan.flags[SYSCALL_NR[name] * 2 + 1], name
-    for name in ("openat", "clone"):  # openat's enter holds its exit's path; clone's, the child's facts
+    for name in ("clone", "clone3", "fork", "vfork"):  # their enters keep what a clone's child needs
         assert not plan.flags[SYSCALL_NR[name] * 2], name
+    for name in ("open", "openat", "creat"):  # their enters take the path from their exits
+        assert plan.flags[SYSCALL_NR[name] * 2] & (F_FAST | F_PEEK) == F_FAST | F_PEEK, name
     for name in ("read", "write", "epoll_wait", "sendfile", "futex", "recvfrom"):
         f = plan.flags[SYSCALL_NR[name] * 2 + 1]
         assert f & F_FAST and not f & F_APPLY, name

@@ -260,6 +260,11 @@ class Exporter:
         self._enter_fd: dict[int, int] = {}  # tid -> fd of its pending enter
         self.events = 0
         self._fast_off = 0
+        # Socket tuples by (pid << 32 | fd), as the recipes asked for them: good while only the
+        # recipes' run changes the state (which forgets the fds it changes); emptied when
+        # anything else may have (the state's version moved).
+        self._tuples: dict[int, bytes] = {}
+        self._tuples_at = -1
         self.first_ts = 0
         self.last_ts = 0
         self._sources: dict[str, Callable[[Event, PParam, dict[str, Any]], Any]] = {
@@ -335,11 +340,17 @@ class Exporter:
             if evt >= len(plan.flags) or not plan.flags[evt] or off + length > len(buf):
                 return False
             self._release(out)  # as for any record that is not the held event's follower
-        end, count, first, last, blocks = plan.run(buf, off, self._entered, self._enter_fd, self.state._pending,
+        state = self.state
+        if state.version != self._tuples_at:
+            self._tuples.clear()
+        end, count, first, last, blocks = plan.run(buf, off, self._entered, self._enter_fd, state, self._tuples,
                                                     self._tuple_of, self._apply_at)
-        if not count:
+        self._tuples_at = state.version
+        if end == off:
             return False
         self._fast_off = end
+        if not count:
+            return True  # hidden enters only noted
         self.events += count
         if not self.first_ts:
             self.first_ts = first
@@ -472,6 +483,7 @@ class Exporter:
     def _apply_at(self, buf: bytes, off: int) -> None:
         """The recipes' way to have the state see a record that changes it."""
         self.state.apply(Event(buf, off, 0, self.state))
+        self._tuples.clear()
 
     def _tuple_of(self, pid: int, num: int) -> bytes:
         """The recipes' socket tuple: ``_tuple`` of fd ``num`` (-1: none) of process ``pid``."""
