@@ -8,11 +8,13 @@ tracer/capture/scap/recipe.py, which documents the operations.
 include "record.pxi"
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcpy
+
+cimport cython
 
 cdef enum:
     F_FAST = 1
@@ -69,6 +71,96 @@ cdef inline int64_t xform(int64_t v, int xf) nogil:
     if xf == X_FDRET:
         return v if v < 0 else <int32_t>v
     return v
+
+
+cdef struct enter_slot:
+    uint32_t tid
+    uint32_t used
+    int64_t evt  # the enter last written, not exited yet; -1: none
+    int64_t fd  # the fd of the thread's last enter; -1: none
+
+
+@cython.final
+cdef class Enters:
+    """Per thread, the syscall enter last written whose exit has not been (-1: none), and the fd
+    of its last enter (-1: none): the exporter's bookkeeping, kept by its recipes and its own path
+    alike, in C (a dict per field cost more than the rest of a recipe)."""
+
+    cdef enter_slot *slots
+    cdef uint32_t mask
+    cdef uint32_t n
+
+    def __cinit__(self):
+        self.mask = 1023
+        self.n = 0
+        self.slots = <enter_slot *>PyMem_Calloc(self.mask + 1, sizeof(enter_slot))
+        if self.slots == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        PyMem_Free(self.slots)
+
+    cdef inline enter_slot *find(self, uint32_t tid) noexcept:
+        cdef uint32_t i = (tid * 2654435761u) & self.mask
+        while self.slots[i].used:
+            if self.slots[i].tid == tid:
+                return &self.slots[i]
+            i = (i + 1) & self.mask
+        return NULL
+
+    cdef enter_slot *get(self, uint32_t tid) except NULL:
+        """The thread's slot, made (both fields -1) if it has none."""
+        cdef enter_slot *s = self.find(tid)
+        cdef enter_slot *old
+        cdef uint32_t i, j, cap
+        if s != NULL:
+            return s
+        if (self.n + 1) * 2 > self.mask + 1:
+            old, cap = self.slots, self.mask + 1
+            self.slots = <enter_slot *>PyMem_Calloc(cap * 2, sizeof(enter_slot))
+            if self.slots == NULL:
+                self.slots = old
+                raise MemoryError()
+            self.mask = cap * 2 - 1
+            for j in range(cap):
+                if old[j].used:
+                    i = (old[j].tid * 2654435761u) & self.mask
+                    while self.slots[i].used:
+                        i = (i + 1) & self.mask
+                    self.slots[i] = old[j]
+            PyMem_Free(old)
+        i = (tid * 2654435761u) & self.mask
+        while self.slots[i].used:
+            i = (i + 1) & self.mask
+        s = &self.slots[i]
+        s.tid, s.used, s.evt, s.fd = tid, 1, -1, -1
+        self.n += 1
+        return s
+
+    def entered(self, uint32_t tid):
+        """The enter last written for the thread and not exited, -1 if none."""
+        cdef enter_slot *s = self.find(tid)
+        return s.evt if s != NULL else -1
+
+    def enter(self, uint32_t tid, int64_t evt):
+        """The thread's enter ``evt`` is written."""
+        self.get(tid).evt = evt
+
+    def exit(self, uint32_t tid):
+        """The thread's exit is written: the enter it had (-1: none), forgotten."""
+        cdef enter_slot *s = self.find(tid)
+        cdef int64_t evt = -1
+        if s != NULL:
+            evt, s.evt = s.evt, -1
+        return evt
+
+    def enter_fd(self, uint32_t tid):
+        """The fd of the thread's last enter, -1 if none."""
+        cdef enter_slot *s = self.find(tid)
+        return s.fd if s != NULL else -1
+
+    def set_enter_fd(self, uint32_t tid, int64_t fd):
+        self.get(tid).fd = fd
 
 
 cdef inline object _fd_key(uint32_t pid, int32_t fd):
@@ -150,11 +242,11 @@ cdef class Plan:
         self.out, self.cap = p, cap
         return 0
 
-    def run(self, buf, Py_ssize_t off, dict entered, dict enter_fd, state, dict tuples, tuple_of, apply):
+    def run(self, buf, Py_ssize_t off, Enters enters, state, dict tuples, tuple_of, apply):
         """The blocks of the records of ``buf`` from ``off`` on, as long as each has a recipe (and,
         for an exit, a whole next record that is not its thread info; for an enter that takes its
-        exit's parameters, that exit); keeps the exporter's ``entered`` and ``enter_fd`` and the
-        ``state`` as the exporter would: the fd changes of close, the opens and the dups (``fast``)
+        exit's parameters, that exit); keeps the exporter's ``enters`` and the ``state`` as the
+        exporter would: the fd changes of close, the opens and the dups (``fast``)
         here, an open of an absolute path only once something may look at it (never, when its
         close comes first); other changes by ``apply(buf, offset)``, before the event's parameters
         are made. A socket tuple is ``tuple_of(pid, fd)`` (fd -1: the event has none), remembered in
@@ -182,7 +274,8 @@ cdef class Plan:
         cdef const char *src
         cdef const void *nul
         cdef uint64_t count = 0, first = 0, last = 0
-        cdef object tid, key, enc, memo
+        cdef object key, enc, memo
+        cdef enter_slot *es
         cdef bytes flags = self.flags
         cdef const uint8_t *fl = <const uint8_t *>PyBytes_AS_STRING(flags)
         cdef const uint8_t *fdr = <const uint8_t *>PyBytes_AS_STRING(self.fd_regs)
@@ -221,7 +314,6 @@ cdef class Plan:
                     continue
                 if not f & F_FAST:
                     break
-                tid = r.tid
                 if evt & 1:
                     if nxt + REC_FIXED > n:
                         break  # the exporter holds the last exit for what may follow it
@@ -229,9 +321,11 @@ cdef class Plan:
                     if h.length < REC_FIXED or nxt + h.length > n or \
                             ((h.evt == EVT_THREADINFO or h.evt == EVT_FDINFO) and h.tid == r.tid):
                         break
-                    if f & F_NEEDS_ENTER and entered.get(tid, -1) != evt - 1:
+                    es = enters.find(r.tid)
+                    if f & F_NEEDS_ENTER and (es == NULL or es.evt != evt - 1):
                         break
-                    entered.pop(tid, None)
+                    if es != NULL:
+                        es.evt = -1
                 elif f & F_PEEK:
                     # Its exit, the thread's next record, must be here (else the exporter waits
                     # for it, or writes the enter without it).
@@ -257,16 +351,17 @@ cdef class Plan:
                 seg[1] = seg[0] + r.l0
                 seglen[1] = r.l1
                 if not evt & 1:
-                    entered[tid] = evt
+                    es = enters.get(r.tid)
+                    es.evt = evt
                     reg = fdr[evt]
                     if reg == FD_NONE:
-                        enter_fd[tid] = -1
+                        es.fd = -1
                     elif reg == FD_RET:
-                        enter_fd[tid] = xform(r.ret, X_FDRET)
+                        es.fd = xform(r.ret, X_FDRET)
                     else:
-                        enter_fd[tid] = xform(<int64_t>r.args[reg], X_S32)
+                        es.fd = xform(<int64_t>r.args[reg], X_S32)
                     if r.l0 or r.l1:
-                        pending[tid] = (evt, PyBytes_FromStringAndSize(<const char *>seg[0], r.l0),
+                        pending[r.tid] = (evt, PyBytes_FromStringAndSize(<const char *>seg[0], r.l0),
                                         PyBytes_FromStringAndSize(<const char *>seg[1], r.l1))
                 if f & F_APPLY:
                     code = fast[evt]
@@ -286,7 +381,8 @@ cdef class Plan:
                     s = o.a + (2 if o.code & OP_PEEK else 0)  # the segment, of the record or its exit
                     if k == OP_INT or k == OP_ENTERFD:
                         if k == OP_ENTERFD:
-                            v = enter_fd.get(tid, -1)
+                            es = enters.find(r.tid)
+                            v = es.fd if es != NULL else -1
                         else:
                             v = xform(rp.ret if o.a == SRC_RET else <int64_t>rp.args[o.a], o.b)
                         self.reserve(w + 8)
@@ -441,4 +537,4 @@ cdef class Plan:
         return 0
 
 
-__all__ = ["Plan"]
+__all__ = ["Enters", "Plan"]

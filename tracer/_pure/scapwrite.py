@@ -48,6 +48,35 @@ def _xform(v: int, xf: int) -> int:
     return v
 
 
+class Enters:
+    """Per thread, the syscall enter last written whose exit has not been (-1: none), and the fd
+    of its last enter (-1: none): the exporter's bookkeeping, kept by its recipes and its own path
+    alike."""
+
+    def __init__(self) -> None:
+        self._evt: dict[int, int] = {}
+        self._fd: dict[int, int] = {}
+
+    def entered(self, tid: int) -> int:
+        """The enter last written for the thread and not exited, -1 if none."""
+        return self._evt.get(tid, -1)
+
+    def enter(self, tid: int, evt: int) -> None:
+        """The thread's enter ``evt`` is written."""
+        self._evt[tid] = evt
+
+    def exit(self, tid: int) -> int:
+        """The thread's exit is written: the enter it had (-1: none), forgotten."""
+        return self._evt.pop(tid, -1)
+
+    def enter_fd(self, tid: int) -> int:
+        """The fd of the thread's last enter, -1 if none."""
+        return self._fd.get(tid, -1)
+
+    def set_enter_fd(self, tid: int, fd: int) -> None:
+        self._fd[tid] = fd
+
+
 class Plan:
     """Per event id (syscalls, enter and exit), its PPM event type and the operations making its
     parameters; ``flags`` per event id: 1 written by recipe, 2 an exit whose enter must be the
@@ -75,13 +104,13 @@ class Plan:
         self._fast = bytes(fast)
         self._block_type = block_type
 
-    def run(self, buf: bytes, off: int, entered: dict[int, int], enter_fd: dict[int, int], state: Any,
+    def run(self, buf: bytes, off: int, enters: Enters, state: Any,
             tuples: dict[int, bytes], tuple_of: Callable[[int, int], bytes],
             apply: Callable[[bytes, int], None]) -> tuple[int, int, int, int, bytes]:
         """The blocks of the records of ``buf`` from ``off`` on, as long as each has a recipe (and,
         for an exit, a whole next record that is not its thread info; for an enter that takes its
-        exit's parameters, that exit); keeps the exporter's ``entered`` and ``enter_fd`` and the
-        ``state`` as the exporter would: the fd changes of close, the opens and the dups (``fast``)
+        exit's parameters, that exit); keeps the exporter's ``enters`` and the ``state`` as the
+        exporter would: the fd changes of close, the opens and the dups (``fast``)
         here, an open of an absolute path only once something may look at it (never, when its
         close comes first); other changes by ``apply(buf, offset)``, before the event's parameters
         are made. A socket tuple is ``tuple_of(pid, fd)`` (fd -1: the event has none), remembered in
@@ -124,9 +153,9 @@ class Plan:
                 _, ntid, _, nevt2, _, nlen = _HEAD.unpack_from(buf, nxt)
                 if nlen < R.REC_FIXED or nxt + nlen > n or (nevt2 in _FOLLOWERS and ntid == tid):
                     break
-                if f & F_NEEDS_ENTER and entered.get(tid, -1) != evt - 1:
+                if f & F_NEEDS_ENTER and enters.entered(tid) != evt - 1:
                     break
-                entered.pop(tid, None)
+                enters.exit(tid)
             elif f & F_PEEK:
                 # Its exit, the thread's next record, must be here (else the exporter waits for
                 # it, or writes the enter without it).
@@ -136,9 +165,10 @@ class Plan:
             args = (a0, a1, a2, a3, a4, a5)
             segs = (bytes(buf[p:p + l0]), bytes(buf[p + l0:p + l0 + l1]))
             if not evt & 1:
-                entered[tid] = evt
+                enters.enter(tid, evt)
                 reg = fd_regs[evt]
-                enter_fd[tid] = -1 if reg == FD_NONE else _xform(ret, X_FDRET) if reg == FD_RET else _s32(args[reg])
+                enters.set_enter_fd(tid, -1 if reg == FD_NONE else _xform(ret, X_FDRET) if reg == FD_RET
+                                    else _s32(args[reg]))
                 if l0 or l1:
                     pending[tid] = (evt, segs[0], segs[1])
             if f & F_APPLY:
@@ -172,7 +202,7 @@ class Plan:
                 elif code == OP_SEGCALL:
                     params.append(objs[b](rsegs[a]))
                 elif code == OP_ENTERFD:
-                    params.append((enter_fd.get(tid, -1) & _MASKS[width]).to_bytes(width, "little"))
+                    params.append((enters.enter_fd(tid) & _MASKS[width]).to_bytes(width, "little"))
                 else:  # OP_TUPLE
                     reg = fd_regs[evt]
                     fd = -1 if reg == FD_NONE else _xform(ret, X_FDRET) if reg == FD_RET else _s32(args[reg])
@@ -285,4 +315,4 @@ def _flush(state: Any, opens: dict[int, int], buf: bytes, fast: bytes) -> None:
         _open_now(state, buf, o, fast[evt])
 
 
-__all__ = ["Plan"]
+__all__ = ["Enters", "Plan"]

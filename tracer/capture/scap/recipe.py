@@ -19,7 +19,7 @@ The operations (OP_*, applied by tracer._ext.scapwrite and its twin):
     SEGBUF seg            a segment as is
     MEMO src i            objs[i] = (memo, fn): fn(value) for the register's value, remembered
     SEGCALL seg i         objs[i](segment)
-    ENTERFD width         the fd of the thread's pending enter (Exporter._enter_fd), -1 if none
+    ENTERFD width         the fd of the thread's last enter (the exporter's Enters), -1 if none
     TUPLE                 the socket tuple of the event's fd (its FD_REGS register): the run's
                           ``tuple_of(pid, fd)``, which asks the state (it is -1 for none)
     | PEEK                (on INT, SEGSTR, SEGBUF, MEMO, SEGCALL) from the event's exit, not itself
