@@ -479,8 +479,9 @@ cdef class Plan:
             key = _fd_key(pid, <int32_t>r.args[0])
             tuples.pop(key, None)
             if self.opens and self.opens.pop(key, None) is not None:
-                self.fds.setdefault(pid, {})  # an open nobody looked at: but for the table it made
-                return 0
+                # An open nobody looked at: never mind it, but for the table it made (and the fd
+                # it replaced, which goes too).
+                self.fds.setdefault(pid, {})
             table = self.fds.get(pid)
             if table:
                 table.pop(<int32_t>r.args[0], None)

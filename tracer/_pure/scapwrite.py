@@ -263,8 +263,9 @@ def _apply_fd(state: Any, opens: dict[int, int], tuples: dict[int, bytes], buf: 
         key = pid << 32 | (fd & 0xFFFFFFFF)
         tuples.pop(key, None)
         if opens.pop(key, None) is not None:
-            state.fds.setdefault(pid, {})  # an open nobody looked at: but for the table it made
-            return
+            # An open nobody looked at: never mind it, but for the table it made (and the fd it
+            # replaced, which goes too).
+            state.fds.setdefault(pid, {})
         table = state.fds.get(pid)
         if table:
             table.pop(fd, None)

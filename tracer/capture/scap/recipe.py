@@ -28,7 +28,7 @@ The operations (OP_*, applied by tracer._ext.scapwrite and its twin):
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from tracer.engine import scapwrite
 from tracer.schema import record as R
@@ -189,9 +189,26 @@ def _slow_events() -> frozenset[int]:
     return frozenset(slow)
 
 
+class Recipes(NamedTuple):
+    """What ``scapwrite.Plan`` is made of, per event id (see Plan)."""
+
+    etypes: list[int]
+    ops: list[list[Op]]
+    objs: list[Any]
+    flags: bytes
+    fd_regs: bytes
+    fast: bytes
+    block_type: int
+
+
 @cache
 def compile_plan() -> scapwrite.Plan:
     """The recipes of every syscall event id (internal events have none), as the engine's Plan."""
+    return scapwrite.Plan(*compile_recipes())
+
+
+def compile_recipes() -> Recipes:
+    """The recipes of every syscall event id, from the PPM table and ktrace's schema."""
     from tracer.pipeline import FAST_MASK
 
     slow = _slow_events()
@@ -237,7 +254,8 @@ def compile_plan() -> scapwrite.Plan:
             etypes[evt] = etype
         flags[evt] |= F_FAST | (F_NEEDS_ENTER if direction and evt - 1 in X._FD_ENTERS else 0) \
             | (F_APPLY if evt in changes else 0) | (F_PEEK if peek else 0)
-    return scapwrite.Plan(etypes, ops, c.objs, bytes(flags), FD_REGS[:nevt], FAST_MASK[:nevt], B.EV_V2)
+    return Recipes(etypes, ops, c.objs, bytes(flags), FD_REGS[:nevt], FAST_MASK[:nevt], B.EV_V2)
 
 
-__all__ = ["F_APPLY", "F_FAST", "F_HIDE", "F_NEEDS_ENTER", "F_PEEK", "MEMO_MAX", "OP_PEEK", "compile_plan"]
+__all__ = ["F_APPLY", "F_FAST", "F_HIDE", "F_NEEDS_ENTER", "F_PEEK", "MEMO_MAX", "OP_PEEK", "Recipes", "compile_plan",
+           "compile_recipes"]
