@@ -9,7 +9,7 @@ include "record.pxi"
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcpy
@@ -49,6 +49,8 @@ cdef struct op_t:
     int a
     int b
     int width
+    uint64_t last  # OP_MEMO: the value last encoded, and its bytes (a reference held; NULL: none)
+    PyObject *enc
 
 cdef packed struct ev_head:
     uint32_t btype
@@ -188,6 +190,7 @@ cdef class Plan:
     cdef int *start
     cdef int *count
     cdef op_t *ops
+    cdef int nops
     cdef char *out
     cdef Py_ssize_t cap
 
@@ -220,20 +223,29 @@ cdef class Plan:
                 if code == OP_MEMO and not (isinstance(objs[b], tuple) and len(objs[b]) == 2):
                     raise ValueError("a memo must be (dict, function)")
                 self.ops[j].code, self.ops[j].a, self.ops[j].b, self.ops[j].width = code, a, b, width
+                self.ops[j].last, self.ops[j].enc = 0, NULL
+                self.nops = j + 1
                 j += 1
 
     def __dealloc__(self):
+        cdef int j
+        if self.ops != NULL:
+            for j in range(self.nops):
+                Py_XDECREF(self.ops[j].enc)
         PyMem_Free(self.etypes)
         PyMem_Free(self.start)
         PyMem_Free(self.count)
         PyMem_Free(self.ops)
         PyMem_Free(self.out)
 
-    cdef int reserve(self, Py_ssize_t need) except -1:
+    cdef inline int reserve(self, Py_ssize_t need) except -1:
+        if need <= self.cap:
+            return 0
+        return self.grow(need)
+
+    cdef int grow(self, Py_ssize_t need) except -1:
         cdef Py_ssize_t cap = self.cap
         cdef char *p
-        if need <= cap:
-            return 0
         while cap < need:
             cap *= 2
         p = <char *>PyMem_Realloc(self.out, cap)
@@ -273,7 +285,7 @@ cdef class Plan:
         cdef const op_t *o
         cdef const char *src
         cdef const void *nul
-        cdef uint64_t count = 0, first = 0, last = 0
+        cdef uint64_t count = 0, first = 0, last = 0, raw
         cdef object key, enc, memo
         cdef enter_slot *es
         cdef bytes flags = self.flags
@@ -421,16 +433,26 @@ cdef class Plan:
                                     enc = tuple_of(r.pid, v)
                                     tuples[key] = enc
                         elif k == OP_MEMO:
-                            memo = <object>PyTuple_GET_ITEM(self.objs[o.b], 0)
-                            if o.a == SRC_RET:
-                                key = rp.ret
+                            raw = <uint64_t>rp.ret if o.a == SRC_RET else rp.args[o.a]
+                            if o.enc != NULL and o.last == raw:
+                                enc = <object>o.enc  # the same value as last time (open flags repeat)
                             else:
-                                key = rp.args[o.a]
-                            enc = memo.get(key)
-                            if enc is None:
-                                enc = (<object>PyTuple_GET_ITEM(self.objs[o.b], 1))(key)
-                                if len(memo) < MEMO_MAX:
-                                    memo[key] = enc
+                                memo = <object>PyTuple_GET_ITEM(self.objs[o.b], 0)
+                                if o.a == SRC_RET:
+                                    key = rp.ret
+                                else:
+                                    key = rp.args[o.a]
+                                enc = memo.get(key)
+                                if enc is None:
+                                    enc = (<object>PyTuple_GET_ITEM(self.objs[o.b], 1))(key)
+                                    if len(memo) < MEMO_MAX:
+                                        memo[key] = enc
+                                if not isinstance(enc, bytes):
+                                    raise TypeError("a memo's function must return bytes")
+                                Py_INCREF(enc)
+                                Py_XDECREF((<op_t *>o).enc)
+                                (<op_t *>o).enc = <PyObject *>enc
+                                (<op_t *>o).last = raw
                         else:  # OP_SEGCALL
                             enc = self.objs[o.b](PyBytes_FromStringAndSize(<const char *>seg[s], seglen[s]))
                         src = PyBytes_AS_STRING(enc)
