@@ -294,6 +294,8 @@ cdef class Plan:
         cdef const uint8_t *fast = <const uint8_t *>PyBytes_AS_STRING(self.fast)
         cdef ev_head *eh
         cdef dict pending, threads
+        if self.state is not None:
+            raise RuntimeError("a Plan runs one batch at a time (one Plan per exporter)")
         if n == 0:
             return off, 0, 0, 0, b""
         base = &view[0]

@@ -201,14 +201,21 @@ class Recipes(NamedTuple):
     block_type: int
 
 
-@cache
 def compile_plan() -> scapwrite.Plan:
-    """The recipes of every syscall event id (internal events have none), as the engine's Plan."""
-    return scapwrite.Plan(*compile_recipes())
+    """The recipes of every syscall event id (internal events have none), as the engine's Plan:
+    one per exporter (a Plan keeps its buffer and the last values of its ops while it runs)."""
+    return scapwrite.Plan(*_compiled())
 
 
 def compile_recipes() -> Recipes:
-    """The recipes of every syscall event id, from the PPM table and ktrace's schema."""
+    """The recipes of every syscall event id, from the PPM table and ktrace's schema (a copy of
+    its lists: the caller may change them)."""
+    r = _compiled()
+    return r._replace(etypes=list(r.etypes), ops=[list(o) for o in r.ops], objs=list(r.objs))
+
+
+@cache
+def _compiled() -> Recipes:
     from tracer.pipeline import FAST_MASK
 
     slow = _slow_events()
