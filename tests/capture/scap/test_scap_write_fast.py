@@ -159,6 +159,12 @@ def _cases() -> tuple[dict[str, list[Any]], list[bytes]]:
     s.read(3, b"x")
     s.open("/etc/group", 6)
     s.syscall("creat", (None, 0o644), ret=7, seg0=b"/tmp/new")
+    s.syscall("access", (None, os.R_OK | os.W_OK), ret=-errno.EACCES, seg0=b"/etc/shadow")
+    s.syscall("mkdir", (None, 0o750), ret=0, seg0=b"/tmp/d")
+    s.syscall("mount", (None, None, None, 1), ret=0, seg0=b"/dev/sda1", seg1=b"/mnt")
+    s.syscall("umount2", (None, 2), ret=0, seg0=b"/mnt")
+    s.syscall("openat2", (AT_FDCWD, None, None, 24), ret=16, seg0=b"/etc/fstab",
+              seg1=(os.O_RDONLY | os.O_CLOEXEC).to_bytes(8, "little") + bytes(16))
     # Opens kept back: closed unseen, kept by a failed close, read by a relative open and a dup.
     s.open("/srv", 8, os.O_RDONLY | os.O_DIRECTORY, dirfd=AT_FDCWD)
     s.open("www/index.html", 9, dirfd=8)
@@ -241,8 +247,9 @@ def test_each_case_by_recipe_as_event_by_event(chunk: int) -> None:
     if chunk == 1000:
         # What the cases are for was written by the recipes: open enters with their exits'
         # parameters (openat, open, creat), the opens, closes and dups, socket tuples.
-        for name, direction in (("openat", 0), ("open", 0), ("creat", 0), ("openat", 1), ("close", 1),
-                                ("dup2", 1), ("dup3", 1), ("recvfrom", 1)):
+        for name, direction in (("openat", 0), ("open", 0), ("creat", 0), ("access", 0), ("mkdir", 0),
+                                ("mount", 0), ("umount2", 0), ("openat2", 0), ("openat", 1), ("openat2", 1),
+                                ("close", 1), ("dup2", 1), ("dup3", 1), ("recvfrom", 1)):
             assert sink.kinds[export.PPM_IDS[(name, direction)]], (name, direction)
 
 
