@@ -201,10 +201,16 @@ class Recipes(NamedTuple):
     block_type: int
 
 
-def compile_plan() -> scapwrite.Plan:
+def compile_plan(state_changes: bool = True) -> scapwrite.Plan:
     """The recipes of every syscall event id (internal events have none), as the engine's Plan:
-    one per exporter (a Plan keeps its buffer and the last values of its ops while it runs)."""
-    return scapwrite.Plan(*_compiled())
+    one per exporter (a Plan keeps its buffer and the last values of its ops while it runs).
+    Without ``state_changes``, an event that changes the state has none: a rotating writer starts
+    a file where any block may end, with the state as that block's event left it, and a run's
+    blocks are only handed over once it ends."""
+    r = _compiled()
+    if not state_changes:
+        r = r._replace(flags=bytes(0 if f & F_APPLY else f for f in r.flags))
+    return scapwrite.Plan(*r)
 
 
 def compile_recipes() -> Recipes:
