@@ -293,7 +293,8 @@ cdef class Plan:
         cdef const uint8_t *fdr = <const uint8_t *>PyBytes_AS_STRING(self.fd_regs)
         cdef const uint8_t *fast = <const uint8_t *>PyBytes_AS_STRING(self.fast)
         cdef ev_head *eh
-        cdef dict pending, threads
+        cdef dict pending
+        cdef object threads  # a dict, or a dict of its own kind
         if self.state is not None:
             raise RuntimeError("a Plan runs one batch at a time (one Plan per exporter)")
         if n == 0:
