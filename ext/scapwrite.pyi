@@ -3,17 +3,25 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+class Enters:
+    """Per thread, the syscall enter last written whose exit has not been, and its last enter's fd."""
+
+    def entered(self, tid: int) -> int: ...
+    def enter(self, tid: int, evt: int) -> None: ...
+    def exit(self, tid: int) -> int: ...
+    def enter_fd(self, tid: int) -> int: ...
+    def set_enter_fd(self, tid: int, fd: int) -> None: ...
+
 class Plan:
     """Per event id, its PPM event type and the operations making its parameters (recipe.py)."""
 
     flags: bytes
 
     def __init__(self, etypes: Sequence[int], ops: Sequence[Sequence[tuple[int, int, int, int]]], objs: list[Any],
-                 flags: bytes, fd_regs: bytes, block_type: int) -> None: ...
-    def run(self, buf: bytes, off: int, entered: dict[int, int], enter_fd: dict[int, int],
-            pending: dict[int, tuple[int, bytes, bytes]],
+                 flags: bytes, fd_regs: bytes, fast: bytes, block_type: int) -> None: ...
+    def run(self, buf: bytes, off: int, enters: Enters, state: Any, tuples: dict[int, bytes],
             tuple_of: Callable[[int, int], bytes],
             apply: Callable[[bytes, int], None]) -> tuple[int, int, int, int, bytes]:
-        """(offset after the records written, events, first ts, last ts, their EV_V2 blocks)."""
+        """(offset after the records taken, events written, first ts, last ts, their EV_V2 blocks)."""
 
-__all__ = ["Plan"]
+__all__ = ["Enters", "Plan"]

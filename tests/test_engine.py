@@ -29,7 +29,7 @@ PURE_RUN = os.environ.get("KTRACE_PUREPYTHON") == "1"
 # Arguments that construct a class without a kernel (a Ring needs a BPF map: its class is read).
 SAMPLES: dict[str, tuple[Any, ...]] = {"Scanner": (b"", b""), "BatchError": ("message", 0), "Tally": (b"",),
                                        "Decoder": (Translator(), {}, 1),
-                                       "Plan": ([], [], [], b"", b"", 0),
+                                       "Plan": ([], [], [], b"", b"", b"", 0), "Enters": (),
                                        "ViewCounter": (SimpleNamespace(aggs=[], plans_epoch={}), State(), print, b"",
                                                        False)}
 
@@ -101,6 +101,7 @@ def _init_params(cls: type, mod: ModuleType) -> list[Param]:
         pass
     src = (ROOT / "ext" / f"{mod.__name__.rsplit('.', 1)[1]}.pyx").read_text()
     body = src[src.index(f"cdef class {cls.__name__}"):]
+    body = body[:body.find("\ncdef class ", 1) % (len(body) + 1)]  # this class's own, not the next one's
     # __init__ when there is one (a __cinit__ beside it may take anything, to allocate).
     m = re.search(r"def __init__\(self,?(.*?)\):", body, re.S) \
         or re.search(r"def __cinit__\(self,?(.*?)\):", body, re.S)

@@ -22,6 +22,7 @@ from typing import Any, Final, Protocol
 
 import msgpack
 
+from tracer.engine import scapwrite
 from tracer.event import Event, s64
 from tracer.schema import flags as KF
 from tracer.schema import record as R
@@ -253,13 +254,17 @@ class Exporter:
         self._held: Event | None = None  # an event waiting for the records that follow it
         self._peek: Event | None = None  # the exit of the enter being written, read ahead
         self._carry = b""  # a batch's tail from an enter whose exit it did not hold
-        self._entered: dict[int, int] = {}  # tid -> the enter last written for it
+        self._enters = scapwrite.Enters()  # per thread: the enter last written for it, its fd
         self._retold: Event | None = None  # thread info that followed the held event
         # Threads libsinsp has the facts of: from the thread table or a process event written.
         self.told: set[int] = set()
-        self._enter_fd: dict[int, int] = {}  # tid -> fd of its pending enter
         self.events = 0
         self._fast_off = 0
+        # Socket tuples by (pid << 32 | fd), as the recipes asked for them: good while only the
+        # recipes' run changes the state (which forgets the fds it changes); emptied when
+        # anything else may have (the state's version moved).
+        self._tuples: dict[int, bytes] = {}
+        self._tuples_at = -1
         self.first_ts = 0
         self.last_ts = 0
         self._sources: dict[str, Callable[[Event, PParam, dict[str, Any]], Any]] = {
@@ -335,11 +340,17 @@ class Exporter:
             if evt >= len(plan.flags) or not plan.flags[evt] or off + length > len(buf):
                 return False
             self._release(out)  # as for any record that is not the held event's follower
-        end, count, first, last, blocks = plan.run(buf, off, self._entered, self._enter_fd, self.state._pending,
-                                                    self._tuple_of, self._apply_at)
-        if not count:
+        state = self.state
+        if state.version != self._tuples_at:
+            self._tuples.clear()
+        end, count, first, last, blocks = plan.run(buf, off, self._enters, state, self._tuples, self._tuple_of,
+                                                    self._apply_at)
+        self._tuples_at = state.version
+        if end == off:
             return False
         self._fast_off = end
+        if not count:
+            return True  # hidden enters only noted
         self.events += count
         if not self.first_ts:
             self.first_ts = first
@@ -383,8 +394,8 @@ class Exporter:
         missed = b""
         if evt < R.EVT_BASE_OTHER:
             if not evt & 1:
-                self._entered[ev.tid] = evt
-            elif self._entered.pop(ev.tid, -1) != evt - 1 and evt - 1 in _FD_ENTERS:
+                self._enters.enter(ev.tid, evt)
+            elif self._enters.exit(ev.tid) != evt - 1 and evt - 1 in _FD_ENTERS:
                 # An exit whose enter the capture does not hold (it began before the capture):
                 # libsinsp takes the fd from the enter, so the enter goes first, state-only, made
                 # from the registers the exit record keeps.
@@ -406,7 +417,7 @@ class Exporter:
             SYSCALLS_X86_64, dict) else (SYSCALLS_X86_64[nr] if nr < len(SYSCALLS_X86_64) else "")
         if not direction:
             fd = ev.fd_num()
-            self._enter_fd[ev.tid] = fd if fd is not None else -1
+            self._enters.set_enter_fd(ev.tid, fd if fd is not None else -1)
         etype = PPM_IDS.get((name, direction))
         if etype is None:
             code = _PPM_SC_CODE.get(name, 0)
@@ -443,7 +454,7 @@ class Exporter:
                 return s64(ev.ret)
             if "fd" in kv:
                 return kv["fd"][1]
-            return self._enter_fd.get(ev.tid, -1) if direction else ev.fd_num()
+            return self._enters.enter_fd(ev.tid) if direction else ev.fd_num()
         for alias in _ALIASES.get(p.name, (p.name,)):
             found = kv.get(alias)
             if found is None:
@@ -472,6 +483,7 @@ class Exporter:
     def _apply_at(self, buf: bytes, off: int) -> None:
         """The recipes' way to have the state see a record that changes it."""
         self.state.apply(Event(buf, off, 0, self.state))
+        self._tuples.clear()
 
     def _tuple_of(self, pid: int, num: int) -> bytes:
         """The recipes' socket tuple: ``_tuple`` of fd ``num`` (-1: none) of process ``pid``."""

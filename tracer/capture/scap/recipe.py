@@ -5,11 +5,12 @@ record's bytes alone, compiled once from the PPM table and ktrace's schema.
 decision depends only on the event id (which register, the return value, which segment, which
 flag table). Compiling it gives a list of operations per event id that the engine's ``scapwrite``
 module applies straight from record bytes to EV_V2 blocks, into one reused buffer. An event whose
-PPM event needs the facts of a process (clones, execs), the records that follow it (openat's enter
-holds its exit's path), or a value only known at run time (a socket's protocol) gets no recipe and
-stays on ``Exporter``'s path. An event that changes the state (an open's or a close's exit) keeps
-it current: the run has the exporter apply it, then writes it by recipe. A socket tuple is the one
-thing a recipe asks of the state.
+PPM event needs the facts of a process (clones, execs) or a value only known at run time (a
+socket's protocol) gets no recipe and stays on ``Exporter``'s path. An enter whose PPM event holds
+what ktrace's record keeps for the exit (openat's path) takes it from that exit, the thread's next
+record (``OP_PEEK``). An event that changes the state keeps it current before it is written: the
+fd changes of close, the opens and the dups in the run itself (as the scanner's fast path), the
+others by the exporter. A socket tuple is the one thing a recipe asks of the state.
 
 The operations (OP_*, applied by tracer._ext.scapwrite and its twin):
     INT src xform width   a register (0-5) or the result (6), transformed, at width bytes
@@ -18,15 +19,16 @@ The operations (OP_*, applied by tracer._ext.scapwrite and its twin):
     SEGBUF seg            a segment as is
     MEMO src i            objs[i] = (memo, fn): fn(value) for the register's value, remembered
     SEGCALL seg i         objs[i](segment)
-    ENTERFD width         the fd of the thread's pending enter (Exporter._enter_fd), -1 if none
+    ENTERFD width         the fd of the thread's last enter (the exporter's Enters), -1 if none
     TUPLE                 the socket tuple of the event's fd (its FD_REGS register): the run's
                           ``tuple_of(pid, fd)``, which asks the state (it is -1 for none)
+    | PEEK                (on INT, SEGSTR, SEGBUF, MEMO, SEGCALL) from the event's exit, not itself
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from tracer.engine import scapwrite
 from tracer.schema import record as R
@@ -40,11 +42,14 @@ from . import export as X
 from .table import PPM_EVENTS, PT, PParam
 
 OP_INT, OP_CONST, OP_SEGSTR, OP_SEGBUF, OP_MEMO, OP_SEGCALL, OP_ENTERFD, OP_TUPLE = range(1, 9)
+OP_PEEK: Final = 16
+_PEEKABLE: Final = frozenset({OP_INT, OP_SEGSTR, OP_SEGBUF, OP_MEMO, OP_SEGCALL})
 X_NONE, X_S32, X_U32, X_MAX0, X_FDRET = range(5)  # how a register's value is taken
 SRC_RET: Final = 6
 # Per event id: has a recipe; an exit whose missing enter is written first; changes the state
-# (the run has the exporter apply it before it is written).
-F_FAST, F_NEEDS_ENTER, F_APPLY = 1, 2, 4
+# (applied before it is written); an enter with parameters of its exit (OP_PEEK); an enter that,
+# hidden and of a thread the state does not know, is only noted (the exporter writes nothing).
+F_FAST, F_NEEDS_ENTER, F_APPLY, F_PEEK, F_HIDE = 1, 2, 4, 8, 16
 MEMO_MAX: Final = 4096  # values remembered per flags parameter
 
 Op = tuple[int, int, int, int]
@@ -85,6 +90,13 @@ def _raw_int(ktype: KPT, v: int) -> int:
 class _Compiler:
     def __init__(self) -> None:
         self.objs: list[Any] = []
+        self.peeked: frozenset[int] = frozenset()  # ids of the exit's parameters an enter takes
+
+    def of(self, kp: KParam, op: Op) -> Op:
+        """``op``, made from ``kp``'s value: from the exit's record when ``kp`` is the exit's."""
+        if id(kp) in self.peeked and op[0] in _PEEKABLE:
+            return (op[0] | OP_PEEK, *op[1:])
+        return op
 
     def obj(self, o: Any) -> int:
         self.objs.append(o)
@@ -136,7 +148,7 @@ class _Compiler:
             if kp is not None and kp.src in ("s0", "s1"):
                 if p.type in X._INT_STRUCTS or p.type in (PT.FDLIST, PT.DYN):
                     raise _NotCompiled
-                return (OP_SEGSTR if p.type in X._STRINGS else OP_SEGBUF, int(kp.src[1]), 0, 0)
+                return self.of(kp, (OP_SEGSTR if p.type in X._STRINGS else OP_SEGBUF, int(kp.src[1]), 0, 0))
             if kp is not None and kp.src.startswith("thread."):
                 raise _NotCompiled
             return self.const(p, b"")
@@ -145,7 +157,7 @@ class _Compiler:
             if direction and kp is not None and kp.src == "ret":
                 return self.int_op(p, SRC_RET, X_NONE)
             if kp is not None:  # its value as is, not through the alias rules
-                return self.int_op(p, _src(kp), _int_xform(kp.type))
+                return self.of(kp, self.int_op(p, _src(kp), _int_xform(kp.type)))
             if direction:
                 st = X._INT_STRUCTS[p.type]
                 return (OP_ENTERFD, 0, 0, st.size)
@@ -158,7 +170,7 @@ class _Compiler:
             if kp is not None:
                 if kp.src.startswith("thread."):
                     raise _NotCompiled
-                return self.value(p, kp)
+                return self.of(kp, self.value(p, kp))
         if p.name in ("fd1", "fd2") and "fds" in kv:
             raise _NotCompiled
         if p.name == "size" and direction:
@@ -169,17 +181,49 @@ class _Compiler:
 
 
 def _slow_events() -> frozenset[int]:
-    """Event ids that stay on Exporter's path: they read a process's facts, keep what a clone's
-    child needs, or wait for the exit that follows them."""
-    slow = set(CLONE_ENTERS) | set(X.ENTER_FROM_EXIT) | set(X._PROCESS_EXIT_EVTS)
+    """Event ids that stay on Exporter's path: they read a process's facts or keep what a clone's
+    child needs."""
+    slow = set(CLONE_ENTERS) | set(X._PROCESS_EXIT_EVTS)
     for name in X._PROCESS_EXITS:
         slow.add(R.syscall_evt(SYSCALL_NR[name], 0))
     return frozenset(slow)
 
 
+class Recipes(NamedTuple):
+    """What ``scapwrite.Plan`` is made of, per event id (see Plan)."""
+
+    etypes: list[int]
+    ops: list[list[Op]]
+    objs: list[Any]
+    flags: bytes
+    fd_regs: bytes
+    fast: bytes
+    block_type: int
+
+
+def compile_plan(state_changes: bool = True) -> scapwrite.Plan:
+    """The recipes of every syscall event id (internal events have none), as the engine's Plan:
+    one per exporter (a Plan keeps its buffer and the last values of its ops while it runs).
+    Without ``state_changes``, an event that changes the state has none: a rotating writer starts
+    a file where any block may end, with the state as that block's event left it, and a run's
+    blocks are only handed over once it ends."""
+    r = _compiled()
+    if not state_changes:
+        r = r._replace(flags=bytes(0 if f & F_APPLY else f for f in r.flags))
+    return scapwrite.Plan(*r)
+
+
+def compile_recipes() -> Recipes:
+    """The recipes of every syscall event id, from the PPM table and ktrace's schema (a copy of
+    its lists: the caller may change them)."""
+    r = _compiled()
+    return r._replace(etypes=list(r.etypes), ops=[list(o) for o in r.ops], objs=list(r.objs))
+
+
 @cache
-def compile_plan() -> scapwrite.Plan:
-    """The recipes of every syscall event id (internal events have none), as the engine's Plan."""
+def _compiled() -> Recipes:
+    from tracer.pipeline import FAST_MASK
+
     slow = _slow_events()
     changes = frozenset(State()._handlers)
     c = _Compiler()
@@ -188,6 +232,8 @@ def compile_plan() -> scapwrite.Plan:
     ops: list[list[Op]] = [[] for _ in range(nevt)]
     flags = bytearray(nevt)
     for evt in range(nevt):
+        if not evt & 1 and evt not in CLONE_ENTERS and evt not in X.ENTER_FROM_EXIT:
+            flags[evt] = F_HIDE  # what State.note_enter does is all it needs
         if evt in slow:
             continue
         nr, direction = evt >> 1, evt & 1
@@ -195,6 +241,7 @@ def compile_plan() -> scapwrite.Plan:
         name = kinfo.name if kinfo is not None else X.SYSCALLS_X86_64.get(nr, "") if isinstance(
             X.SYSCALLS_X86_64, dict) else (X.SYSCALLS_X86_64[nr] if nr < len(X.SYSCALLS_X86_64) else "")
         etype = X.PPM_IDS.get((name, direction))
+        peek = False
         if etype is None:
             code = X._PPM_SC_CODE.get(name, 0)
             generic = [code.to_bytes(2, "little")]
@@ -206,14 +253,22 @@ def compile_plan() -> scapwrite.Plan:
             info = PPM_EVENTS[etype]
             assert info is not None
             kv = {kp.name: kp for kp in kinfo.params(direction)} if kinfo is not None else {}
+            peek = evt in X.ENTER_FROM_EXIT
+            if peek and kinfo is not None:  # as Exporter.ppm_event with the exit read ahead
+                later = [kp for kp in kinfo.params(1) if kp.name not in kv and kp.src != "ret"]
+                kv.update((kp.name, kp) for kp in later)
+                c.peeked = frozenset(id(kp) for kp in later)
             try:
                 ops[evt] = [c.param(evt, p, kv, direction) for p in info.params]
             except _NotCompiled:
                 continue
+            finally:
+                c.peeked = frozenset()
             etypes[evt] = etype
-        flags[evt] = F_FAST | (F_NEEDS_ENTER if direction and evt - 1 in X._FD_ENTERS else 0) \
-            | (F_APPLY if evt in changes else 0)
-    return scapwrite.Plan(etypes, ops, c.objs, bytes(flags), FD_REGS[:nevt], B.EV_V2)
+        flags[evt] |= F_FAST | (F_NEEDS_ENTER if direction and evt - 1 in X._FD_ENTERS else 0) \
+            | (F_APPLY if evt in changes else 0) | (F_PEEK if peek else 0)
+    return Recipes(etypes, ops, c.objs, bytes(flags), FD_REGS[:nevt], FAST_MASK[:nevt], B.EV_V2)
 
 
-__all__ = ["F_APPLY", "F_FAST", "F_NEEDS_ENTER", "MEMO_MAX", "compile_plan"]
+__all__ = ["F_APPLY", "F_FAST", "F_HIDE", "F_NEEDS_ENTER", "F_PEEK", "MEMO_MAX", "OP_PEEK", "Recipes", "compile_plan",
+           "compile_recipes"]

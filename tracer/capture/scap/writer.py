@@ -37,6 +37,7 @@ SCAP_SUFFIXES: Final = (".scap", ".scap.gz")
 # PPM_CL_CLONE_THREAD | PPM_CL_CLONE_FILES: what libscap's /proc scan gives every thread that is
 # not its process's main one; libsinsp shares the main thread's fd table by CLONE_FILES.
 _PL_THREAD_FLAGS: Final = 0x2000 | 0x1
+_EV_TS: Final = 10  # an EV_V2 block's timestamp: after its type, its length and the cpu
 
 
 def wants_scap(path: str, fmt: str | None) -> bool:
@@ -69,7 +70,7 @@ class ScapWriter:
         self._policy = rotate if rotate is not None and rotate.rotates else None
         self._rot = Rotation(os.fspath(path), self._policy, time.time())
         self._compress = compress
-        self.exporter = Exporter(State(), compile_plan())
+        self.exporter = Exporter(State(), compile_plan(state_changes=self._policy is None))
         self._counters: dict[str, Any] = {"events": 0, "blocks": 0, "bytes": 0, "files": 0,
                                           "dropped_after_finish": 0}
         self._files: list[str] = []
@@ -206,7 +207,11 @@ class ScapWriter:
         if self._policy is not None or self._finished or not self._prologue_done or self._out is None:
             from .export import split_blocks
 
-            self.extend(split_blocks(blocks))
+            for b in split_blocks(blocks):
+                # A file begun at this block dates its container events by it, as it would had the
+                # exporter made this one block alone.
+                self.exporter.last_ts = int.from_bytes(b[_EV_TS:_EV_TS + 8], "little")
+                self.append(b)
             return
         self._out.write(blocks)
         self._counters["blocks"] += count
