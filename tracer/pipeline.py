@@ -32,7 +32,7 @@ from .schema.record import (
     SEL_RUN,
     SEL_STATE,
 )
-from .state.state import RAW_EXITS, State
+from .state.state import RAW_EVENTS, State
 from .state.tables import Thread
 
 # A consumer of runs of exact matches (Pipeline's ``on_records``): (batch, selection, first entry,
@@ -446,6 +446,6 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _KEPT_UNFILTERED = frozenset({R.EVT_CONTAINER, R.EVT_CONNECTED, R.EVT_ACCEPTED})
 _FOLLOWERS = frozenset({R.EVT_THREADINFO, R.EVT_FDINFO, R.EVT_CONTAINER})
-_RAW_MASK = _mask(RAW_EXITS)
+_RAW_MASK = _mask(RAW_EVENTS)
 _FOLLOWERS_MASK = _mask(_FOLLOWERS)
 

@@ -21,7 +21,7 @@ from tracer.event import Event
 from tracer.schema import record as R
 from tracer.schema.events import SYSCALL_NR
 from tracer.session import Runner, RunOptions
-from tracer.state.state import RAW_EXITS, State
+from tracer.state.state import RAW_EVENTS, State
 from tracer.testing import Synth, random_capture, write_capture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +131,7 @@ def test_the_lane_makes_no_event_for_enters_and_raw_exits(tmp_path: Path, monkey
     _run(cap, quiet=True)
     assert made  # opens of relative paths still are Events: they need the state
     assert not [e for e in made if e < R.EVT_BASE_OTHER and not e & 1]
-    assert not set(made) & RAW_EXITS
+    assert not set(made) & RAW_EVENTS
     made.clear()
     monkeypatch.setattr(pipeline_mod, "_engine", NO_LANE)
     _run(cap, quiet=True)

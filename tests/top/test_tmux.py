@@ -69,7 +69,9 @@ def drive(cmd: str, first_row: str) -> None:
         t.keys("BSpace")
         t.wait(lambda s: "Threads" not in s.splitlines()[0], 10.0)
         t.keys("q")
-        t.wait(lambda s: "EXITED=0" in s, 10.0)
+        # stty's lines follow EXITED=0: wait for both of its answers, then read them.
+        t.wait(lambda s: "EXITED=0" in s and any(x in ("icanon", "-icanon") for x in s.split())
+               and any(x in ("echo", "-echo") for x in s.split()), 10.0)
         screen = t.screen()
         assert "\nicanon" in "\n" + screen and "\necho" in "\n" + screen  # cooked mode again
         assert "PID" not in screen  # the UI is gone with the alternate screen

@@ -49,7 +49,7 @@ _CLONE3_EXIT = _exit("clone3")
 CLONE_ENTERS = frozenset(R.syscall_evt(_NR[n], R.DIR_ENTER) for n in ("clone", "clone3", "fork", "vfork"))
 # The events State.apply_raw takes straight from their records' values, beside every syscall enter;
 # their handlers take (evt, tid, pid, ts, ret, args, seg0, seg1).
-RAW_EXITS = frozenset({_exit("prctl"), _exit("fcntl"), R.EVT_PROCEXIT, R.EVT_THREADINFO,
+RAW_EVENTS = frozenset({_exit("prctl"), _exit("fcntl"), R.EVT_PROCEXIT, R.EVT_THREADINFO,
                        *(_exit(n) for n in ("clone", "clone3", "fork", "vfork", "execve", "execveat"))})
 RawHandler = Callable[[int, int, int, int, int, tuple[int, ...], bytes, bytes], None]
 
@@ -109,7 +109,7 @@ class State:
             self._raw_handlers[_exit(n)] = self._clone
         for n in ("execve", "execveat"):
             self._raw_handlers[_exit(n)] = self._exec
-        assert set(self._raw_handlers) == RAW_EXITS
+        assert set(self._raw_handlers) == RAW_EVENTS
 
     # --- lookups -----------------------------------------------------------------------------
     def fd(self, pid: int, num: int) -> Fd | None:
@@ -149,7 +149,7 @@ class State:
     def apply_raw(self, evt: int, tid: int, pid: int, ts: int, ret: int, args: tuple[int, ...], seg0: bytes,
                   seg1: bytes) -> int:
         """``apply`` straight from a record's values (the state lane: no Event), for a syscall
-        enter or an exit of RAW_EXITS, not read from a .scap file. Returns its evt.latency."""
+        enter or an event of RAW_EVENTS, not read from a .scap file. Returns its evt.latency."""
         self.version += 1
         if evt < R.EVT_BASE_OTHER and not evt & 1:
             self.enter_raw(evt, tid, ts, seg0, seg1, args)
