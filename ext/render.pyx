@@ -922,8 +922,8 @@ cdef class Renderer:
             self._info(r)
             if js:
                 return self._put_json_from(start)
-            while self.pos > start and self.buf[self.pos - 1] == 32:
-                self.pos -= 1
+            if self.pos > start and self.buf[self.pos - 1] == 32:
+                self.pos -= 1  # the last separator (Formatter.value), not a value's own spaces
             if self.info_space and self.pos > start:
                 self._putc(32)
             return 0
@@ -1510,14 +1510,21 @@ cdef class Renderer:
                 self._put(b"...", 3)
             return 0
         if self.ascii_buf:
+            # Event.ascii_only: printable characters and line ends (a CR, or a CR LF, one newline)
             if self.pos + n + 1 > self.cap:
                 self._grow(n + 1)
             self.buf[self.pos] = 10
             self.pos += 1
+            limit = 0
             for k in range(n):
                 c = p[k]
-                self.buf[self.pos + k] = c if (32 <= c < 127 or c == 9 or c == 10) else 46
-            self.pos += n
+                if 32 <= c < 127 or c == 10:
+                    self.buf[self.pos + limit] = c
+                    limit += 1
+                elif c == 13 and not (k + 1 < n and p[k + 1] == 10):
+                    self.buf[self.pos + limit] = 10
+                    limit += 1
+            self.pos += limit
             return 0
         return self._puts(self.render_buffer((<const char *>p)[:n], self.info_opts))
 

@@ -244,7 +244,7 @@ def render_buffer(data: bytes, opts: RenderOptions) -> str:
 
         return base64.b64encode(data).decode()
     if opts.mode == "ascii":
-        return "\n" + data.translate(_ASCII).decode("ascii")
+        return "\n" + ascii_only(data)
     if not opts.verbose and opts.max_buf and len(data) > opts.max_buf:
         # sysdig's cut: max_buf characters in all, the last three of them "..."
         if opts.max_buf > 3:
@@ -253,21 +253,30 @@ def render_buffer(data: bytes, opts: RenderOptions) -> str:
     return data.translate(_DOTTED).decode("ascii")
 
 
-# A buffer's bytes as printed: printable ASCII as is, the rest as dots (-A keeps tabs and newlines).
+# A buffer's bytes as printed: printable ASCII as is, the rest as dots; -A keeps only the
+# printable ones and line ends (sysdig 0.29 makes a CR, or a CR LF, one newline).
 _DOTTED = bytes(b if 32 <= b < 127 else 0x2E for b in range(256))
-_ASCII = bytes(b if 32 <= b < 127 or b in (9, 10) else 0x2E for b in range(256))
+_NOT_ASCII = bytes(b for b in range(256) if not (32 <= b < 127 or b == 10))
+
+
+def ascii_only(data: bytes) -> str:
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").translate(None, _NOT_ASCII).decode("ascii")
 
 
 def hexdump(data: bytes, ascii_col: bool = True) -> str:
+    """sysdig's -X (-x: without the text): 16 bytes a line, each line ended by a newline. Its text
+    column starts two spaces after the hex's 39, and two columns further left on a last line of an
+    odd count of bytes, as sysdig 0.29 prints it."""
     lines = []
     for i in range(0, len(data), 16):
         chunk = data[i:i + 16]
         words = " ".join(chunk[j:j + 2].hex() for j in range(0, len(chunk), 2))
-        line = f"\t0x{i:04x}: {words:<39}"  # sysdig's -X columns: one space after the offset, two before the text
         if ascii_col:
-            line += "  " + "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(line.rstrip())
-    return "\n".join(lines)
+            width = 39 if len(chunk) % 2 == 0 else 37
+            lines.append(f"\t0x{i:04x}: {words:<{width}}  " + chunk.translate(_DOTTED).decode("ascii") + "\n")
+        else:
+            lines.append(f"\t0x{i:04x}: {words}\n")
+    return "".join(lines)
 
 
 def plain_ip(ip: str) -> str:

@@ -100,7 +100,10 @@ class Formatter:
         if name == "evt.outputtime":
             return self._outputtime(ev)
         if name in ("evt.info", "evt.args"):
-            return ev.info_str(self.opts).rstrip(" ") if not self.json_out else ev.info_str(self._json_opts)
+            if self.json_out:
+                return ev.info_str(self._json_opts)
+            info = ev.info_str(self.opts)
+            return info[:-1] if info.endswith(" ") else info  # the last separator, not a value's spaces
         return p.field.extract(ev, p.arg)
 
     def _outputtime(self, ev: Event) -> Any:

@@ -357,3 +357,57 @@ def test_fd_parameters_as_sysdig_prints_them(tmp_path: Path) -> None:
         assert event_path(f, mode) == want
         assert renderer_path(f, mode, compiled) == want
         assert renderer_path(f, mode, pure_render) == want
+
+
+@pytest.mark.skipif(shutil.which("sysdig") is None, reason="sysdig is not installed (scripts/setup.sh installs it)")
+def test_dynamic_parameters_as_sysdig_prints_them(tmp_path: Path) -> None:
+    """A dynamic parameter's first byte picks the type of the rest from its table (setsockopt's
+    value, ptrace's address and data, bpf's result): every row of each, an index past the table
+    and an empty value, against sysdig 0.29's lines on the same file."""
+    E = B.EV_V2
+    t = S.T(100, 100, 1, "app", "/usr/bin/app", ["-v"], "/srv", 0, 0, 100, 100)
+    head = (S.shb() + S.mi() + S.il(True, [("lo", "ipv4", "127.0.0.1")])
+            + S.ul(True, [(0, 0, "root", "/root", "/bin/sh")], [(0, "root")])
+            + S.pl(9, [t]) + S.fdl(True, 100, [S.fd_file(0, "/dev/null"), S.fd_file(5, "/srv/dir")]))
+    sockopt = [b"\x00ab\x01c", b"\x01" + S.i64(-11), b"\x02" + S.u32(4096), b"\x03" + struct.pack("<Q", 1 << 40),
+               b"\x04" + struct.pack("<Q", 1_500_000_000), b"\x09" + S.u32(1), b""]
+    events = [(45, [S.i64(0), S.i64(5), b"\x01", b"\x02", v, S.u32(len(v))]) for v in sockopt]  # setsockopt <
+    events += [(47, [S.i64(-22), S.i64(0), b"\x00", b"\x00", v, S.u32(0)]) for v in sockopt[:3]]  # getsockopt <
+    events += [(169, [S.i64(0), b"\x00" + struct.pack("<Q", 0x7FFE1234), b"\x01\x09"]),  # ptrace <
+               (297, [b"\x00" + S.i64(5)]), (297, [b"\x01" + S.i64(-1)])]  # bpf <
+    f = tmp_path / "dyn.scap"
+    f.write_bytes(head + b"".join(S.ev(E, S.TS0 + 10 * k, 100, et, ps) for k, (et, ps) in enumerate(events)))
+    env = dict(os.environ, TZ="UTC")
+    want = subprocess.run(["sysdig", "-r", str(f)], capture_output=True, env=env, timeout=60, check=True).stdout
+    assert b"val=ab.c" in want and b"val=-11(EAGAIN)" in want and b"val=4096" in want
+    for mode in (MODES[0], MODES[5]):
+        want_mode = want if mode is MODES[0] else subprocess.run(
+            ["sysdig", "-A", "-r", str(f)], capture_output=True, env=env, timeout=60, check=True).stdout
+        assert event_path(f, mode) == want_mode
+        assert renderer_path(f, mode, compiled) == want_mode
+        assert renderer_path(f, mode, pure_render) == want_mode
+
+
+@pytest.mark.skipif(shutil.which("sysdig") is None, reason="sysdig is not installed (scripts/setup.sh installs it)")
+def test_buffers_as_sysdig_prints_them(tmp_path: Path) -> None:
+    """-A keeps printable characters and line ends (a CR, or a CR LF, one newline); -X and -x end
+    each line with a newline, an odd last line's text two columns left; a value's own trailing
+    spaces stay: ktrace's lines are sysdig 0.29's on the same file, for every length of a last
+    line and every byte."""
+    t = S.T(100, 100, 1, "app", "/usr/bin/app", ["-v"], "/srv", 0, 0, 100, 100)
+    head = (S.shb() + S.mi() + S.il(True, [("lo", "ipv4", "127.0.0.1")])
+            + S.ul(True, [(0, 0, "root", "/root", "/bin/sh")], [(0, "root")])
+            + S.pl(9, [t]) + S.fdl(True, 100, [S.fd_file(0, "/dev/null")]))
+    datas = [bytes(range(0, 40)) + b"hello\r\nworld\r\r\n\x7f\x80\xff~ ", bytes(range(256)), b"ends with spaces  "]
+    datas += [b"abcdefghijklmnopq"[:n] for n in range(1, 18)]
+    f = tmp_path / "bufs.scap"
+    f.write_bytes(head + b"".join(S.ev(B.EV_V2, S.TS0 + 10 * k, 100, 7, [S.i64(len(d)), d])  # read <
+                                  for k, d in enumerate(datas)))
+    env = dict(os.environ, TZ="UTC")
+    for flag, mode in (("", MODES[0]), ("-A", MODES[5]), ("-X", MODES[6]), ("-b", MODES[7]),
+                       ("-x", ("hex", None, False, "hex", False, 80))):
+        want = subprocess.run(["sysdig", *([flag] if flag else []), "-r", str(f)], capture_output=True, env=env,
+                              timeout=60, check=True).stdout
+        assert event_path(f, mode) == want, flag
+        assert renderer_path(f, mode, compiled) == want, flag
+        assert renderer_path(f, mode, pure_render) == want, flag

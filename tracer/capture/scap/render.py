@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 from tracer.schema.flags import errno_name
 
 from .events import int_value
-from .table import PF, PPM_FLAGS, PT, SYSCALLS, PEvent, PParam, ppm_event
+from .table import PF, PPM_DYNAMIC, PPM_FLAGS, PT, SYSCALLS, PEvent, PParam, ppm_event
 
 if TYPE_CHECKING:
     from tracer.event import Event, RenderOptions
@@ -170,7 +170,14 @@ def param_str(ev: Event, p: PParam, raw: bytes, params: tuple[PParam, ...], vals
     if t == PT.SIGSET:
         v = int_value(p, raw)
         return " ".join(_SIGNALS[s + 1] for s in range(32) if v & (1 << s) and s + 1 in _SIGNALS), ""
-    if t in (PT.ABSTIME, PT.DYN):
+    if t == PT.DYN:
+        # The first byte picks the row of the parameter's table, the type the rest is read as.
+        rows = PPM_DYNAMIC.get(p.table, ())
+        if raw and raw[0] < len(rows):
+            row = rows[raw[0]]
+            return param_str(ev, PParam(p.name, row.type, row.fmt), raw[1:], params, vals, opts)
+        return "INVALID DYNAMIC PARAMETER", ""
+    if t == PT.ABSTIME:
         return "INVALID DYNAMIC PARAMETER", ""
     if t == PT.BOOL:
         return str(int_value(p, raw)), ""
@@ -253,7 +260,7 @@ FD_CREATES: Final = 2
 # param_str reads nothing but the bytes for these (the last row: those it prints as "(n.a.)").
 _PURE = frozenset({PT.SOCKADDR, PT.SOCKTUPLE, PT.SYSCALLID, PT.SIGTYPE, PT.RELTIME, PT.FLAGS8, PT.FLAGS16,
                    PT.FLAGS32, PT.ENUMFLAGS8, PT.ENUMFLAGS16, PT.ENUMFLAGS32, PT.MODE, PT.SIGSET, PT.ABSTIME,
-                   PT.DYN, PT.BOOL,
+                   PT.BOOL,
                    PT.NONE, PT.PORT, PT.L4PROTO, PT.SOCKFAMILY, PT.IPV4ADDR, PT.DOUBLE, PT.CHARBUFARRAY,
                    PT.CHARBUF_PAIR_ARRAY, PT.IPV4NET, PT.IPV6ADDR, PT.IPV6NET, PT.IPADDR, PT.IPNET})
 _CODES = {PT.ERRNO: Q_ERRNO, PT.FD: Q_FD, PT.FD32: Q_FD, PT.PID: Q_PID, PT.PID32: Q_PID, PT.CHARBUF: Q_STR,

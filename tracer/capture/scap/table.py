@@ -15,6 +15,8 @@ A fact of the scap format (falcosecurity/libs ``driver/event_table.c``, ``flags_
     FLAGS    the PPM flag tables (PPM values, not Linux's): ``table: NAME=value ...`` in the order
              sysdig matches them
     SYSCALLS the PPM syscall codes (``PPM_SC_*``) in order, naming generic events
+    DYNAMIC  the tables of a dynamic parameter (``PT_DYN``, libs' ``dynamic_params_table.c``): its
+             first byte picks the row, whose ``type/format`` the rest of its bytes are read as
 
 Writers only append parameters to existing events (readers show the ones a file holds) and add new
 ids; ``SCAP_TABLE_VERSION`` names the libs event table this copy matches: ids 0-335 as of libs
@@ -873,6 +875,23 @@ def _flags() -> dict[str, tuple[tuple[str, int], ...]]:
 
 PPM_EVENTS: Final = _events()
 PPM_FLAGS: Final = _flags()
+
+DYNAMIC_TEXT = """
+sockopt_dynamic_param: bytebuf/hex errno/dec uint32/dec uint64/dec reltime/dec
+ptrace_dynamic_param: uint64/hex sigtype/dec
+bpf_dynamic_param: fd/dec errno/dec
+"""
+
+
+def _dynamic() -> dict[str, tuple[PParam, ...]]:
+    out = {}
+    for line in DYNAMIC_TEXT.strip().splitlines():
+        name, _, rows = line.partition(":")
+        out[name] = tuple(_param(f"value:{row}") for row in rows.split())
+    return out
+
+
+PPM_DYNAMIC: Final = _dynamic()
 
 
 def ppm_event(etype: int) -> PEvent | None:
