@@ -12,6 +12,8 @@ import functools
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -138,3 +140,17 @@ def docker() -> str:
     if reason:
         unavailable(reason)
     return BUSYBOX_IMAGE
+
+
+@pytest.fixture
+def utc() -> Iterator[None]:
+    """TZ=UTC for the test (local times print the same everywhere)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()

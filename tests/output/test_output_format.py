@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,17 +21,7 @@ UTC = dt.UTC
 TS = int(dt.datetime(2018, 8, 17, 17, 35, 48, tzinfo=UTC).timestamp()) * 10**9 + 514682170
 
 
-@pytest.fixture(autouse=True)
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # sysdig's times are local: compared in UTC
 
 
 def curl() -> dict[str, list[object]]:

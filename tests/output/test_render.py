@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,17 +54,7 @@ TIME_MODES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # sysdig's times are local: compared in UTC
 
 
 def _formatter(fmt: str | None, json_out: bool, mode: str, time_mode: str, verbose: bool = False) -> Formatter:

@@ -21,7 +21,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,17 +63,7 @@ TIDS = [100, 101, 200]  # in the thread table (101 a thread of process 100)
 FDS = [0, 1, 3, 4, 5, 6, 7]  # in process 100's fd table
 
 
-@pytest.fixture(autouse=True)
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # sysdig's times are local: compared in UTC
 
 
 # --- files -------------------------------------------------------------------------------------
