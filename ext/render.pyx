@@ -255,7 +255,6 @@ cdef class Renderer:
     cdef object state
     cdef object opts
     cdef bint json
-    cdef bint info_space
     cdef int tmode  # b'h', b'a', b'r', b'd', b'D'
     cdef list pieces
     cdef list params  # evt -> tuple of _Param (None: the Python path for the whole evt.info)
@@ -318,7 +317,6 @@ cdef class Renderer:
         self.followers = b""
         self.opts = formatter.opts
         self.json = formatter.json_out
-        self.info_space = formatter._info_space
         self.tmode = ord(formatter.time_mode[0])
         self.info_opts = formatter._json_opts if self.json else formatter.opts
         self.render_param = render_param
@@ -855,10 +853,15 @@ cdef class Renderer:
             start = self.pos
             self._field(p, r)
             if p.width and not js:
+                # %N: exactly N characters (Formatter.line), cut or padded
                 chars = 0
                 for j in range(start, self.pos):
                     if (<uint8_t>self.buf[j]) & 0xC0 != 0x80:
                         chars += 1
+                        if chars > p.width:
+                            self.pos = j
+                            chars = p.width
+                            break
                 while chars < p.width:
                     self._putc(32)
                     chars += 1
@@ -922,10 +925,6 @@ cdef class Renderer:
             self._info(r)
             if js:
                 return self._put_json_from(start)
-            if self.pos > start and self.buf[self.pos - 1] == 32:
-                self.pos -= 1  # the last separator (Formatter.value), not a value's own spaces
-            if self.info_space and self.pos > start:
-                self._putc(32)
             return 0
         if kind == K_COMM or kind == K_EXE or kind == K_VTID or kind == K_USER or kind == K_CID \
                 or kind == K_CNAME or kind == K_PODNAME:

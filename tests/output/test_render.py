@@ -248,5 +248,5 @@ def test_buffers_cut_at_the_snap_length_unless_verbose() -> None:
     b = s.batch()
     short = renderer_path([b], State(), _formatter("%evt.info", False, "normal", "h"), engine.render)
     full = renderer_path([b], State(), _formatter("%evt.info", False, "normal", "h", verbose=True), engine.render)
-    assert b"data=" + b"y" * 77 + b"...\n" in short  # sysdig's cut: 80 characters in all, "..." included
-    assert b"data=" + b"y" * 100 + b"\n" in full
+    assert b"data=" + b"y" * 77 + b"... \n" in short  # sysdig's cut: 80 characters in all, "..." included
+    assert b"data=" + b"y" * 100 + b" \n" in full

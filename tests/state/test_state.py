@@ -581,7 +581,7 @@ def test_procinfo_cpu_percent(samples: list[tuple[int, int, int]], pcts: list[fl
             on_event=lambda ev: got.append(ev.thread.cpu_pct if ev.thread else -1.0))
     assert got == pytest.approx(pcts)
     assert lines(Synth(pid=P).procinfo(1, 2).batch(), state=base(), fmt="%evt.info", show_internal=True) == \
-        ["cpu_usr=1 cpu_sys=2"]
+        ["cpu_usr=1 cpu_sys=2 "]  # the last parameter's space too, as sysdig prints evt.info
 
 
 def test_procinfo_of_unknown_thread_ignored() -> None:

@@ -70,8 +70,6 @@ class Formatter:
         # sysdig's -j prints buffers whole, whatever -v says.
         self._json_opts = dataclasses.replace(self.opts, verbose=True)
         self.custom = fmt is not None
-        # The default line and the -pc/-pk presets end with evt.info's trailing space, like sysdig's.
-        self._info_space = fmt is None or fmt in PRESETS.values()
         fmt = fmt if fmt is not None else DEFAULT_FORMAT
         if fmt.startswith("*"):
             fmt = fmt[1:]
@@ -100,10 +98,8 @@ class Formatter:
         if name == "evt.outputtime":
             return self._outputtime(ev)
         if name in ("evt.info", "evt.args"):
-            if self.json_out:
-                return ev.info_str(self._json_opts)
-            info = ev.info_str(self.opts)
-            return info[:-1] if info.endswith(" ") else info  # the last separator, not a value's spaces
+            # As sysdig prints it, each parameter followed by a space, the last one's too.
+            return ev.info_str(self._json_opts if self.json_out else self.opts)
         return p.field.extract(ev, p.arg)
 
     def _outputtime(self, ev: Event) -> Any:
@@ -137,9 +133,8 @@ class Formatter:
                 continue
             v = self.value(ev, p)
             text = NA if v is None else _text(v)
-            if p.field.name == "evt.info" and self._info_space:
-                text += " " if text else ""
-            out.append(text.ljust(p.width) if p.width else text)
+            # %N: exactly N characters, padded or cut, as sysdig prints them.
+            out.append(text[:p.width].ljust(p.width) if p.width else text)
         return "".join(out)
 
     def json_line(self, ev: Event) -> str:

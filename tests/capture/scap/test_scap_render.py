@@ -400,3 +400,19 @@ def test_buffers_as_sysdig_prints_them(tmp_path: Path) -> None:
         assert event_path(f, mode) == want, flag
         assert renderer_path(f, mode, compiled) == want, flag
         assert renderer_path(f, mode, pure_render) == want, flag
+
+
+@pytest.mark.skipif(shutil.which("sysdig") is None, reason="sysdig is not installed (scripts/setup.sh installs it)")
+@pytest.mark.parametrize("fmt", ["[%2proc.name][%3evt.num][%1evt.dir][%evt.info][%evt.args]",
+                                 "*%10evt.info|%20fd.name|%5thread.tid"])
+def test_custom_formats_as_sysdig_prints_them(fmt: str) -> None:
+    """-p: %N prints exactly N characters (cut or padded), evt.info and evt.args end with their
+    last parameter's space: ktrace's lines are sysdig 0.29's on its own captures."""
+    env = dict(os.environ, TZ="UTC")
+    for path in CAPTURES:
+        want = subprocess.run(["sysdig", "-r", str(path), "-p", fmt], capture_output=True, env=env, timeout=60,
+                              check=True).stdout
+        mode = ("p", fmt, False, "normal", False, 80)
+        assert event_path(path, mode) == want, path.name
+        assert renderer_path(path, mode, compiled) == want, path.name
+        assert renderer_path(path, mode, pure_render) == want, path.name
